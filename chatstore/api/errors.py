@@ -1,0 +1,65 @@
+"""Every error leaves as JSON ``{"status_code", "detail", "extra"?}``; a 400's detail names the field."""
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import ClientException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
+
+from chatstore.services.errors import InvalidInput, SessionNotFound
+
+__all__ = ["exception_handlers"]
+
+logger = logging.getLogger("chatstore.api")
+
+
+def _error(status_code: int, detail: str, extra: list[dict[str, Any]] | None = None) -> Response[Any]:
+    body: dict[str, Any] = {"status_code": status_code, "detail": detail}
+    if extra:
+        body["extra"] = extra
+    return Response(body, status_code=status_code, media_type=MediaType.JSON)
+
+
+def session_not_found(_: Request[Any, Any, Any], exc: SessionNotFound) -> Response[Any]:
+    return _error(HTTP_404_NOT_FOUND, str(exc))
+
+
+def invalid_input(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Any]:
+    status = HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else HTTP_400_BAD_REQUEST
+    return _error(status, str(exc), [{"key": exc.field, "message": exc.message, "source": "body"}])
+
+
+def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[Any]:
+    """Litestar's decoding errors keep the field only in ``extra``; a 400 names it in ``detail`` too."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if exc.status_code != HTTP_400_BAD_REQUEST:
+        return _error(exc.status_code, exc.detail, extra or None)
+    problems = [_describe(item) for item in extra if isinstance(item, dict)]
+    detail = "; ".join(problems) if problems else f"body: {exc.detail}"
+    return _error(HTTP_400_BAD_REQUEST, detail, extra or None)
+
+
+def _describe(item: dict[str, Any]) -> str:
+    key, message = item.get("key"), str(item.get("message", "invalid value"))
+    if key in (None, "", "data", "body"):
+        key = "body"
+    return f"{key}: {message}"
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
+
+
+exception_handlers: dict[Any, Any] = {
+    SessionNotFound: session_not_found,
+    InvalidInput: invalid_input,
+    ClientException: client_error,
+    HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
+}

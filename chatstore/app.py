@@ -1,0 +1,68 @@
+"""The application: ``create_app()`` assembles it, ``app`` is the one ``python -m chatstore`` serves."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from chatstore import __version__
+from chatstore.api import ChatController, SessionController
+from chatstore.api.dependencies import provide_db, provide_responder, provide_settings, provide_worker_id
+from chatstore.api.errors import exception_handlers
+from chatstore.core.db import open_database
+from chatstore.core.settings import Settings
+from chatstore.services.responders import MockResponder, Responder
+from chatstore.services.workers import WorkerLease
+
+__all__ = ["app", "create_app"]
+
+
+def create_app(settings: Settings | None = None, *, responder: Responder | None = None) -> Litestar:
+    """Build the app. Nothing connects until the lifespan starts; ``responder`` replaces the mock."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = await open_database(settings)
+        lease = WorkerLease(db, settings.worker_lease_s, settings.heartbeat_interval_s)
+        try:
+            await lease.start()
+            app.state.db = db
+            app.state.lease = lease
+            app.state.responder = responder or MockResponder(settings.mock_delay_ms)
+            yield
+        finally:
+            await lease.stop()
+            await db.close()
+
+    return Litestar(
+        route_handlers=[SessionController, ChatController],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "responder": Provide(provide_responder, sync_to_thread=False),
+            "worker_id": Provide(provide_worker_id, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_request_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="chatstore",
+            version=__version__,
+            description="Chat sessions and their messages, with replies streamed as Server-Sent Events.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        logging_config=LoggingConfig(
+            loggers={"chatstore": {"level": settings.log_level.upper(), "handlers": ["queue_listener"]}},
+        ),
+    )
+
+
+app = create_app()

@@ -1,0 +1,250 @@
+"""The database: engines, connection set-up, table creation, and how SQL runs without blocking the loop.
+
+All SQL runs in plain (synchronous) SQLAlchemy Core functions ``fn(connection) -> result``, handed to
+``Database.read`` or ``Database.write``, which run them in a worker thread: one thread hop per
+transaction instead of one per statement, and the event loop keeps serving other requests.
+
+SQLite has a single writer however many connections ask, so every write of this process goes through
+one writer thread that commits whatever is queued in one transaction (group commit): each caller still
+gets its own durable commit before its ``await`` returns. Reads use a small pool of connections (WAL
+lets them run beside the writer). PostgreSQL runs each write in its own transaction on a pool.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlmodel import SQLModel
+
+import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from chatstore.core.settings import Settings, SettingsError
+
+__all__ = ["Database", "open_database", "resolve_url"]
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+
+logger = logging.getLogger("chatstore.db")
+
+# Any constant works; it only has to be the same in every chatstore process.
+_SCHEMA_LOCK_KEY = 0x636861747374
+
+
+def resolve_url(raw: str) -> URL:
+    """Map a user's database URL onto the driver chatstore runs: pysqlite or psycopg (3)."""
+    try:
+        url = make_url(raw)
+    except Exception as exc:
+        raise SettingsError(f"CHATSTORE_DATABASE_URL is not a database URL: {raw!r}") from exc
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:") or url.database.startswith("file::memory:"):
+            raise SettingsError("CHATSTORE_DATABASE_URL: an in-memory SQLite database cannot be shared; name a file")
+        return url.set(drivername="sqlite+pysqlite")
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    raise SettingsError(f"CHATSTORE_DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)")
+
+
+@runtime_checkable
+class Database(Protocol):
+    dialect: str
+
+    async def read(self, fn: Work[T]) -> T:
+        """Run ``fn`` in a read transaction (one consistent snapshot)."""
+
+    async def write(self, fn: Work[T]) -> T:
+        """Run ``fn`` in a write transaction; returns once it is committed."""
+
+    async def close(self) -> None: ...
+
+
+async def open_database(settings: Settings) -> Database:
+    """Connect, create what is missing (the SQLite file and folder, the tables), and return the database."""
+    url = resolve_url(settings.database_url)
+    database: Database
+    if url.get_backend_name() == "sqlite":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        database = SQLiteDatabase(url, settings)
+    else:
+        database = PostgresDatabase(url, settings)
+    try:
+        await database.write(_create_tables)
+    except BaseException:
+        await database.close()
+        raise
+    return database
+
+
+def _create_tables(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Two processes starting at once would both try CREATE TABLE; one waits for the other here.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    SQLModel.metadata.create_all(connection, checkfirst=True)
+
+
+class SQLiteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        busy_timeout_ms = settings.db_busy_timeout_ms
+        self._reader = create_engine(
+            url, pool_size=settings.db_pool_size, max_overflow=0, pool_timeout=settings.db_pool_timeout_s
+        )
+        writer = create_engine(url, pool_size=1, max_overflow=0)
+        _configure_sqlite(self._reader, busy_timeout_ms, begin="BEGIN")
+        # IMMEDIATE takes the write lock up front: a transaction that read first and then wrote
+        # could otherwise fail at once with SQLITE_BUSY when another process wrote in between.
+        _configure_sqlite(writer, busy_timeout_ms, begin="BEGIN IMMEDIATE")
+        self._writer = _GroupCommitWriter(writer)
+        self._read_limiter = anyio.CapacityLimiter(settings.db_pool_size)
+
+    async def read(self, fn: Work[T]) -> T:
+        return await anyio.to_thread.run_sync(_in_transaction, self._reader, fn, limiter=self._read_limiter)
+
+    async def write(self, fn: Work[T]) -> T:
+        return await self._writer.submit(fn)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._writer.stop)
+        self._reader.dispose()
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL loses no committed transaction when a process crashes;
+        # only a power loss can take back the last ones.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+
+def _in_transaction(engine: Engine, fn: Work[T]) -> T:
+    with engine.begin() as connection:
+        return fn(connection)
+
+
+class _Job:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: Work[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        try:
+            self.loop.call_soon_threadsafe(_settle_future, self.future, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits for this result any more
+            pass
+
+
+def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _GroupCommitWriter:
+    """One thread, one connection: runs queued write jobs, many to a transaction."""
+
+    max_batch = 128
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="chatstore-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    async def submit(self, fn: Work[T]) -> T:
+        job = _Job(fn, asyncio.get_running_loop())
+        self._jobs.put(job)
+        # Once queued the job runs and commits even if this caller is cancelled.
+        return await job.future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        with self._engine.connect() as connection:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                batch = [job]
+                stopping = False
+                while len(batch) < self.max_batch:
+                    try:
+                        queued = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if queued is None:
+                        stopping = True
+                        break
+                    batch.append(queued)
+                self._commit(connection, batch)
+                if stopping:
+                    return
+
+    def _commit(self, connection: Connection, batch: list[_Job]) -> None:
+        try:
+            with connection.begin():
+                results = [job.fn(connection) for job in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].settle(error=exc)
+                return
+            # The transaction was rolled back for all; run them one by one so only the bad one fails.
+            for job in batch:
+                self._commit(connection, [job])
+            return
+        for job, result in zip(batch, results, strict=True):
+            job.settle(result)
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        self._engine = create_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=0,
+            pool_timeout=settings.db_pool_timeout_s,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": max(1, round(settings.db_pool_timeout_s))},
+        )
+        # As many threads as connections: a thread never waits for the pool while holding a slot.
+        self._limiter = anyio.CapacityLimiter(settings.db_pool_size)
+
+    async def read(self, fn: Work[T]) -> T:
+        return await anyio.to_thread.run_sync(_in_transaction, self._engine, fn, limiter=self._limiter)
+
+    async def write(self, fn: Work[T]) -> T:
+        return await anyio.to_thread.run_sync(_in_transaction, self._engine, fn, limiter=self._limiter)
+
+    async def close(self) -> None:
+        self._engine.dispose()

@@ -1,0 +1,86 @@
+"""Settings: one frozen object, read from ``CHATSTORE_*`` environment variables."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+__all__ = ["Settings", "SettingsError"]
+
+DEFAULT_DATABASE_URL = "sqlite:///data/app.db"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value chatstore cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything that can be configured, with the defaults documented in the README.
+
+    Each field ``x`` is read from the environment variable ``CHATSTORE_X``.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    mock_delay_ms: int = 10
+
+    # Input limits: past them a request gets 400 (or 413 for the whole body).
+    max_request_body_bytes: int = 1_048_576
+    max_name_length: int = 200
+    max_metadata_bytes: int = 16_384
+    max_metadata_depth: int = 16
+    max_content_length: int = 100_000
+    max_messages_per_request: int = 50
+
+    # Database connections (the SQLite reader pool, or the PostgreSQL pool).
+    db_pool_size: int = 8
+    db_pool_timeout_s: float = 10.0
+    db_busy_timeout_ms: int = 10_000
+
+    # A process that has not renewed its lease for this long is considered dead,
+    # and the replies it was streaming are marked ``incomplete``.
+    worker_lease_s: float = 15.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Build settings from ``CHATSTORE_*`` variables; ``overrides`` win over the environment."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            variable = f"CHATSTORE_{field.name.upper()}"
+            if variable in environ:
+                values[field.name] = _parse(variable, environ[variable], type(field.default))
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject values that would make the service misbehave rather than fail loudly."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int | float) and field.name != "port" and value < 0:
+                raise SettingsError(f"CHATSTORE_{field.name.upper()} must not be negative, got {value}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"CHATSTORE_PORT must be between 0 and 65535, got {self.port}")
+        if self.db_pool_size < 1:
+            raise SettingsError("CHATSTORE_DB_POOL_SIZE must be at least 1")
+        if self.worker_lease_s <= 0:
+            raise SettingsError("CHATSTORE_WORKER_LEASE_S must be positive")
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """How often a process renews its lease: three chances before it expires."""
+        return self.worker_lease_s / 3
+
+
+def _parse(variable: str, raw: str, kind: type) -> object:
+    if kind is str:
+        return raw
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{variable} must be a {kind.__name__}, got {raw!r}") from None

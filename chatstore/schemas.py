@@ -1,0 +1,85 @@
+"""Wire shapes: the msgspec structs that requests are decoded into and responses are encoded from."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = [
+    "ChatRequest",
+    "ErrorEvent",
+    "MessageIn",
+    "MessageRead",
+    "ReplyDelta",
+    "ReplyStarted",
+    "Role",
+    "SessionCreate",
+    "SessionDetail",
+    "SessionRead",
+    "Status",
+]
+
+Role = Literal["system", "user", "assistant"]
+Status = Literal["in_progress", "complete", "incomplete", "error"]
+
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class SessionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str | None = None
+    meta: dict[str, Any] = msgspec.field(default_factory=dict, name="metadata")
+
+
+class SessionRead(msgspec.Struct, kw_only=True):
+    id: str
+    name: str | None
+    meta: dict[str, Any] = msgspec.field(name="metadata")
+    created_at: datetime
+    updated_at: datetime
+    message_count: int = 0
+    last_message_at: datetime | None = None
+
+
+class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    role: Role
+    content: NonEmptyText
+
+
+class MessageRead(msgspec.Struct, kw_only=True):
+    id: str
+    session_id: str
+    seq: int
+    role: Role
+    content: str
+    status: Status
+    created_at: datetime
+
+
+class SessionDetail(msgspec.Struct, kw_only=True):
+    session: SessionRead
+    messages: list[MessageRead]
+
+
+class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    session_id: str
+    messages: Annotated[list[MessageIn], msgspec.Meta(min_length=1)]
+
+
+class ReplyStarted(msgspec.Struct, kw_only=True):
+    """Data of the ``start`` event."""
+
+    session_id: str
+    message_ids: list[str]
+    assistant_message_id: str
+
+
+class ReplyDelta(msgspec.Struct, kw_only=True):
+    """Data of a ``delta`` event."""
+
+    content: str
+
+
+class ErrorEvent(msgspec.Struct, kw_only=True):
+    """Data of the ``error`` event."""
+
+    detail: str

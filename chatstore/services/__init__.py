@@ -1,0 +1,1 @@
+"""Queries, transactions and responders: what chatstore does, independent of HTTP."""

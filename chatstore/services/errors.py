@@ -1,0 +1,27 @@
+"""Domain errors, translated to HTTP in one place (``chatstore.api.errors``)."""
+
+__all__ = ["InvalidInput", "ResponderError", "SessionNotFound"]
+
+
+class SessionNotFound(LookupError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} not found")
+        self.session_id = session_id
+
+
+class InvalidInput(ValueError):
+    """A request value that decodes but breaks a rule or a limit; ``field`` is its path in the body."""
+
+    def __init__(self, field: str, message: str, *, too_large: bool = False) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.too_large = too_large
+
+
+class ResponderError(RuntimeError):
+    """A reply failed in a way worth telling the client; ``detail`` goes into the ``error`` event."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

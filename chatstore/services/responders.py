@@ -1,0 +1,65 @@
+"""Responders write the assistant's reply: an async iterator of text pieces for a conversation.
+
+A real model plugs in by implementing ``Responder``; the controllers and the storage of the reply
+do not change. Raise ``ResponderError`` for a failure whose text the client may see; any other
+exception is logged and reported as a generic failure.
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from chatstore.schemas import MessageIn, MessageRead
+
+__all__ = ["Conversation", "MockResponder", "Responder"]
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What a responder answers: the messages of this request, and the session's stored history."""
+
+    session_id: str
+    new_messages: Sequence[MessageIn]
+    load_history: Callable[[], Awaitable[list[MessageRead]]]
+
+    async def history(self) -> list[MessageRead]:
+        """Every stored message of the session before the reply, this request's included, in order.
+
+        Loaded on demand, so that a responder that needs only the new messages costs nothing more
+        as the session grows.
+        """
+        return await self.load_history()
+
+
+@runtime_checkable
+class Responder(Protocol):
+    def reply(self, conversation: Conversation) -> AsyncIterator[str]:
+        """Yield the reply in pieces, as they are produced."""
+        ...
+
+
+class MockResponder:
+    """A deterministic reply derived from the last message, streamed word by word with a pause between."""
+
+    quote_limit = 200
+
+    def __init__(self, delay_ms: int) -> None:
+        self._delay_s = delay_ms / 1000
+
+    def text_for(self, conversation: Conversation) -> str:
+        last = conversation.new_messages[-1].content.strip() or "(blank)"
+        quote = last if len(last) <= self.quote_limit else last[: self.quote_limit] + "…"
+        return (
+            f"You said: {quote}\n\n"
+            "This is chatstore's built-in mock responder. It streams this reply a word at a time, "
+            "the way a language model would, and chatstore stores it with the session when it ends."
+        )
+
+    async def reply(self, conversation: Conversation) -> AsyncIterator[str]:
+        for index, piece in enumerate(re.findall(r"\s*\S+", self.text_for(conversation))):
+            if index:
+                # sleep(0) still yields to the loop, so a disconnect is noticed between pieces.
+                await asyncio.sleep(self._delay_s)
+            yield piece

@@ -1,0 +1,96 @@
+"""Sessions: create, list, read with their messages, delete."""
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, delete, insert, select
+
+from chatstore.core.db import Database
+from chatstore.models import ChatSession, Message
+from chatstore.models.tables import new_id, utc_now
+from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead
+from chatstore.services.errors import SessionNotFound
+
+__all__ = ["create_session", "delete_session", "get_session_detail", "list_sessions"]
+
+sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
+messages_table = Message.__table__  # type: ignore[attr-defined]
+
+SESSION_COLUMNS = (
+    sessions_table.c.id,
+    sessions_table.c.name,
+    sessions_table.c.metadata.label("meta"),
+    sessions_table.c.created_at,
+    sessions_table.c.updated_at,
+    sessions_table.c.last_seq.label("message_count"),
+    sessions_table.c.last_message_at,
+)
+MESSAGE_COLUMNS = (
+    messages_table.c.id,
+    messages_table.c.session_id,
+    messages_table.c.seq,
+    messages_table.c.role,
+    messages_table.c.content,
+    messages_table.c.status,
+    messages_table.c.created_at,
+)
+
+
+def to_session(row: Any) -> SessionRead:
+    return msgspec.convert(row, SessionRead, from_attributes=True)
+
+
+def to_messages(rows: Any) -> list[MessageRead]:
+    return msgspec.convert(rows, list[MessageRead], from_attributes=True)
+
+
+async def create_session(db: Database, data: SessionCreate) -> SessionRead:
+    now = utc_now()
+    session = SessionRead(id=new_id(), name=data.name, meta=data.meta, created_at=now, updated_at=now)
+
+    def insert_session(connection: Connection) -> None:
+        connection.execute(
+            insert(sessions_table).values(
+                id=session.id, name=session.name, metadata=session.meta, created_at=now, updated_at=now
+            )
+        )
+
+    await db.write(insert_session)
+    return session
+
+
+async def list_sessions(db: Database) -> list[SessionRead]:
+    def select_sessions(connection: Connection) -> list[SessionRead]:
+        query = select(*SESSION_COLUMNS).order_by(
+            sessions_table.c.created_at.desc(), sessions_table.c.id.desc()
+        )
+        return msgspec.convert(connection.execute(query).all(), list[SessionRead], from_attributes=True)
+
+    return await db.read(select_sessions)
+
+
+async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
+    def select_session_and_messages(connection: Connection) -> SessionDetail | None:
+        row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
+        if row is None:
+            return None
+        rows = connection.execute(
+            select(*MESSAGE_COLUMNS)
+            .where(messages_table.c.session_id == session_id)
+            .order_by(messages_table.c.seq)
+        ).all()
+        return SessionDetail(session=to_session(row), messages=to_messages(rows))
+
+    detail = await db.read(select_session_and_messages)
+    if detail is None:
+        raise SessionNotFound(session_id)
+    return detail
+
+
+async def delete_session(db: Database, session_id: str) -> None:
+    def delete_row(connection: Connection) -> int:
+        # Its messages go with it: ON DELETE CASCADE, in the database.
+        return connection.execute(delete(sessions_table).where(sessions_table.c.id == session_id)).rowcount
+
+    if await db.write(delete_row) == 0:
+        raise SessionNotFound(session_id)

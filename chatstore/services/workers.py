@@ -1,0 +1,122 @@
+"""Process leases: how one chatstore process finds the replies that a dead one left ``in_progress``.
+
+Every process registers a row in ``workers`` and renews its lease on a heartbeat. Replies carry the
+id of the process streaming them. A reply whose process has let its lease expire (or, on the same
+host, whose process id no longer runs) is swept to ``incomplete``; a reply of a live process, in
+this process or another, is never touched.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from chatstore.core.db import Database
+from chatstore.models import Message, Worker
+from chatstore.models.tables import new_id, utc_now
+
+__all__ = ["WorkerLease"]
+
+logger = logging.getLogger("chatstore.workers")
+
+workers_table = Worker.__table__  # type: ignore[attr-defined]
+messages_table = Message.__table__  # type: ignore[attr-defined]
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
+class WorkerLease:
+    def __init__(self, db: Database, lease_s: float, heartbeat_interval_s: float) -> None:
+        self.id = new_id()
+        self._db = db
+        self._lease = timedelta(seconds=lease_s)
+        self._interval_s = heartbeat_interval_s
+        self._hostname = socket.gethostname()
+        self._pid = os.getpid()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Register this process, sweep what dead ones left behind, and keep the lease alive."""
+        await self._db.write(self._renew)
+        await self.sweep()
+        self._task = asyncio.create_task(self._heartbeat(), name="chatstore-heartbeat")
+
+    async def stop(self) -> None:
+        """Give up the lease; replies this process still had open are swept now, not after it expires."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._db.write(self._release)
+
+    async def sweep(self) -> int:
+        """Mark ``incomplete`` the replies whose process is dead; returns how many."""
+        swept = await self._db.write(self._sweep)
+        if swept:
+            logger.warning("marked %d reply(ies) of stopped processes incomplete", swept)
+        return swept
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self._db.write(self._renew)
+                await self.sweep()
+            except Exception:
+                logger.exception("could not renew the process lease; retrying")
+
+    def _renew(self, connection: Connection) -> None:
+        expires = utc_now() + self._lease
+        renewed = connection.execute(
+            update(workers_table).where(workers_table.c.id == self.id).values(lease_expires_at=expires)
+        ).rowcount
+        if not renewed:
+            connection.execute(
+                insert(workers_table).values(
+                    id=self.id, hostname=self._hostname, pid=self._pid, lease_expires_at=expires
+                )
+            )
+
+    def _sweep(self, connection: Connection) -> int:
+        now = utc_now()
+        neighbours = connection.execute(
+            select(workers_table.c.id, workers_table.c.pid).where(
+                workers_table.c.hostname == self._hostname, workers_table.c.id != self.id
+            )
+        ).all()
+        # A process id on this host that runs no process (or runs this one) frees its lease at once.
+        gone = [w.id for w in neighbours if w.pid == self._pid or _process_is_gone(w.pid)]
+        if gone:
+            connection.execute(delete(workers_table).where(workers_table.c.id.in_(gone)))
+        live = select(workers_table.c.id).where(workers_table.c.lease_expires_at > now)
+        swept = connection.execute(
+            update(messages_table)
+            .where(
+                messages_table.c.status == "in_progress",
+                or_(messages_table.c.worker_id.is_(None), messages_table.c.worker_id.not_in(live)),
+            )
+            .values(status="incomplete", worker_id=None, updated_at=now)
+        ).rowcount
+        # Leases long expired have nothing left to protect.
+        connection.execute(delete(workers_table).where(workers_table.c.lease_expires_at < now - self._lease))
+        return swept
+
+    def _release(self, connection: Connection) -> None:
+        connection.execute(
+            update(messages_table)
+            .where(messages_table.c.status == "in_progress", messages_table.c.worker_id == self.id)
+            .values(status="incomplete", worker_id=None, updated_at=utc_now())
+        )
+        connection.execute(delete(workers_table).where(workers_table.c.id == self.id))

@@ -1,0 +1,95 @@
+"""Fixtures: backend -> database_url -> settings -> app -> client, plus a direct view of the database.
+
+Every API test runs on SQLite and on PostgreSQL. PostgreSQL is the server named by
+``CHATSTORE_TEST_POSTGRES_URL``; without it those cases skip. Each test gets its own SQLite file or
+its own PostgreSQL schema, dropped afterwards.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import Engine, create_engine, text
+
+from chatstore.app import create_app
+from chatstore.core.db import resolve_url
+from chatstore.core.settings import Settings
+from tests.helpers import DatabaseView
+
+POSTGRES_URL_VARIABLE = "CHATSTORE_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_URL_VARIABLE) or None
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and postgres_url() is None:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE}, e.g. postgresql://postgres@127.0.0.1:5432/test")
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chatstore.db'}"
+        return
+    base = postgres_url()
+    assert base is not None
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(resolve_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, mock_delay_ms=0)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def db_engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(resolve_url(database_url))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(db_engine: Engine) -> DatabaseView:
+    """Reads the database behind the app directly, to check what was really stored."""
+    return DatabaseView(db_engine)
+
+
+@pytest.fixture
+def make_session(client: TestClient[Litestar]) -> Any:
+    def make(**body: Any) -> dict[str, Any]:
+        response = client.post("/api/sessions", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return make

@@ -1,0 +1,144 @@
+"""Test helpers: reading the database directly, parsing SSE, and driving the ASGI app by hand."""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from sqlalchemy import Engine, text
+
+from chatstore.services.errors import ResponderError
+from chatstore.services.responders import Conversation
+
+
+@dataclass
+class Event:
+    id: int
+    event: str
+    data: Any
+
+
+def parse_sse(body: str) -> list[Event]:
+    """Parse a complete ``text/event-stream`` body into its events."""
+    events = []
+    for block in body.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, list[str]] = {}
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value.removeprefix(" "))
+        if fields:
+            events.append(Event(int(fields["id"][0]), fields["event"][0], json.loads("\n".join(fields["data"]))))
+    return events
+
+
+class DatabaseView:
+    """Direct reads of the database behind the app, through its own connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(text(sql), params)]
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(text(sql), params).scalar()
+
+    def execute(self, sql: str, **params: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(text(sql), params)
+
+    def messages(self, session_id: str) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT id, seq, role, content, status, worker_id FROM messages WHERE session_id = :s ORDER BY seq",
+            s=session_id,
+        )
+
+
+class ScriptedResponder:
+    """Yields the given pieces, then optionally fails; records how far it got and whether it was closed."""
+
+    def __init__(
+        self, pieces: list[str], *, fail_with: Exception | None = None, delay_s: float = 0.0
+    ) -> None:
+        self.pieces = pieces
+        self.fail_with = fail_with
+        self.delay_s = delay_s
+        self.produced = 0
+        self.closed = False
+        self.conversations: list[Conversation] = []
+
+    async def reply(self, conversation: Conversation) -> AsyncIterator[str]:
+        self.conversations.append(conversation)
+        try:
+            for piece in self.pieces:
+                await anyio.sleep(self.delay_s)
+                self.produced += 1
+                yield piece
+            if self.fail_with is not None:
+                raise self.fail_with
+        finally:
+            self.closed = True
+
+
+def failing_responder(pieces: list[str], detail: str = "the model is overloaded") -> ScriptedResponder:
+    return ScriptedResponder(pieces, fail_with=ResponderError(detail))
+
+
+async def call_asgi(
+    app: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    on_body: Callable[[bytes], Awaitable[bool] | bool] | None = None,
+) -> tuple[int, bytes]:
+    """Call the app as a server would. ``on_body`` sees each body chunk; when it returns True the
+    client disconnects (the app's next ``receive`` says ``http.disconnect``)."""
+    payload = json.dumps(body).encode() if body is not None else b""
+    gone = anyio.Event()
+    request_sent = False
+    status = 0
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal request_sent
+        if not request_sent:
+            request_sent = True
+            return {"type": "http.request", "body": payload, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body" and message.get("body"):
+            chunks.append(message["body"])
+            if on_body is not None and not gone.is_set():
+                verdict = on_body(message["body"])
+                if not isinstance(verdict, bool):
+                    verdict = await verdict
+                if verdict:
+                    gone.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
