@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         logging_config=LoggingConfig(
-            loggers={"chatstore": {"level": settings.log_level.upper(), "handlers": ["queue_listener"]}},
+            loggers={"chatstore": {"level": settings.log_level.upper(), "propagate": True}},
         ),
     )
 

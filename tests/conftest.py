@@ -93,3 +93,4 @@ def make_session(client: TestClient[Litestar]) -> Any:
         return dict(response.json())
 
     return make
+

@@ -117,7 +117,9 @@ async def call_asgi(
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
-        elif message["type"] == "http.response.body" and message.get("body"):
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            gone.set()  # as servers do: once the response is complete, receive() says disconnect
+        if message["type"] == "http.response.body" and message.get("body"):
             chunks.append(message["body"])
             if on_body is not None and not gone.is_set():
                 verdict = on_body(message["body"])
