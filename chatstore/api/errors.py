@@ -52,6 +52,11 @@ def _describe(item: dict[str, Any]) -> str:
     return f"{key}: {message}"
 
 
+def undecodable_body(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # Litestar lets this one through from its JSON decoder instead of making it a 400.
+    return _error(HTTP_400_BAD_REQUEST, f"body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
@@ -61,5 +66,6 @@ exception_handlers: dict[Any, Any] = {
     SessionNotFound: session_not_found,
     InvalidInput: invalid_input,
     ClientException: client_error,
+    UnicodeDecodeError: undecodable_body,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
 }

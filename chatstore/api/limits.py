@@ -18,7 +18,6 @@ def check_session_create(data: SessionCreate, settings: Settings) -> None:
 
 
 def check_chat_request(data: ChatRequest, settings: Settings) -> None:
-    check_text("session_id", data.session_id, settings.max_name_length)
     if len(data.messages) > settings.max_messages_per_request:
         raise InvalidInput(
             "messages", f"at most {settings.max_messages_per_request} messages per request, got {len(data.messages)}"

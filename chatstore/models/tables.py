@@ -2,13 +2,13 @@
 
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship, SQLModel
 
-__all__ = ["ROLES", "STATUSES", "ChatSession", "Message", "Worker", "new_id", "utc_now"]
+__all__ = ["ROLES", "STATUSES", "ChatSession", "Message", "Worker", "is_id", "new_id", "utc_now"]
 
 ROLES = ("system", "user", "assistant")
 STATUSES = ("in_progress", "complete", "incomplete", "error")
@@ -16,6 +16,16 @@ STATUSES = ("in_progress", "complete", "incomplete", "error")
 
 def new_id() -> str:
     return str(uuid4())
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` has the shape of an id chatstore makes; anything else names nothing stored."""
+    if len(value) != 36:
+        return False
+    try:
+        return str(UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def utc_now() -> datetime:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from chatstore.core.db import Database
 from chatstore.models import ChatSession, Message
-from chatstore.models.tables import new_id, utc_now
+from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import ErrorEvent, MessageIn, MessageRead, ReplyDelta, ReplyStarted, Status
 from chatstore.services.errors import ResponderError, SessionNotFound
 from chatstore.services.responders import Conversation, Responder
@@ -57,6 +57,8 @@ class Turn:
 
 async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn], worker_id: str) -> Turn:
     """Append the request's messages and the reply's ``in_progress`` row, in one committed transaction."""
+    if not is_id(session_id):
+        raise SessionNotFound(session_id)
 
     def append(connection: Connection) -> Turn | None:
         now = utc_now()

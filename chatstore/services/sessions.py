@@ -7,7 +7,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from chatstore.core.db import Database
 from chatstore.models import ChatSession, Message
-from chatstore.models.tables import new_id, utc_now
+from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead
 from chatstore.services.errors import SessionNotFound
 
@@ -40,6 +40,10 @@ def to_session(row: Any) -> SessionRead:
     return msgspec.convert(row, SessionRead, from_attributes=True)
 
 
+def to_sessions(rows: Any) -> list[SessionRead]:
+    return msgspec.convert(rows, list[SessionRead], from_attributes=True)
+
+
 def to_messages(rows: Any) -> list[MessageRead]:
     return msgspec.convert(rows, list[MessageRead], from_attributes=True)
 
@@ -64,12 +68,15 @@ async def list_sessions(db: Database) -> list[SessionRead]:
         query = select(*SESSION_COLUMNS).order_by(
             sessions_table.c.created_at.desc(), sessions_table.c.id.desc()
         )
-        return msgspec.convert(connection.execute(query).all(), list[SessionRead], from_attributes=True)
+        return to_sessions(connection.execute(query).all())
 
     return await db.read(select_sessions)
 
 
 async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
+    if not is_id(session_id):
+        raise SessionNotFound(session_id)
+
     def select_session_and_messages(connection: Connection) -> SessionDetail | None:
         row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
         if row is None:
@@ -88,6 +95,9 @@ async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
 
 
 async def delete_session(db: Database, session_id: str) -> None:
+    if not is_id(session_id):
+        raise SessionNotFound(session_id)
+
     def delete_row(connection: Connection) -> int:
         # Its messages go with it: ON DELETE CASCADE, in the database.
         return connection.execute(delete(sessions_table).where(sessions_table.c.id == session_id)).rowcount
