@@ -1,5 +1,6 @@
 """Bad input: a 400 (or 413) that names the field, nothing changed in the database, never a 500."""
 
+import dataclasses
 import json
 import random
 from typing import Any
@@ -79,7 +80,7 @@ BAD_CHAT_BODIES: list[tuple[str, Any, str]] = [
 @pytest.fixture
 def limited_client(settings: Settings) -> Any:
     limits = {name: getattr(LIMITS, name) for name in LIMITS.__slots__ if name.startswith("max_")}
-    app = create_app(Settings(**{**{f: getattr(settings, f) for f in settings.__slots__}, **limits}))
+    app = create_app(dataclasses.replace(settings, **limits))
     with TestClient(app) as client:
         yield client
 

@@ -1,0 +1,111 @@
+"""Start-up and shutdown: the database is created, data survives, orphaned replies are swept."""
+
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from chatstore.app import create_app
+from chatstore.core.settings import Settings
+from tests.helpers import DatabaseView
+
+
+def test_the_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "folder" / "app.db"
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{path}"))) as client:
+        assert client.post("/api/sessions").status_code == 201
+    assert path.is_file()
+
+
+def test_the_default_database_is_data_app_db_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with TestClient(create_app(Settings())) as client:
+        assert client.post("/api/sessions").status_code == 201
+    assert (tmp_path / "data" / "app.db").is_file()
+
+
+def test_data_survives_a_new_app_instance(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        session = client.post("/api/sessions", json={"name": "kept", "metadata": {"a": [1]}}).json()
+        client.post("/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "hi"}]})
+        before = client.get(f"/api/sessions/{session['id']}").json()
+
+    with TestClient(create_app(settings)) as client:
+        after = client.get(f"/api/sessions/{session['id']}").json()
+        assert after == before
+        client.post("/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "again"}]})
+        assert [m["seq"] for m in client.get(f"/api/sessions/{session['id']}").json()["messages"]] == [1, 2, 3, 4]
+
+
+def insert_in_progress_reply(db: DatabaseView, session_id: str, worker_id: str | None) -> str:
+    reply_id = "11111111-1111-4111-8111-111111111111"
+    now = datetime.now(UTC)
+    db.execute("UPDATE sessions SET last_seq = 1 WHERE id = :s", s=session_id)
+    db.execute(
+        "INSERT INTO messages (id, session_id, seq, role, content, status, created_at, updated_at, worker_id)"
+        " VALUES (:id, :s, 1, 'assistant', 'half a rep', 'in_progress', :now, :now, :w)",
+        id=reply_id, s=session_id, now=now, w=worker_id,
+    )
+    return reply_id
+
+
+def add_worker(db: DatabaseView, worker_id: str, *, pid: int, lease_left: timedelta, hostname: str) -> None:
+    db.execute(
+        "INSERT INTO workers (id, hostname, pid, started_at, lease_expires_at) VALUES (:id, :h, :pid, :now, :exp)",
+        id=worker_id, h=hostname, pid=pid, now=datetime.now(UTC), exp=datetime.now(UTC) + lease_left,
+    )
+
+
+def status_of(db: DatabaseView, message_id: str) -> Any:
+    return db.scalar("SELECT status FROM messages WHERE id = :id", id=message_id)
+
+
+@pytest.fixture
+def session_id(settings: Settings) -> str:
+    with TestClient(create_app(settings)) as client:
+        return str(client.post("/api/sessions").json()["id"])
+
+
+def test_a_reply_whose_process_lease_expired_is_marked_incomplete_at_start_up(
+    settings: Settings, db: DatabaseView, session_id: str
+) -> None:
+    add_worker(db, "dead", pid=1, lease_left=timedelta(seconds=-1), hostname="elsewhere")
+    reply_id = insert_in_progress_reply(db, session_id, "dead")
+
+    with TestClient(create_app(settings)) as client:
+        assert status_of(db, reply_id) == "incomplete"
+        message = client.get(f"/api/sessions/{session_id}").json()["messages"][0]
+        assert (message["status"], message["content"]) == ("incomplete", "half a rep")
+
+
+def test_a_reply_of_a_process_that_no_longer_runs_here_is_swept_before_its_lease_ends(
+    settings: Settings, db: DatabaseView, session_id: str
+) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone_pid = int(finished.stdout)
+    add_worker(db, "crashed", pid=gone_pid, lease_left=timedelta(minutes=5), hostname=socket.gethostname())
+    reply_id = insert_in_progress_reply(db, session_id, "crashed")
+
+    with TestClient(create_app(settings)):
+        assert status_of(db, reply_id) == "incomplete"
+
+
+def test_a_reply_of_a_live_process_is_left_alone(settings: Settings, db: DatabaseView, session_id: str) -> None:
+    add_worker(db, "alive", pid=1, lease_left=timedelta(minutes=5), hostname="another-host")
+    reply_id = insert_in_progress_reply(db, session_id, "alive")
+
+    with TestClient(create_app(settings)):
+        assert status_of(db, reply_id) == "in_progress"
+
+
+def test_shutdown_gives_up_the_lease(settings: Settings, db: DatabaseView) -> None:
+    with TestClient(create_app(settings)):
+        assert db.scalar("SELECT count(*) FROM workers") == 1
+    assert db.scalar("SELECT count(*) FROM workers") == 0
