@@ -12,6 +12,7 @@ from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chatstore.api.limits import check_chat_request
+from chatstore.api.openapi import error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import ChatRequest
@@ -53,7 +54,8 @@ class ChatController(Controller):
                 media_type="text/event-stream",
                 description=STREAM_DESCRIPTION,
                 generate_examples=False,
-            )
+            ),
+            413: error_response("The body is larger than the configured limit."),
         },
     )
     async def chat(

@@ -10,6 +10,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath
 
 from chatstore.api.limits import check_session_create
+from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import SessionCreate, SessionDetail, SessionRead
@@ -26,6 +27,8 @@ class SessionController(Controller):
         status_code=201,
         operation_id="createSession",
         summary="Create a session",
+        operation_class=OptionalBodyOperation,
+        responses={413: error_response("The body is larger than the configured limit.")},
         response_headers=[
             ResponseHeader(
                 name="Location",
