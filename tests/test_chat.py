@@ -222,3 +222,28 @@ def test_the_responder_gets_the_stored_history(settings: Settings) -> None:
 
     assert [(m.role, m.content) for m in history] == [("user", "one"), ("assistant", "ok"), ("user", "two")]
     assert [m.content for m in responder.conversations[-1].new_messages] == ["two"]
+
+
+def test_deleting_the_session_while_its_reply_streams_ends_the_stream_with_an_error(
+    settings: Settings, db: DatabaseView
+) -> None:
+    app = create_app(settings, responder=ScriptedResponder(["a ", "b ", "c "], delay_s=0.05))
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+
+        async def delete_during_stream(chunk: bytes) -> bool:
+            if b"event: start" in chunk:
+                status, _ = await call_asgi(app, "DELETE", f"/api/sessions/{session_id}")
+                assert status == 204
+            return False
+
+        body = {"session_id": session_id, "messages": [{"role": "user", "content": "x"}]}
+        status, raw = client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body, on_body=delete_during_stream)
+        )
+
+    events = parse_sse(raw.decode())
+    assert status == 200
+    assert events[-1].event == "error"
+    assert events[-1].data == {"detail": "the session was deleted while the reply was streaming"}
+    assert db.scalar("SELECT count(*) FROM messages") == 0

@@ -35,6 +35,7 @@ sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 messages_table = Message.__table__  # type: ignore[attr-defined]
 
 UNEXPECTED_FAILURE = "the reply failed because of an internal error"
+SESSION_DELETED = "the session was deleted while the reply was streaming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +121,17 @@ async def load_history(db: Database, session_id: str, before_seq: int) -> list[M
     return await db.read(select_history)
 
 
-async def finish_reply(db: Database, reply_id: str, content: str, status: Status) -> MessageRead:
-    def store(connection: Connection) -> MessageRead:
+async def finish_reply(db: Database, reply_id: str, content: str, status: Status) -> MessageRead | None:
+    """Store the reply's content and final status; None if it is gone (its session was deleted)."""
+
+    def store(connection: Connection) -> MessageRead | None:
         row = connection.execute(
             update(messages_table)
             .where(messages_table.c.id == reply_id)
             .values(content=content, status=status, worker_id=None, updated_at=utc_now())
             .returning(*MESSAGE_COLUMNS)
-        ).one()
-        return msgspec.convert(row, MessageRead, from_attributes=True)
+        ).first()
+        return None if row is None else msgspec.convert(row, MessageRead, from_attributes=True)
 
     return await db.write(store)
 
@@ -188,8 +191,8 @@ class ReplyStream:
             # Runs for every ending, the client going away included (CancelledError/GeneratorExit).
             stored = await self._finish(status)
         if stored is None:
-            return
-        if status == "error":
+            yield StreamEvent("error", length + 1, ErrorEvent(detail=SESSION_DELETED))
+        elif status == "error":
             yield StreamEvent("error", length + 1, ErrorEvent(detail=failure))
         else:
             yield StreamEvent("done", length + 1, stored)
@@ -197,11 +200,10 @@ class ReplyStream:
     async def close(self) -> None:
         """Stop the stream and store what there is: the backstop for a stream cut short or never run."""
         await self._events.aclose()  # type: ignore[attr-defined]
-        await self._finish("incomplete")
+        if not self._finished:  # the stream never started
+            await self._finish("incomplete")
 
     async def _finish(self, status: Status) -> MessageRead | None:
-        if self._finished:
-            return None
         self._finished = True
         # The request's cancel scope is cancelled when the client disconnects; without the shield
         # the awaits below would be cancelled too and the reply would never be stored.
