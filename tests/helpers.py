@@ -9,7 +9,7 @@ import anyio
 from sqlalchemy import Engine, text
 
 from chatstore.services.errors import ResponderError
-from chatstore.services.responders import Conversation
+from chatstore.services.responders import Conversation, Responder
 
 
 @dataclass
@@ -59,7 +59,7 @@ class DatabaseView:
         )
 
 
-class ScriptedResponder:
+class ScriptedResponder(Responder):
     """Yields the given pieces, then optionally fails; records how far it got and whether it was closed."""
 
     def __init__(

@@ -14,9 +14,10 @@ import asyncio
 import logging
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -54,16 +55,18 @@ def resolve_url(raw: str) -> URL:
     raise SettingsError(f"CHATSTORE_DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)")
 
 
-@runtime_checkable
-class Database(Protocol):
+class Database(ABC):
     dialect: str
 
+    @abstractmethod
     async def read(self, fn: Work[T]) -> T:
         """Run ``fn`` in a read transaction (one consistent snapshot)."""
 
+    @abstractmethod
     async def write(self, fn: Work[T]) -> T:
         """Run ``fn`` in a write transaction; returns once it is committed."""
 
+    @abstractmethod
     async def close(self) -> None: ...
 
 
@@ -91,7 +94,7 @@ def _create_tables(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, checkfirst=True)
 
 
-class SQLiteDatabase:
+class SQLiteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(self, url: URL, settings: Settings) -> None:
@@ -225,7 +228,7 @@ class _GroupCommitWriter:
             job.settle(result)
 
 
-class PostgresDatabase:
+class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, url: URL, settings: Settings) -> None:

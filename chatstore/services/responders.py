@@ -1,15 +1,15 @@
 """Responders write the assistant's reply: an async iterator of text pieces for a conversation.
 
-A real model plugs in by implementing ``Responder``; the controllers and the storage of the reply
+A real model plugs in by subclassing ``Responder``; the controllers and the storage of the reply
 do not change. Raise ``ResponderError`` for a failure whose text the client may see; any other
 exception is logged and reported as a generic failure.
 """
 
 import asyncio
 import re
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from chatstore.schemas import MessageIn, MessageRead
 
@@ -33,14 +33,13 @@ class Conversation:
         return await self.load_history()
 
 
-@runtime_checkable
-class Responder(Protocol):
+class Responder(ABC):
+    @abstractmethod
     def reply(self, conversation: Conversation) -> AsyncIterator[str]:
         """Yield the reply in pieces, as they are produced."""
-        ...
 
 
-class MockResponder:
+class MockResponder(Responder):
     """A deterministic reply derived from the last message, streamed word by word with a pause between."""
 
     quote_limit = 200
