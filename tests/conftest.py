@@ -53,7 +53,7 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     base = postgres_url()
     assert base is not None
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(resolve_url(base), isolation_level="AUTOCOMMIT")
+    admin = create_engine(resolve_url(base, blocking=True), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in base else "?"
@@ -83,7 +83,7 @@ def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
 
 @pytest.fixture
 def db_engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(resolve_url(database_url))
+    engine = create_engine(resolve_url(database_url, blocking=True))
     yield engine
     engine.dispose()
 

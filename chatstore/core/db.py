@@ -1,13 +1,16 @@
 """The database: engines, connection set-up, table creation, and how SQL runs without blocking the loop.
 
-All SQL runs in plain (synchronous) SQLAlchemy Core functions ``fn(connection) -> result``, handed to
-``Database.read`` or ``Database.write``, which run them in a worker thread: one thread hop per
-transaction instead of one per statement, and the event loop keeps serving other requests.
+All SQL is written as plain SQLAlchemy Core functions ``fn(connection) -> result``, handed to
+``Database.read`` or ``Database.write``, which run each in one transaction without blocking the
+event loop:
 
-SQLite has a single writer however many connections ask, so every write of this process goes through
-one writer thread that commits whatever is queued in one transaction (group commit): each caller still
-gets its own durable commit before its ``await`` returns. Reads use a small pool of connections (WAL
-lets them run beside the writer). PostgreSQL runs each write in its own transaction on a pool.
+- SQLite's driver blocks, so the functions run in worker threads: one thread hop per transaction,
+  not per statement. SQLite has a single writer however many connections ask, so every write of
+  this process goes through one writer thread that commits whatever is queued in one transaction
+  (group commit); each caller still gets its own durable commit before its ``await`` returns.
+  Reads use a small pool of connections, which WAL lets run beside the writer.
+- PostgreSQL runs them on asyncpg through SQLAlchemy's ``run_sync``, each in its own transaction
+  on a pool, with no thread at all.
 """
 
 import asyncio
@@ -23,6 +26,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -39,8 +43,12 @@ logger = logging.getLogger("chatstore.db")
 _SCHEMA_LOCK_KEY = 0x636861747374
 
 
-def resolve_url(raw: str) -> URL:
-    """Map a user's database URL onto the driver chatstore runs: pysqlite or psycopg (3)."""
+def resolve_url(raw: str, *, blocking: bool = False) -> URL:
+    """Map a user's database URL onto the driver chatstore runs: pysqlite or asyncpg.
+
+    ``blocking=True`` names psycopg instead, for a plain synchronous engine (tests and tools that
+    read the database directly; psycopg comes with the ``test`` extra).
+    """
     try:
         url = make_url(raw)
     except Exception as exc:
@@ -51,7 +59,7 @@ def resolve_url(raw: str) -> URL:
             raise SettingsError("CHATSTORE_DATABASE_URL: an in-memory SQLite database cannot be shared; name a file")
         return url.set(drivername="sqlite+pysqlite")
     if backend in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+psycopg")
+        return url.set(drivername="postgresql+psycopg" if blocking else "postgresql+asyncpg")
     raise SettingsError(f"CHATSTORE_DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)")
 
 
@@ -229,25 +237,44 @@ class _GroupCommitWriter:
 
 
 class PostgresDatabase(Database):
+    """asyncpg on SQLAlchemy's async engine: the same Core functions, run through ``run_sync``
+    without a thread hop, on the fastest PostgreSQL driver for asyncio."""
+
     dialect = "postgresql"
 
     def __init__(self, url: URL, settings: Settings) -> None:
-        self._engine = create_engine(
+        url, server_settings = _server_settings_from_options(url)
+        self._engine = create_async_engine(
             url,
             pool_size=settings.db_pool_size,
             max_overflow=0,
             pool_timeout=settings.db_pool_timeout_s,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": max(1, round(settings.db_pool_timeout_s))},
+            connect_args={"timeout": settings.db_pool_timeout_s, "server_settings": server_settings},
         )
-        # As many threads as connections: a thread never waits for the pool while holding a slot.
-        self._limiter = anyio.CapacityLimiter(settings.db_pool_size)
 
     async def read(self, fn: Work[T]) -> T:
-        return await anyio.to_thread.run_sync(_in_transaction, self._engine, fn, limiter=self._limiter)
+        async with self._engine.begin() as connection:
+            return await connection.run_sync(fn)
 
     async def write(self, fn: Work[T]) -> T:
-        return await anyio.to_thread.run_sync(_in_transaction, self._engine, fn, limiter=self._limiter)
+        async with self._engine.begin() as connection:
+            return await connection.run_sync(fn)
 
     async def close(self) -> None:
-        self._engine.dispose()
+        await self._engine.dispose()
+
+
+def _server_settings_from_options(url: URL) -> tuple[URL, dict[str, str]]:
+    """Turn libpq's ``options=-c name=value …`` URL parameter into asyncpg's server settings."""
+    options = url.query.get("options")
+    if options is None:
+        return url, {}
+    words = " ".join(options if isinstance(options, tuple) else (options,)).replace("-c ", "-c").split()
+    settings = {}
+    for word in words:
+        name, separator, value = word.removeprefix("-c").partition("=")
+        if not word.startswith("-c") or not separator:
+            raise SettingsError(f"CHATSTORE_DATABASE_URL: unsupported options parameter {options!r}")
+        settings[name] = value
+    return url.difference_update_query(["options"]), settings

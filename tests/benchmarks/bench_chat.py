@@ -304,7 +304,7 @@ def serve_memory(port: int) -> None:
 def postgres_schema(base_url: str) -> Iterator[str]:
     """A new schema for one config; yields a URL whose connections use it, and drops it afterwards."""
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(resolve_url(base_url), isolation_level="AUTOCOMMIT")
+    admin = create_engine(resolve_url(base_url, blocking=True), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -330,7 +330,7 @@ def database_for(config: Config, workdir: Path, postgres_url: str) -> Iterator[s
 
 @contextmanager
 def opened_engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(resolve_url(database_url))
+    engine = create_engine(resolve_url(database_url, blocking=True))
     try:
         yield engine
     finally:
