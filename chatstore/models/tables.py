@@ -4,11 +4,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
-__all__ = ["ROLES", "STATUSES", "ChatSession", "Message", "Worker", "is_id", "new_id", "utc_now"]
+__all__ = ["ROLES", "STATUSES", "ChatSession", "Message", "UTCTimestamp", "Worker", "is_id", "new_id", "utc_now"]
 
 ROLES = ("system", "user", "assistant")
 STATUSES = ("in_progress", "complete", "incomplete", "error")
@@ -32,6 +33,39 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCTimestamp(TypeDecorator[datetime]):
+    """An aware UTC timestamp: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL, ISO text on SQLite.
+
+    Reading is the hot path of a long session, so values are parsed in one C call each rather than
+    through SQLAlchemy's generic date parsing plus a time zone fix-up.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "sqlite":
+            return _from_sqlite_text
+        return _as_utc
+
+
+def _from_sqlite_text(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -46,12 +80,12 @@ class ChatSession(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column("metadata", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     )
-    created_at: datetime = Field(default_factory=utc_now, index=True)
-    updated_at: datetime = Field(default_factory=utc_now)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp, index=True)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     # The seq of the session's newest message. Bumping it is what assigns a new message
     # its seq, under the row's write lock, so it stays right across processes.
     last_seq: int = 0
-    last_message_at: datetime | None = None
+    last_message_at: datetime | None = Field(default=None, sa_type=UTCTimestamp)
 
     messages: list["Message"] = Relationship(
         back_populates="session",
@@ -81,8 +115,8 @@ class Message(SQLModel, table=True):
     role: str
     content: str = Field(sa_type=Text)
     status: str = "complete"
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     # The process streaming this reply while its status is ``in_progress``.
     worker_id: str | None = None
 
@@ -97,5 +131,5 @@ class Worker(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     hostname: str
     pid: int
-    started_at: datetime = Field(default_factory=utc_now)
-    lease_expires_at: datetime
+    started_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
+    lease_expires_at: datetime = Field(sa_type=UTCTimestamp)
