@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 __all__ = [
     "ChatRequest",
@@ -16,6 +17,8 @@ __all__ = [
     "SessionCreate",
     "SessionDetail",
     "SessionRead",
+    "SessionExport",
+    "SessionUpdate",
     "Status",
 ]
 
@@ -28,6 +31,13 @@ NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
 class SessionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str | None = None
     meta: dict[str, Any] = msgspec.field(default_factory=dict, name="metadata")
+
+
+class SessionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A partial update: fields left out stay as they are; ``metadata`` is a JSON Merge Patch."""
+
+    name: str | None | UnsetType = UNSET
+    meta: dict[str, Any] | UnsetType = msgspec.field(default=UNSET, name="metadata")
 
 
 class SessionRead(msgspec.Struct, kw_only=True):
@@ -83,3 +93,30 @@ class ErrorEvent(msgspec.Struct, kw_only=True):
     """Data of the ``error`` event."""
 
     detail: str
+
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class ExportedSession(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str | None = None
+    meta: dict[str, Any] = msgspec.field(default_factory=dict, name="metadata")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class ExportedMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    role: Role
+    content: str
+    status: Status = "complete"
+    created_at: AwareDatetime
+
+
+class SessionExport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A session with all its messages, as ``GET …/export?format=json`` writes it and import reads it."""
+
+    format: Literal["chatstore.session"] = "chatstore.session"
+    version: Literal[1] = 1
+    exported_at: AwareDatetime
+    session: ExportedSession
+    messages: list[ExportedMessage]

@@ -17,6 +17,10 @@ EXPECTED = {
     ("get", "/api/sessions/{session_id}"): {"200", "404"},
     ("delete", "/api/sessions/{session_id}"): {"204", "404"},
     ("post", "/api/chat"): {"200", "400", "404", "413"},
+    ("patch", "/api/sessions/{session_id}"): {"200", "400", "404", "413"},
+    ("get", "/api/sessions/{session_id}/messages"): {"200", "400", "404"},
+    ("get", "/api/sessions/{session_id}/export"): {"200", "400", "404"},
+    ("post", "/api/sessions/import"): {"201", "400", "413"},
 }
 
 
@@ -45,7 +49,17 @@ def test_every_endpoint_documents_its_status_codes(schema: dict[str, Any]) -> No
 def test_operation_ids_are_unique_and_named(schema: dict[str, Any]) -> None:
     ids = [op["operationId"] for item in schema["paths"].values() for op in item.values()]
     assert sorted(ids) == sorted(set(ids))
-    assert set(ids) == {"createSession", "listSessions", "getSession", "deleteSession", "chat"}
+    assert set(ids) == {
+        "createSession",
+        "listSessions",
+        "getSession",
+        "deleteSession",
+        "chat",
+        "updateSession",
+        "listMessages",
+        "exportSession",
+        "importSession",
+    }
 
 
 def test_the_chat_response_is_an_event_stream(schema: dict[str, Any]) -> None:
@@ -72,3 +86,10 @@ def test_wire_names_not_attribute_names(schema: dict[str, Any]) -> None:
 def test_the_app_module_exposes_app_and_create_app() -> None:
     assert isinstance(chatstore.app.app, Litestar)
     assert isinstance(chatstore.app.create_app(), Litestar)
+
+
+def test_paged_lists_document_their_parameters_and_headers(schema: dict[str, Any]) -> None:
+    for path in ("/api/sessions", "/api/sessions/{session_id}/messages"):
+        operation = schema["paths"][path]["get"]
+        assert {"limit", "cursor"} <= {p["name"] for p in operation["parameters"]}
+        assert {"Link", "X-Next-Cursor"} <= set(operation["responses"]["200"]["headers"])

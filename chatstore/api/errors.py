@@ -8,7 +8,6 @@ from litestar.exceptions import ClientException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
-    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 
@@ -31,8 +30,7 @@ def session_not_found(_: Request[Any, Any, Any], exc: SessionNotFound) -> Respon
 
 
 def invalid_input(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Any]:
-    status = HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else HTTP_400_BAD_REQUEST
-    return _error(status, str(exc), [{"key": exc.field, "message": exc.message, "source": "body"}])
+    return _error(HTTP_400_BAD_REQUEST, str(exc), [{"key": exc.field, "message": exc.message, "source": exc.source}])
 
 
 def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[Any]:

@@ -5,10 +5,10 @@ from typing import Any
 import msgspec
 
 from chatstore.core.settings import Settings
-from chatstore.schemas import ChatRequest, SessionCreate
+from chatstore.schemas import ChatRequest, SessionCreate, SessionExport
 from chatstore.services.errors import InvalidInput
 
-__all__ = ["check_chat_request", "check_session_create"]
+__all__ = ["check_chat_request", "check_metadata", "check_session_create", "check_session_import", "check_text"]
 
 
 def check_session_create(data: SessionCreate, settings: Settings) -> None:
@@ -22,6 +22,14 @@ def check_chat_request(data: ChatRequest, settings: Settings) -> None:
         raise InvalidInput(
             "messages", f"at most {settings.max_messages_per_request} messages per request, got {len(data.messages)}"
         )
+    for index, message in enumerate(data.messages):
+        check_text(f"messages[{index}].content", message.content, settings.max_content_length)
+
+
+def check_session_import(data: SessionExport, settings: Settings) -> None:
+    if data.session.name is not None:
+        check_text("session.name", data.session.name, settings.max_name_length)
+    check_metadata("session.metadata", data.session.meta, settings)
     for index, message in enumerate(data.messages):
         check_text(f"messages[{index}].content", message.content, settings.max_content_length)
 

@@ -1,22 +1,46 @@
-"""``/api/sessions``: create, list, read and delete chat sessions."""
+"""``/api/sessions``: create, list, read, update and delete chat sessions, and page through messages."""
 
-from typing import Annotated
+import re
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
-from chatstore.api.limits import check_session_create
+from chatstore.api.limits import check_metadata, check_session_create, check_session_import, check_text
 from chatstore.api.openapi import OptionalBodyOperation, error_response
+from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_response, page_size
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.schemas import SessionCreate, SessionDetail, SessionRead
-from chatstore.services import sessions
+from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionExport, SessionRead, SessionUpdate
+from chatstore.services import sessions, transfer
+
+Limit = Annotated[
+    int | None,
+    QueryParameter(name="limit", description="Page size: 1 to CHATSTORE_MAX_PAGE_SIZE (default CHATSTORE_DEFAULT_PAGE_SIZE)."),
+]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(name="cursor", description="Where to continue: the `X-Next-Cursor` of the previous page."),
+]
 
 __all__ = ["SessionController"]
+
+LOCATION_HEADER = ResponseHeader(
+    name="Location",
+    value="/api/sessions/{id}",
+    description="Where the new session can be read.",
+    documentation_only=True,
+)
+DISPOSITION_HEADER = ResponseHeader(
+    name="Content-Disposition",
+    value='attachment; filename="chatstore-name-1234abcd.json"',
+    description="A download, with a file name made of the session's name and id.",
+    documentation_only=True,
+)
 
 
 class SessionController(Controller):
@@ -29,14 +53,7 @@ class SessionController(Controller):
         summary="Create a session",
         operation_class=OptionalBodyOperation,
         responses={413: error_response("The body is larger than the configured limit.")},
-        response_headers=[
-            ResponseHeader(
-                name="Location",
-                value="/api/sessions/{id}",
-                description="Where the new session can be read.",
-                documentation_only=True,
-            )
-        ],
+        response_headers=[LOCATION_HEADER],
     )
     async def create_session(
         self,
@@ -55,9 +72,57 @@ class SessionController(Controller):
         session = await sessions.create_session(db, data)
         return Response(session, status_code=201, headers={"Location": f"{self.path}/{session.id}"})
 
-    @get(operation_id="listSessions", summary="List sessions, newest first")
-    async def list_sessions(self, db: NamedDependency[Database]) -> list[SessionRead]:
-        return await sessions.list_sessions(db)
+    @get(
+        operation_id="listSessions",
+        summary="List sessions, newest first",
+        description="A page of sessions, newest first: by creation (`order=created`, the default) or by "
+        "the time of their last message (`order=activity`, the order of a chat sidebar). When there are "
+        "more, the `Link` and `X-Next-Cursor` headers lead to the next page. A session that gets a "
+        "message while you page by activity moves to the front.",
+        response_headers=NEXT_PAGE_HEADERS,
+    )
+    async def list_sessions(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        request: Request[Any, Any, Any],
+        limit: Limit = None,
+        cursor: Cursor = None,
+        order: Annotated[
+            Literal["created", "activity"],
+            QueryParameter(name="order", description="`created` (default) or `activity`."),
+        ] = "created",
+    ) -> Response[list[SessionRead]]:
+        page = await sessions.list_sessions(db, limit=page_size(limit, settings), cursor=cursor, order=order)
+        return page_response(page, request)
+
+    @get(
+        "/{session_id:str}/messages",
+        operation_id="listMessages",
+        summary="Page through a session's messages",
+        description="Messages in `seq` order. `direction=forward` (the default) starts at the first "
+        "message; `direction=backward` starts at the newest page, and each next page holds the "
+        "messages before it, as a chat view loads them when scrolling up.",
+        raises=[NotFoundException],
+        response_headers=NEXT_PAGE_HEADERS,
+    )
+    async def list_messages(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        request: Request[Any, Any, Any],
+        session_id: FromPath[str],
+        limit: Limit = None,
+        cursor: Cursor = None,
+        direction: Annotated[
+            Literal["forward", "backward"],
+            QueryParameter(name="direction", description="`forward` (default) or `backward`."),
+        ] = "forward",
+    ) -> Response[list[MessageRead]]:
+        page = await sessions.list_messages(
+            db, session_id, limit=page_size(limit, settings), cursor=cursor, direction=direction
+        )
+        return page_response(page, request)
 
     @get(
         "/{session_id:str}",
@@ -68,6 +133,74 @@ class SessionController(Controller):
     async def get_session(self, db: NamedDependency[Database], session_id: FromPath[str]) -> SessionDetail:
         return await sessions.get_session_detail(db, session_id)
 
+    @get(
+        "/{session_id:str}/export",
+        operation_id="exportSession",
+        summary="Download a session with its messages",
+        description="`format=json` (the default) gives a document that `POST /api/sessions/import` takes "
+        "back; `format=markdown` gives a readable transcript (`text/markdown`).",
+        raises=[NotFoundException],
+        response_headers=[DISPOSITION_HEADER],
+    )
+    async def export_session(
+        self,
+        db: NamedDependency[Database],
+        session_id: FromPath[str],
+        format: Annotated[  # noqa: A002 - the query parameter's documented name
+            Literal["json", "markdown"], QueryParameter(name="format", description="`json` (default) or `markdown`.")
+        ] = "json",
+    ) -> Response[SessionExport]:
+        export = await transfer.export_session(db, session_id)
+        stem = _file_stem(export.session.name, session_id)
+        if format == "markdown":
+            return Response(
+                transfer.to_markdown(export),  # type: ignore[arg-type]
+                media_type="text/markdown",
+                headers={"Content-Disposition": f'attachment; filename="{stem}.md"'},
+            )
+        return Response(export, headers={"Content-Disposition": f'attachment; filename="{stem}.json"'})
+
+    @post(
+        "/import",
+        status_code=201,
+        operation_id="importSession",
+        summary="Recreate a session from its JSON export",
+        description="Takes what `GET /api/sessions/{id}/export?format=json` gave and creates a new session "
+        "(new ids) with the same name, metadata, timestamps and messages in the same order. A reply "
+        "exported while it streamed comes in as `incomplete`.",
+        response_headers=[LOCATION_HEADER],
+        responses={413: error_response("The body is larger than the configured limit.")},
+    )
+    async def import_session(
+        self, db: NamedDependency[Database], settings: NamedDependency[Settings], data: JSONBody[SessionExport]
+    ) -> Response[SessionRead]:
+        check_session_import(data, settings)
+        session = await transfer.import_session(db, data)
+        return Response(session, status_code=201, headers={"Location": f"{self.path}/{session.id}"})
+
+    @patch(
+        "/{session_id:str}",
+        operation_id="updateSession",
+        summary="Rename a session or update its metadata",
+        description="Fields left out stay as they are. `name` replaces the name (`null` clears it). "
+        "`metadata` is a JSON Merge Patch (RFC 7396): keys in it are set, a key set to `null` is "
+        "removed, nested objects merge, anything else replaces. `updated_at` moves to now.",
+        raises=[NotFoundException],
+        responses={413: error_response("The body is larger than the configured limit.")},
+    )
+    async def update_session(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
+        data: JSONBody[SessionUpdate],
+    ) -> SessionRead:
+        if isinstance(data.name, str):
+            check_text("name", data.name, settings.max_name_length)
+        return await sessions.update_session(
+            db, session_id, data, lambda merged: check_metadata("metadata", merged, settings)
+        )
+
     @delete(
         "/{session_id:str}",
         status_code=204,
@@ -77,3 +210,9 @@ class SessionController(Controller):
     )
     async def delete_session(self, db: NamedDependency[Database], session_id: FromPath[str]) -> None:
         await sessions.delete_session(db, session_id)
+
+
+def _file_stem(name: str | None, session_id: str) -> str:
+    """``chatstore-<name>-<first 8 of the id>``, with only characters safe in any file name."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name or "").strip("-").lower()[:40] or "session"
+    return f"chatstore-{slug}-{session_id[:8]}"

@@ -34,6 +34,8 @@ class Settings:
     max_metadata_depth: int = 16
     max_content_length: int = 100_000
     max_messages_per_request: int = 50
+    default_page_size: int = 100
+    max_page_size: int = 1000
 
     # Database connections (the SQLite reader pool, or the PostgreSQL pool).
     db_pool_size: int = 8
@@ -66,6 +68,8 @@ class Settings:
                 raise SettingsError(f"CHATSTORE_{field.name.upper()} must not be negative, got {value}")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"CHATSTORE_PORT must be between 0 and 65535, got {self.port}")
+        if not 1 <= self.default_page_size <= self.max_page_size:
+            raise SettingsError("CHATSTORE_DEFAULT_PAGE_SIZE must be between 1 and CHATSTORE_MAX_PAGE_SIZE")
         if self.db_pool_size < 1:
             raise SettingsError("CHATSTORE_DB_POOL_SIZE must be at least 1")
         if self.worker_lease_s <= 0:

@@ -72,6 +72,11 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class ChatSession(SQLModel, table=True):
     __tablename__ = "sessions"
+    __table_args__ = (
+        # Keyset pagination of the two orders the list offers.
+        Index("ix_sessions_created", "created_at", "id"),
+        Index("ix_sessions_activity", "activity_at", "id"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str | None = None
@@ -80,12 +85,14 @@ class ChatSession(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column("metadata", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     )
-    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp, index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     # The seq of the session's newest message. Bumping it is what assigns a new message
     # its seq, under the row's write lock, so it stays right across processes.
     last_seq: int = 0
     last_message_at: datetime | None = Field(default=None, sa_type=UTCTimestamp)
+    # The sidebar's sort key: the last message's time, or the creation time before any message.
+    activity_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
 
     messages: list["Message"] = Relationship(
         back_populates="session",

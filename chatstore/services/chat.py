@@ -67,7 +67,7 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
         last_seq = connection.execute(
             update(sessions_table)
             .where(sessions_table.c.id == session_id)
-            .values(last_seq=sessions_table.c.last_seq + count, last_message_at=now)
+            .values(last_seq=sessions_table.c.last_seq + count, last_message_at=now, activity_at=now)
             .returning(sessions_table.c.last_seq)
         ).scalar()
         if last_seq is None:

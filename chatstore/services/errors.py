@@ -12,11 +12,11 @@ class SessionNotFound(LookupError):
 class InvalidInput(ValueError):
     """A request value that decodes but breaks a rule or a limit; ``field`` is its path in the body."""
 
-    def __init__(self, field: str, message: str, *, too_large: bool = False) -> None:
+    def __init__(self, field: str, message: str, *, source: str = "body") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-        self.too_large = too_large
+        self.source = source
 
 
 class ResponderError(RuntimeError):

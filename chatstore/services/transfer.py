@@ -1,0 +1,86 @@
+"""Export a session with its messages (JSON or Markdown), and import a JSON export as a new session.
+
+A round trip keeps the name, the metadata, every message's role, content, status and time, their
+order, and the session's timestamps; only the ids are new.
+"""
+
+from sqlalchemy import Connection, insert, select
+
+from chatstore.core.db import Database
+from chatstore.models.tables import new_id, utc_now
+from chatstore.schemas import ExportedMessage, ExportedSession, SessionExport, SessionRead
+from chatstore.services.sessions import (
+    SESSION_COLUMNS,
+    get_session_detail,
+    messages_table,
+    sessions_table,
+    to_session,
+)
+
+__all__ = ["export_session", "import_session", "to_markdown"]
+
+async def export_session(db: Database, session_id: str) -> SessionExport:
+    detail = await get_session_detail(db, session_id)
+    session = detail.session
+    return SessionExport(
+        exported_at=utc_now(),
+        session=ExportedSession(
+            name=session.name, meta=session.meta, created_at=session.created_at, updated_at=session.updated_at
+        ),
+        messages=[
+            ExportedMessage(role=m.role, content=m.content, status=m.status, created_at=m.created_at)
+            for m in detail.messages
+        ],
+    )
+
+
+async def import_session(db: Database, export: SessionExport) -> SessionRead:
+    """Recreate the exported session, with new ids; a reply exported mid-stream comes in ``incomplete``."""
+    session_id = new_id()
+    last = export.messages[-1].created_at if export.messages else None
+
+    def insert_all(connection: Connection) -> SessionRead:
+        connection.execute(
+            insert(sessions_table).values(
+                id=session_id,
+                name=export.session.name,
+                metadata=export.session.meta,
+                created_at=export.session.created_at,
+                updated_at=export.session.updated_at,
+                last_seq=len(export.messages),
+                last_message_at=last,
+                activity_at=last or export.session.created_at,
+            )
+        )
+        if export.messages:
+            connection.execute(
+                insert(messages_table),
+                [
+                    {
+                        "id": new_id(),
+                        "session_id": session_id,
+                        "seq": seq,
+                        "role": message.role,
+                        "content": message.content,
+                        "status": "incomplete" if message.status == "in_progress" else message.status,
+                        "worker_id": None,
+                        "created_at": message.created_at,
+                        "updated_at": message.created_at,
+                    }
+                    for seq, message in enumerate(export.messages, start=1)
+                ],
+            )
+        row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).one()
+        return to_session(row)
+
+    return await db.write(insert_all)
+
+
+def to_markdown(export: SessionExport) -> str:
+    """A readable transcript: the name as a title, then each message under its role and time."""
+    title = export.session.name or "Untitled session"
+    lines = [f"# {title}", "", f"Exported {export.exported_at.isoformat()}", ""]
+    for message in export.messages:
+        note = "" if message.status == "complete" else f" ({message.status})"
+        lines += ["---", "", f"**{message.role}**{note} · {message.created_at.isoformat()}", "", message.content, ""]
+    return "\n".join(lines)
