@@ -17,27 +17,39 @@ from chatstore.api.errors import exception_handlers
 from chatstore.core.db import open_database
 from chatstore.core.settings import Settings
 from chatstore.services.responders import MockResponder, Responder
+from chatstore.services.upstream import OpenAIResponder
 from chatstore.services.workers import WorkerLease
 
 __all__ = ["app", "create_app"]
 
 
+def _make_responder(settings: Settings) -> Responder:
+    """The responder ``CHATSTORE_RESPONDER`` names."""
+    if settings.responder == "openai":
+        return OpenAIResponder(settings)
+    return MockResponder(settings.mock_delay_ms)
+
+
 def create_app(settings: Settings | None = None, *, responder: Responder | None = None) -> Litestar:
-    """Build the app. Nothing connects until the lifespan starts; ``responder`` replaces the mock."""
+    """Build the app. Nothing connects until the lifespan starts; ``responder`` overrides the setting."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = await open_database(settings)
         lease = WorkerLease(db, settings.worker_lease_s, settings.heartbeat_interval_s)
+        # A responder passed in is the caller's to close; one made here is closed here.
+        own_responder = _make_responder(settings) if responder is None else None
         try:
             await lease.start()
             app.state.db = db
             app.state.lease = lease
-            app.state.responder = responder or MockResponder(settings.mock_delay_ms)
+            app.state.responder = responder or own_responder
             yield
         finally:
             await lease.stop()
+            if own_responder is not None:
+                await own_responder.aclose()
             await db.close()
 
     return Litestar(

@@ -1,5 +1,6 @@
 """Settings: one frozen object, read from ``CHATSTORE_*`` environment variables."""
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -26,6 +27,18 @@ class Settings:
     log_level: str = "info"
 
     mock_delay_ms: int = 10
+    # Where replies come from: the built-in ``mock``, or ``openai``: a model server speaking
+    # OpenAI's streaming chat-completions API (llama.cpp, Ollama, vLLM, OpenAI itself).
+    responder: str = "mock"
+    llm_base_url: str = ""
+    llm_api_key: str = dataclasses.field(default="", repr=False)  # a secret: never printed
+    llm_model: str = ""
+    llm_connect_timeout_s: float = 10.0
+    llm_first_byte_timeout_s: float = 120.0
+    llm_read_timeout_s: float = 60.0
+    # The history sent with each turn, newest first, until either budget is spent (0: no limit).
+    llm_history_max_messages: int = 100
+    llm_history_max_chars: int = 32_000
 
     # Input limits: past them a request gets 400 (or 413 for the whole body).
     max_request_body_bytes: int = 1_048_576
@@ -74,11 +87,30 @@ class Settings:
             raise SettingsError("CHATSTORE_DB_POOL_SIZE must be at least 1")
         if self.worker_lease_s <= 0:
             raise SettingsError("CHATSTORE_WORKER_LEASE_S must be positive")
+        self._check_responder()
+
+    def _check_responder(self) -> None:
+        if self.responder not in ("mock", "openai"):
+            raise SettingsError(f"CHATSTORE_RESPONDER must be mock or openai, got {self.responder!r}")
+        for name in ("llm_connect_timeout_s", "llm_first_byte_timeout_s", "llm_read_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"CHATSTORE_{name.upper()} must be positive")
+        if self.responder != "openai":
+            return
+        if not self.llm_base_url:
+            raise SettingsError("CHATSTORE_LLM_BASE_URL is required when CHATSTORE_RESPONDER=openai")
+        if not self.llm_base_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"CHATSTORE_LLM_BASE_URL must be an http:// or https:// URL, got {self.llm_base_url!r}"
+            )
+        if not self.llm_model:
+            raise SettingsError("CHATSTORE_LLM_MODEL is required when CHATSTORE_RESPONDER=openai")
 
     @property
     def heartbeat_interval_s(self) -> float:
         """How often a process renews its lease: three chances before it expires."""
         return self.worker_lease_s / 3
+
 
 
 def _parse(variable: str, raw: str, kind: type) -> object:

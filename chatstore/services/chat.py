@@ -24,7 +24,7 @@ from chatstore.models import ChatSession, Message
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import ErrorEvent, MessageIn, MessageRead, ReplyDelta, ReplyStarted, Status
 from chatstore.services.errors import ResponderError, SessionNotFound
-from chatstore.services.responders import Conversation, Responder
+from chatstore.services.responders import Conversation, Responder, read_session_metadata
 from chatstore.services.sessions import MESSAGE_COLUMNS, to_messages
 
 __all__ = ["ReplyStream", "StreamEvent", "start_turn"]
@@ -148,6 +148,7 @@ class ReplyStream:
             session_id=turn.session_id,
             new_messages=messages,
             load_history=lambda: load_history(db, turn.session_id, turn.reply_seq),
+            load_session_metadata=lambda: read_session_metadata(db, turn.session_id),
         )
         self._pieces = responder.reply(conversation)
         self._parts: list[str] = []

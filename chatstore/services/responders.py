@@ -10,10 +10,32 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import Connection, select
+
+from chatstore.core.db import Database
+from chatstore.models import ChatSession
 from chatstore.schemas import MessageIn, MessageRead
 
-__all__ = ["Conversation", "MockResponder", "Responder"]
+__all__ = ["Conversation", "MockResponder", "Responder", "read_session_metadata"]
+
+sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
+
+
+async def read_session_metadata(db: Database, session_id: str) -> dict[str, Any]:
+    """The session's ``metadata`` object; empty if the session is gone."""
+
+    def select_metadata(connection: Connection) -> dict[str, Any] | None:
+        return connection.execute(
+            select(sessions_table.c.metadata).where(sessions_table.c.id == session_id)
+        ).scalar()
+
+    return await db.read(select_metadata) or {}
+
+
+async def _no_metadata() -> dict[str, Any]:
+    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +45,7 @@ class Conversation:
     session_id: str
     new_messages: Sequence[MessageIn]
     load_history: Callable[[], Awaitable[list[MessageRead]]]
+    load_session_metadata: Callable[[], Awaitable[dict[str, Any]]] = _no_metadata
 
     async def history(self) -> list[MessageRead]:
         """Every stored message of the session before the reply, this request's included, in order.
@@ -32,11 +55,18 @@ class Conversation:
         """
         return await self.load_history()
 
+    async def session_metadata(self) -> dict[str, Any]:
+        """The session's ``metadata``, read on demand: a responder may take its settings from it."""
+        return await self.load_session_metadata()
+
 
 class Responder(ABC):
     @abstractmethod
     def reply(self, conversation: Conversation) -> AsyncIterator[str]:
         """Yield the reply in pieces, as they are produced."""
+
+    async def aclose(self) -> None:  # noqa: B027  (a no-op unless the responder holds something)
+        """Release what the responder holds, such as connections; called once, at shutdown."""
 
 
 class MockResponder(Responder):
