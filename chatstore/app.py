@@ -14,6 +14,7 @@ from chatstore import __version__
 from chatstore.api import ChatController, SessionController
 from chatstore.api.dependencies import provide_db, provide_responder, provide_settings, provide_worker_id
 from chatstore.api.errors import exception_handlers
+from chatstore.api.search import SearchController
 from chatstore.core.db import open_database
 from chatstore.core.settings import Settings
 from chatstore.services.responders import MockResponder, Responder
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             await db.close()
 
     return Litestar(
-        route_handlers=[SessionController, ChatController],
+        route_handlers=[SessionController, ChatController, SearchController],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={

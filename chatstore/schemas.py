@@ -18,6 +18,8 @@ __all__ = [
     "SessionDetail",
     "SessionRead",
     "SessionExport",
+    "SearchHit",
+    "SearchPage",
     "SessionUpdate",
     "Status",
 ]
@@ -120,3 +122,21 @@ class SessionExport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     exported_at: AwareDatetime
     session: ExportedSession
     messages: list[ExportedMessage]
+
+
+class SearchHit(msgspec.Struct, kw_only=True):
+    """A message that matches a search, with a snippet of its text around the matching words."""
+
+    session_id: str
+    session_name: str | None
+    message_id: str
+    seq: int
+    role: Role
+    created_at: datetime
+    # HTML: the text is escaped and the matching words are wrapped in <mark>…</mark>.
+    snippet: str
+
+
+class SearchPage(msgspec.Struct, kw_only=True):
+    results: list[SearchHit]
+    next_cursor: str | None

@@ -21,6 +21,7 @@ EXPECTED = {
     ("get", "/api/sessions/{session_id}/messages"): {"200", "400", "404"},
     ("get", "/api/sessions/{session_id}/export"): {"200", "400", "404"},
     ("post", "/api/sessions/import"): {"201", "400", "413"},
+    ("get", "/api/search"): {"200", "400"},
 }
 
 
@@ -59,6 +60,7 @@ def test_operation_ids_are_unique_and_named(schema: dict[str, Any]) -> None:
         "listMessages",
         "exportSession",
         "importSession",
+        "searchMessages",
     }
 
 

@@ -1,6 +1,7 @@
 """Every error leaves as JSON ``{"status_code", "detail", "extra"?}``; a 400's detail names the field."""
 
 import logging
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -16,6 +17,8 @@ from chatstore.services.errors import InvalidInput, SessionNotFound
 __all__ = ["exception_handlers"]
 
 logger = logging.getLogger("chatstore.api")
+
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
 def _error(status_code: int, detail: str, extra: list[dict[str, Any]] | None = None) -> Response[Any]:
@@ -39,6 +42,9 @@ def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[An
     if exc.status_code != HTTP_400_BAD_REQUEST:
         return _error(exc.status_code, exc.detail, extra or None)
     problems = [_describe(item) for item in extra if isinstance(item, dict)]
+    missing = _MISSING_PARAMETER.match(exc.detail)
+    if missing:  # Litestar names a missing query parameter only in its message
+        problems = [f"{missing['name']}: {exc.detail}"]
     detail = "; ".join(problems) if problems else f"body: {exc.detail}"
     return _error(HTTP_400_BAD_REQUEST, detail, extra or None)
 

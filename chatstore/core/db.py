@@ -31,6 +31,7 @@ from sqlmodel import SQLModel
 
 import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from chatstore.core.settings import Settings, SettingsError
+from chatstore.services.search import create_search_index
 
 __all__ = ["Database", "open_database", "resolve_url"]
 
@@ -100,6 +101,7 @@ def _create_tables(connection: Connection) -> None:
         # Two processes starting at once would both try CREATE TABLE; one waits for the other here.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
     SQLModel.metadata.create_all(connection, checkfirst=True)
+    create_search_index(connection)
 
 
 class SQLiteDatabase(Database):

@@ -1,0 +1,73 @@
+"""``/api/search``: find messages by their words, across all sessions."""
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from chatstore.api.openapi import error_response
+from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_size
+from chatstore.core.db import Database
+from chatstore.core.settings import Settings
+from chatstore.schemas import SearchPage
+from chatstore.services import search
+from chatstore.services.search import MAX_QUERY_LENGTH, MAX_QUERY_TERMS
+
+__all__ = ["SearchController"]
+
+QUERY_DESCRIPTION = f"""What to look for, at most {MAX_QUERY_LENGTH} characters and {MAX_QUERY_TERMS} words.
+Every word must appear (case and accents do not matter: `cafe` finds `café`); `"quoted words"` must
+appear together in that order; `or` between words accepts either side; `-word` excludes. Anything
+else (other punctuation, emoji) separates words. A query with no letter or digit to look for gets 400."""
+
+SEARCH_DESCRIPTION = """Messages of every session whose text matches `q`, best match first, with a
+snippet of the text around the matching words. The snippet is HTML: the text is escaped and the
+matching words are wrapped in `<mark>`…`</mark>`, so it can be inserted into a page as it is.
+When there are more hits, `next_cursor` (also in the `Link` and `X-Next-Cursor` headers) asks for
+the next page; paging never repeats or skips a hit, even while messages are being added."""
+
+
+class SearchController(Controller):
+    path = "/api/search"
+    tags = ["search"]
+
+    @get(
+        operation_id="searchMessages",
+        summary="Search messages",
+        description=SEARCH_DESCRIPTION,
+        response_headers=NEXT_PAGE_HEADERS,
+        responses={
+            400: error_response("`q`, `limit` or `cursor` is missing or not valid; `detail` names which.")
+        },
+    )
+    async def search_messages(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        request: Request[Any, Any, Any],
+        q: Annotated[str, QueryParameter(name="q", description=QUERY_DESCRIPTION)],
+        limit: Annotated[
+            int | None,
+            QueryParameter(
+                name="limit",
+                description="Hits per page: 1 to CHATSTORE_MAX_PAGE_SIZE "
+                "(default CHATSTORE_DEFAULT_PAGE_SIZE).",
+            ),
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(
+                name="cursor", description="Where to continue: the `next_cursor` of the previous page."
+            ),
+        ] = None,
+    ) -> Response[SearchPage]:
+        page = await search.search(db, q, limit=page_size(limit, settings), cursor=cursor)
+        headers = {}
+        if page.next_cursor is not None:
+            query = {key: value for key, value in request.query_params.items() if key != "cursor"}
+            query["cursor"] = page.next_cursor
+            headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+            headers["X-Next-Cursor"] = page.next_cursor
+        return Response(page, headers=headers)

@@ -1,0 +1,345 @@
+"""Full-text search of messages, on the database's own index.
+
+- **SQLite**: an FTS5 table over ``messages.content`` (external content, keyed by the messages'
+  rowid, so the text is stored once), kept in sync by triggers on insert, on update of ``content``
+  (a reply's text is written when it ends) and on delete (``ON DELETE CASCADE`` fires it too).
+  The ``unicode61 remove_diacritics 2`` tokenizer folds case and accents: ``cafe`` finds ``café``.
+  Trigram would find parts of words and of unspaced CJK text, but triples the index, cannot fold
+  accents on the SQLite versions Python ships and matches nothing under three characters.
+  Ranked by ``bm25``, snippets by ``snippet()``.
+- **PostgreSQL**: a stored generated ``tsvector`` column with a GIN index, built with the
+  ``chatstore_search`` configuration: the ``simple`` one (no stemming and no stop words, as chats
+  come in every language, and as on SQLite) behind the ``unaccent`` dictionary. Ranked by
+  ``ts_rank_cd`` (normalised by the log of the length, so a short message about the words ranks
+  above a long one that mentions them once), snippets by ``ts_headline``.
+
+Both backends read the same query language, that of ``websearch_to_tsquery``: every word must
+appear, ``"quoted words"`` must appear together in that order, ``or`` between words accepts either
+side, and ``-word`` excludes. The user's text is never handed to the database as query syntax: it
+is parsed here into words (runs of letters and digits) and rendered again, quoted, for each
+backend, so no input can make the query fail.
+"""
+
+import hashlib
+import html
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Float, text
+
+from chatstore.models.tables import UTCTimestamp
+from chatstore.schemas import SearchHit, SearchPage
+from chatstore.services.errors import InvalidInput
+from chatstore.services.pagination import decode_cursor, encode_cursor
+
+if TYPE_CHECKING:  # core.db creates the index at start-up, so it imports this module
+    from chatstore.core.db import Database
+
+__all__ = [
+    "MAX_QUERY_LENGTH",
+    "MAX_QUERY_TERMS",
+    "SearchQuery",
+    "create_search_index",
+    "parse_query",
+    "search",
+]
+
+MAX_QUERY_LENGTH = 500
+MAX_QUERY_TERMS = 32
+SNIPPET_WORDS = 16
+MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
+
+TS_CONFIG = "chatstore_search"
+# PostgreSQL's parser reads "<script>" or "<style>" as the start of an HTML element and skips all
+# that follows; chats hold code, so "<" is swapped for a private-use character before parsing (and
+# back, in the snippet).
+_PG_LESS_THAN = "\ue004"
+_PG_DOCUMENT = "replace({column}, '<', chr(57348))"
+
+# A term is an optionally negated quoted phrase (closed or running to the end) or a bare word.
+_TERM = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """Phrases that must all appear, and phrases that must not; each phrase is a tuple of words."""
+
+    required: tuple[tuple[str, ...], ...]
+    excluded: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A parsed query: it matches a message that satisfies any of its clauses."""
+
+    clauses: tuple[Clause, ...]
+
+    def to_fts5(self) -> str:
+        """FTS5 syntax; every phrase is a quoted string of plain words, never an operator."""
+
+        def phrase(words: tuple[str, ...]) -> str:
+            return '"' + " ".join(words) + '"'
+
+        rendered = []
+        for clause in self.clauses:
+            expression = "(" + " AND ".join(phrase(words) for words in clause.required) + ")"
+            for words in clause.excluded:
+                expression = f"({expression} NOT {phrase(words)})"
+            rendered.append(expression)
+        return " OR ".join(rendered)
+
+    def to_websearch(self) -> str:
+        """``websearch_to_tsquery`` syntax with the same meaning as ``to_fts5``."""
+        return " or ".join(
+            " ".join(
+                [f'"{" ".join(words)}"' for words in clause.required]
+                + [f'-"{" ".join(words)}"' for words in clause.excluded]
+            )
+            for clause in self.clauses
+        )
+
+
+def parse_query(q: str) -> SearchQuery:
+    """Parse what a user typed; a query with nothing to look for is an ``InvalidInput`` on ``q``."""
+    if not q.strip():
+        raise InvalidInput("q", "must not be empty", source="query")
+    if len(q) > MAX_QUERY_LENGTH:
+        raise InvalidInput("q", f"at most {MAX_QUERY_LENGTH} characters, got {len(q)}", source="query")
+    if "\x00" in q:
+        raise InvalidInput("q", "must not contain the NUL character (U+0000)", source="query")
+    terms = list(_TERM.finditer(q))
+    if len(terms) > MAX_QUERY_TERMS:
+        raise InvalidInput("q", f"at most {MAX_QUERY_TERMS} words, got {len(terms)}", source="query")
+
+    groups: list[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]] = [([], [])]
+    for term in terms:
+        negated, quoted, bare = term.groups()
+        if bare is not None and bare.lower() == "or":
+            groups.append(([], []))
+            continue
+        if bare is not None:
+            negated, quoted = ("-", bare[1:]) if bare.startswith("-") else ("", bare)
+        words = tuple(word.lower() for word in _WORD.findall(quoted))
+        if words:
+            groups[-1][1 if negated else 0].append(words)
+    # A clause that only excludes would match nearly every message, and no index can serve it.
+    clauses = tuple(Clause(tuple(required), tuple(excluded)) for required, excluded in groups if required)
+    if not clauses:
+        raise InvalidInput("q", "has no words to search for (letters or digits)", source="query")
+    return SearchQuery(clauses)
+
+
+def create_search_index(connection: Connection) -> None:
+    """Create the full-text index and what keeps it in sync, if missing; index existing messages.
+
+    Runs at start-up inside the transaction that creates the tables (under SQLite's write lock or
+    PostgreSQL's advisory lock), so processes starting together create it once.
+    """
+    if connection.dialect.name == "postgresql":
+        _create_postgres_index(connection)
+    else:
+        _create_sqlite_index(connection)
+
+
+_SQLITE_INDEX = """
+CREATE VIRTUAL TABLE messages_search USING fts5(
+    content, content='messages', tokenize='unicode61 remove_diacritics 2'
+)"""
+_FORGET_OLD_ROW = (
+    "INSERT INTO messages_search (messages_search, rowid, content) VALUES ('delete', old.rowid, old.content);"
+)
+_SQLITE_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS messages_search_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_search (rowid, content) VALUES (new.rowid, new.content);
+    END""",
+    # An external-content index forgets a row by being told its old text.
+    f"""CREATE TRIGGER IF NOT EXISTS messages_search_update AFTER UPDATE OF content ON messages BEGIN
+        {_FORGET_OLD_ROW}
+        INSERT INTO messages_search (rowid, content) VALUES (new.rowid, new.content);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS messages_search_delete AFTER DELETE ON messages BEGIN
+        {_FORGET_OLD_ROW}
+    END""",
+)
+
+
+def _create_sqlite_index(connection: Connection) -> None:
+    exists = connection.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_search'"
+    ).first()
+    if exists is None:
+        connection.exec_driver_sql(_SQLITE_INDEX)
+        # Messages stored before the index existed.
+        connection.exec_driver_sql("INSERT INTO messages_search (messages_search) VALUES ('rebuild')")
+    for trigger in _SQLITE_TRIGGERS:
+        connection.exec_driver_sql(trigger)
+
+
+def _create_postgres_index(connection: Connection) -> None:
+    # unaccent goes in a schema that outlives the one chatstore's tables are in (which may be dropped
+    # with everything in it), as other schemas' configurations may use it too.
+    quote = connection.dialect.identifier_preparer.quote
+    unaccent_schema = connection.exec_driver_sql(
+        "SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'unaccent'"
+    ).scalar()
+    if unaccent_schema is None:
+        has_public = connection.exec_driver_sql("SELECT 1 FROM pg_namespace WHERE nspname = 'public'").first()
+        unaccent_schema = (
+            "public" if has_public else connection.exec_driver_sql("SELECT current_schema()").scalar()
+        )
+        connection.exec_driver_sql(
+            f"CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA {quote(unaccent_schema)}"
+        )
+    has_config = connection.exec_driver_sql(
+        f"SELECT 1 FROM pg_ts_config WHERE cfgname = '{TS_CONFIG}' "
+        "AND cfgnamespace = current_schema()::regnamespace"
+    ).first()
+    if has_config is None:
+        connection.exec_driver_sql(f"CREATE TEXT SEARCH CONFIGURATION {TS_CONFIG} (COPY = pg_catalog.simple)")
+        connection.exec_driver_sql(
+            f"ALTER TEXT SEARCH CONFIGURATION {TS_CONFIG} ALTER MAPPING FOR hword, hword_part, word "
+            f"WITH {quote(unaccent_schema)}.unaccent, simple"
+        )
+    # Adding a stored generated column computes it for the messages already there.
+    vector = f"to_tsvector('{TS_CONFIG}'::regconfig, {_PG_DOCUMENT.format(column='content')})"
+    connection.exec_driver_sql(
+        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_vector tsvector "
+        f"GENERATED ALWAYS AS ({vector}) STORED"
+    )
+    connection.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_messages_search ON messages USING gin (search_vector)"
+    )
+
+
+_SQLITE_ANCHOR = text(
+    "SELECT bm25(messages_search) FROM messages_search WHERE messages_search MATCH :query AND rowid = :doc"
+)
+_SQLITE_PAGE = """
+WITH page AS MATERIALIZED (
+    SELECT rowid AS doc, bm25(messages_search) AS score
+    FROM messages_search
+    WHERE messages_search MATCH :query {after}
+    ORDER BY score, doc
+    LIMIT :limit
+)
+SELECT page.doc, page.score, m.id, m.session_id, m.seq, m.role, m.created_at, s.name,
+       snippet(messages_search, 0, :open, :close, '…', {words}) AS snippet
+FROM page
+JOIN messages_search ON messages_search.rowid = page.doc AND messages_search MATCH :query
+JOIN messages AS m ON m.rowid = page.doc
+JOIN sessions AS s ON s.id = m.session_id
+ORDER BY page.score, page.doc
+"""
+# Typed so that timestamps are read as on every other path.
+_RESULT_TYPES = {"score": Float(), "created_at": UTCTimestamp()}
+# bm25 is lower for better matches.
+_SQLITE_AFTER = """AND (bm25(messages_search) > :score
+    OR (bm25(messages_search) = :score AND messages_search.rowid > :doc))"""
+
+_POSTGRES_QUERY = f"websearch_to_tsquery('{TS_CONFIG}'::regconfig, :query)"
+_POSTGRES_RANK = f"ts_rank_cd(m.search_vector, {_POSTGRES_QUERY}, 1)"
+_POSTGRES_ANCHOR = text(
+    f"SELECT {_POSTGRES_RANK} FROM messages AS m WHERE m.id = :doc AND m.search_vector @@ {_POSTGRES_QUERY}"
+)
+_POSTGRES_PAGE = f"""
+WITH page AS MATERIALIZED (
+    SELECT hits.id AS doc, hits.score
+    FROM (
+        SELECT m.id, {_POSTGRES_RANK} AS score
+        FROM messages AS m
+        WHERE m.search_vector @@ {_POSTGRES_QUERY}
+    ) AS hits
+    WHERE true {{after}}
+    ORDER BY hits.score DESC, hits.id
+    LIMIT :limit
+)
+SELECT page.doc, page.score, m.id, m.session_id, m.seq, m.role, m.created_at, s.name,
+       ts_headline(
+           '{TS_CONFIG}'::regconfig, {_PG_DOCUMENT.format(column="m.content")}, {_POSTGRES_QUERY}, :options
+       ) AS snippet
+FROM page
+JOIN messages AS m ON m.id = page.doc
+JOIN sessions AS s ON s.id = m.session_id
+ORDER BY page.score DESC, page.doc
+"""
+# ts_rank_cd is higher for better matches; real, so the anchor's score is compared as a real.
+_POSTGRES_AFTER = (
+    "AND (hits.score < CAST(:score AS real) OR (hits.score = CAST(:score AS real) AND hits.id > :doc))"
+)
+
+
+async def search(db: "Database", q: str, *, limit: int, cursor: str | None = None) -> SearchPage:
+    """One page of the messages matching ``q``, best first.
+
+    The cursor names the last hit of the previous page by its (score, key): the rowid on SQLite,
+    the message id on PostgreSQL. The next page is what ranks after it, so hits the client has seen
+    are never repeated and none is skipped, whatever is inserted or deleted between pages. On
+    SQLite a score also depends on statistics of the whole index (bm25's document count and average
+    length), which every insert moves, so a score carried in the cursor would no longer line up
+    with fresh ones; instead the last hit's score is computed again beside the page, with the same
+    statistics. Only if that message is gone (or no longer matches) is the cursor's own score used.
+    Messages stored after the first page appear on later pages if they rank below the cursor.
+    """
+    query = parse_query(q)
+    dialect = db.dialect
+    rendered = query.to_websearch() if dialect == "postgresql" else query.to_fts5()
+    # A cursor is valid only for the query it was made for.
+    kind = f"search:{dialect}:{hashlib.sha256(rendered.encode()).hexdigest()[:16]}"
+    key_type = tuple[float, str] if dialect == "postgresql" else tuple[float, int]
+    after = decode_cursor(cursor, kind, key_type) if cursor else None
+    # Highlight markers no message can contain (they differ per request), swapped for <mark> after
+    # the rest of the text is HTML-escaped.
+    nonce = secrets.token_hex(8)
+    open_marker, close_marker = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue003"
+
+    def select_page(connection: Connection) -> SearchPage:
+        params: dict[str, Any] = {"query": rendered, "limit": limit + 1}
+        if dialect == "postgresql":
+            params["options"] = (
+                f'StartSel="{open_marker}", StopSel="{close_marker}", '
+                f"MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}, MaxFragments=2, "
+                'FragmentDelimiter=" … "'
+            )
+            anchor_sql, page_sql, after_sql = _POSTGRES_ANCHOR, _POSTGRES_PAGE, _POSTGRES_AFTER
+        else:
+            params["open"], params["close"] = open_marker, close_marker
+            anchor_sql, page_sql, after_sql = _SQLITE_ANCHOR, _SQLITE_PAGE, _SQLITE_AFTER
+        if after is None:
+            statement = page_sql.format(after="", words=SNIPPET_WORDS)
+        else:
+            score, doc = after
+            fresh = connection.execute(anchor_sql, {**params, "doc": doc}).scalar()
+            params["score"] = score if fresh is None else fresh
+            params["doc"] = doc
+            statement = page_sql.format(after=after_sql, words=SNIPPET_WORDS)
+        rows = connection.execute(text(statement).columns(**_RESULT_TYPES), params).all()
+        more, rows = len(rows) > limit, rows[:limit]
+        hits = [
+            SearchHit(
+                session_id=row.session_id,
+                session_name=row.name,
+                message_id=row.id,
+                seq=row.seq,
+                role=row.role,
+                created_at=row.created_at,
+                snippet=_highlight(
+                    row.snippet.replace(_PG_LESS_THAN, "<") if dialect == "postgresql" else row.snippet,
+                    open_marker,
+                    close_marker,
+                ),
+            )
+            for row in rows
+        ]
+        next_cursor = encode_cursor(kind, [rows[-1].score, rows[-1].doc]) if more else None
+        return SearchPage(results=hits, next_cursor=next_cursor)
+
+    return await db.read(select_page)
+
+
+def _highlight(snippet: str, open_marker: str, close_marker: str) -> str:
+    """HTML-escape the snippet, then turn the markers into ``<mark>`` tags: safe to render as HTML."""
+    return html.escape(snippet).replace(open_marker, MARK_OPEN).replace(close_marker, MARK_CLOSE)
