@@ -12,11 +12,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from chatstore import __version__
 from chatstore.api import ChatController, SessionController
-from chatstore.api.dependencies import provide_db, provide_responder, provide_settings, provide_worker_id
+from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
 from chatstore.api.search import SearchController
 from chatstore.core.db import open_database
 from chatstore.core.settings import Settings
+from chatstore.services.chat import Replies
 from chatstore.services.responders import MockResponder, Responder
 from chatstore.services.upstream import OpenAIResponder
 from chatstore.services.workers import WorkerLease
@@ -45,9 +46,18 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             await lease.start()
             app.state.db = db
             app.state.lease = lease
-            app.state.responder = responder or own_responder
+            app.state.replies = Replies(
+                db=db,
+                responder=responder or own_responder,
+                worker_id=lease.id,
+                progress_interval_s=settings.progress_interval_ms / 1000,
+                poll_interval_s=settings.progress_interval_ms / 1000,
+            )
+            await app.state.replies.start()
             yield
         finally:
+            if "replies" in app.state:
+                await app.state.replies.stop()
             await lease.stop()
             if own_responder is not None:
                 await own_responder.aclose()
@@ -60,8 +70,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
-            "responder": Provide(provide_responder, sync_to_thread=False),
-            "worker_id": Provide(provide_worker_id, sync_to_thread=False),
+            "replies": Provide(provide_replies, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_request_body_bytes,

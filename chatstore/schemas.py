@@ -8,18 +8,20 @@ from msgspec import UNSET, UnsetType
 
 __all__ = [
     "ChatRequest",
+    "FinishReason",
+    "RegenerateRequest",
     "ErrorEvent",
     "MessageIn",
     "MessageRead",
     "ReplyDelta",
     "ReplyStarted",
     "Role",
+    "SearchHit",
+    "SearchPage",
     "SessionCreate",
     "SessionDetail",
     "SessionRead",
     "SessionExport",
-    "SearchHit",
-    "SearchPage",
     "SessionUpdate",
     "Status",
 ]
@@ -52,9 +54,15 @@ class SessionRead(msgspec.Struct, kw_only=True):
     last_message_at: datetime | None = None
 
 
+MAX_CLIENT_ID_LENGTH = 200
+FinishReason = Literal["completed", "stopped", "client_disconnected", "server_stopped", "error"]
+
+
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     role: Role
     content: NonEmptyText
+    # Client-chosen, unique within the session: a request retried with the same ids stores nothing twice.
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_ID_LENGTH)] | None = None
 
 
 class MessageRead(msgspec.Struct, kw_only=True):
@@ -65,6 +73,9 @@ class MessageRead(msgspec.Struct, kw_only=True):
     content: str
     status: Status
     created_at: datetime
+    finish_reason: FinishReason | None = None
+    error: str | None = None
+    client_id: str | None = None
 
 
 class SessionDetail(msgspec.Struct, kw_only=True):
@@ -75,6 +86,12 @@ class SessionDetail(msgspec.Struct, kw_only=True):
 class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     session_id: str
     messages: Annotated[list[MessageIn], msgspec.Meta(min_length=1)]
+    # Go on generating (and store the whole reply) if the client goes away, instead of stopping.
+    keep_generating: bool = False
+
+
+class RegenerateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    keep_generating: bool = False
 
 
 class ReplyStarted(msgspec.Struct, kw_only=True):
@@ -112,6 +129,8 @@ class ExportedMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     content: str
     status: Status = "complete"
     created_at: AwareDatetime
+    finish_reason: FinishReason | None = None
+    error: str | None = None
 
 
 class SessionExport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

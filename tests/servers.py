@@ -11,16 +11,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from tests.helpers import Event, parse_sse
+
 __all__ = ["ServerProcess", "running_servers", "start_server"]
 
-READY_PATH = "/api/sessions"
+READY_PATH = "/healthz"  # open with or without CHATSTORE_API_KEY, and it checks the database
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 POLL_INTERVAL_S = 0.05
@@ -43,7 +47,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_until_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Poll ``GET /api/sessions`` until it answers 200; fail, quoting the log, if it dies or is slow."""
+        """Poll ``GET /healthz`` until it answers 200; fail, quoting the log, if it dies or is slow."""
         deadline = time.monotonic() + timeout_s
         while not self._answers():
             if self.process.poll() is not None:
@@ -132,3 +136,79 @@ def running_servers(
         for server in servers:
             server.wait_until_ready()
         yield servers
+
+
+# --- Talking to them --------------------------------------------------------------------------------
+
+HTTP_TIMEOUT_S = 30.0
+
+
+def chat_body(session_id: str, content: str, **options: Any) -> dict[str, Any]:
+    return {"session_id": session_id, "messages": [{"role": "user", "content": content}], **options}
+
+
+class BackgroundChat:
+    """A chat turn read event by event in a thread, so the test can act while the reply streams."""
+
+    def __init__(self, server: ServerProcess, body: dict[str, Any]) -> None:
+        self._url = f"{server.base_url}/api/chat"
+        self._body = body
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="background-chat", daemon=True)
+        self.events: list[Event] = []
+        self.finished = False
+        self.failure: Exception | None = None
+
+    def __enter__(self) -> "BackgroundChat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._thread.join(HTTP_TIMEOUT_S)
+
+    @property
+    def reply_id(self) -> str:
+        return str(self.events[0].data["assistant_message_id"])
+
+    def wait_until(self, what: str, seen: Callable[[list[Event]], bool], timeout_s: float = 10.0) -> None:
+        """Block until ``seen(events)`` holds; fail if the stream ends first or it takes too long."""
+        with self._changed:
+            self._changed.wait_for(lambda: seen(self.events) or self.finished, timeout_s)
+            assert seen(self.events), f"no {what}: events={self.events}, failure={self.failure!r}"
+
+    def wait_until_finished(self, timeout_s: float = HTTP_TIMEOUT_S) -> None:
+        self.wait_until("end of the stream", lambda _: self.finished, timeout_s)
+
+    def _read(self) -> None:
+        try:
+            with (
+                httpx.Client(timeout=HTTP_TIMEOUT_S) as client,
+                client.stream("POST", self._url, json=self._body) as response,
+            ):
+                response.raise_for_status()
+                block: list[str] = []
+                for line in response.iter_lines():
+                    if line:
+                        block.append(line)
+                    elif block:
+                        self._add(parse_sse("\n".join(block)))
+                        block = []
+        except Exception as exc:  # kept for the test to look at: a killed server cuts the stream
+            self.failure = exc
+        finally:
+            with self._changed:
+                self.finished = True
+                self._changed.notify_all()
+
+    def _add(self, events: list[Event]) -> None:
+        with self._changed:
+            self.events.extend(events)
+            self._changed.notify_all()
+
+
+def started(events: list[Event]) -> bool:
+    return bool(events) and events[0].event == "start"
+
+
+def deltas(count: int) -> Callable[[list[Event]], bool]:
+    return lambda events: sum(e.event == "delta" for e in events) >= count

@@ -5,9 +5,8 @@ HTTP and then reads the database directly.
 """
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,9 @@ import httpx
 import pytest
 
 from tests.helpers import DatabaseView, Event, parse_sse
-from tests.servers import ServerProcess, running_servers
+from tests.servers import HTTP_TIMEOUT_S, BackgroundChat, ServerProcess, chat_body, deltas, running_servers, started
 
 LOG_PROBLEMS = ("Traceback", "database is locked", "Exception in ASGI application")
-HTTP_TIMEOUT_S = 30.0
 
 # A short lease: a process renews it every 0.5 s, and sweeps for replies of dead processes as often.
 SHORT_LEASE = {"CHATSTORE_WORKER_LEASE_S": "1.5"}
@@ -28,10 +26,6 @@ FAST_REPLIES = {"CHATSTORE_MOCK_DELAY_MS": "1"}
 # With these, the reply to LONG_MESSAGE (about 44 chunks) streams for about 6 s.
 SLOW_REPLIES = {"CHATSTORE_MOCK_DELAY_MS": "150"}
 LONG_MESSAGE = "please take your time and answer this question one word after another"
-
-
-def chat_body(session_id: str, content: str) -> dict[str, Any]:
-    return {"session_id": session_id, "messages": [{"role": "user", "content": content}]}
 
 
 def create_session(server: ServerProcess, name: str) -> str:
@@ -168,73 +162,6 @@ def test_many_clients_on_shared_sessions_through_two_processes_lose_nothing(
 # --- Replies streaming while processes start and die ---------------------------------------------
 
 
-class BackgroundChat:
-    """A chat turn read event by event in a thread, so the test can act while the reply streams."""
-
-    def __init__(self, server: ServerProcess, session_id: str, content: str) -> None:
-        self._url = f"{server.base_url}/api/chat"
-        self._body = chat_body(session_id, content)
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, name="background-chat", daemon=True)
-        self.events: list[Event] = []
-        self.finished = False
-        self.failure: Exception | None = None
-
-    def __enter__(self) -> "BackgroundChat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._thread.join(HTTP_TIMEOUT_S)
-
-    @property
-    def reply_id(self) -> str:
-        return str(self.events[0].data["assistant_message_id"])
-
-    def wait_until(self, what: str, seen: Callable[[list[Event]], bool], timeout_s: float = 10.0) -> None:
-        """Block until ``seen(events)`` holds; fail if the stream ends first or it takes too long."""
-        with self._changed:
-            self._changed.wait_for(lambda: seen(self.events) or self.finished, timeout_s)
-            assert seen(self.events), f"no {what}: events={self.events}, failure={self.failure!r}"
-
-    def wait_until_finished(self, timeout_s: float = HTTP_TIMEOUT_S) -> None:
-        self.wait_until("end of the stream", lambda _: self.finished, timeout_s)
-
-    def _read(self) -> None:
-        try:
-            with (
-                httpx.Client(timeout=HTTP_TIMEOUT_S) as client,
-                client.stream("POST", self._url, json=self._body) as response,
-            ):
-                response.raise_for_status()
-                block: list[str] = []
-                for line in response.iter_lines():
-                    if line:
-                        block.append(line)
-                    elif block:
-                        self._add(parse_sse("\n".join(block)))
-                        block = []
-        except Exception as exc:  # kept for the test to look at: a killed server cuts the stream
-            self.failure = exc
-        finally:
-            with self._changed:
-                self.finished = True
-                self._changed.notify_all()
-
-    def _add(self, events: list[Event]) -> None:
-        with self._changed:
-            self.events.extend(events)
-            self._changed.notify_all()
-
-
-def started(events: list[Event]) -> bool:
-    return bool(events) and events[0].event == "start"
-
-
-def deltas(count: int) -> Callable[[list[Event]], bool]:
-    return lambda events: sum(e.event == "delta" for e in events) >= count
-
-
 @pytest.mark.server
 def test_a_starting_process_leaves_the_replies_of_a_live_one_alone(
     database_url: str, db: DatabaseView, tmp_path: Path
@@ -244,7 +171,7 @@ def test_a_starting_process_leaves_the_replies_of_a_live_one_alone(
     env = SLOW_REPLIES | SHORT_LEASE
     with running_servers(1, database_url, tmp_path, env, name="a") as [server_a]:
         session_id = create_session(server_a, "slow")
-        with BackgroundChat(server_a, session_id, LONG_MESSAGE) as chat:
+        with BackgroundChat(server_a, chat_body(session_id, LONG_MESSAGE)) as chat:
             chat.wait_until("start event", started)
             with running_servers(1, database_url, tmp_path, env, name="b") as [server_b]:
                 status = reply_status(db, chat.reply_id)
@@ -275,7 +202,7 @@ def test_replies_of_a_killed_process_are_marked_incomplete_by_a_live_one(
         running_servers(1, database_url, tmp_path, FAST_REPLIES | SHORT_LEASE, name="b") as [server_b],
     ):
         session_id = create_session(server_a, "crash")
-        with BackgroundChat(server_a, session_id, LONG_MESSAGE) as chat:
+        with BackgroundChat(server_a, chat_body(session_id, LONG_MESSAGE)) as chat:
             chat.wait_until("two deltas", deltas(2))
             if host == "other host":
                 db.execute("UPDATE workers SET hostname = 'elsewhere' WHERE pid = :pid", pid=server_a.pid)

@@ -22,6 +22,9 @@ EXPECTED = {
     ("get", "/api/sessions/{session_id}/export"): {"200", "400", "404"},
     ("post", "/api/sessions/import"): {"201", "400", "413"},
     ("get", "/api/search"): {"200", "400"},
+    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "404", "409", "413"},
+    ("get", "/api/messages/{message_id}/stream"): {"200", "400", "404"},
+    ("post", "/api/messages/{message_id}/stop"): {"200", "404"},
 }
 
 
@@ -61,6 +64,9 @@ def test_operation_ids_are_unique_and_named(schema: dict[str, Any]) -> None:
         "exportSession",
         "importSession",
         "searchMessages",
+        "regenerateReply",
+        "followReply",
+        "stopReply",
     }
 
 

@@ -37,7 +37,7 @@ def test_export_then_import_keeps_everything_but_the_ids(client: TestClient[Lite
     copy = client.get(f"/api/sessions/{copy_id}").json()
     for field in ("name", "metadata", "created_at", "updated_at", "message_count", "last_message_at"):
         assert copy["session"][field] == original["session"][field], field
-    keep = ("seq", "role", "content", "status", "created_at")
+    keep = ("seq", "role", "content", "status", "created_at", "finish_reason", "error")
     assert [{k: m[k] for k in keep} for m in copy["messages"]] == [{k: m[k] for k in keep} for m in original["messages"]]
     assert not {m["id"] for m in copy["messages"]} & {m["id"] for m in original["messages"]}
 

@@ -1,28 +1,29 @@
-"""``/api/chat``: append the user's messages and stream the assistant's reply as Server-Sent Events."""
+"""Replies as Server-Sent Events: chat, regenerate, re-attach to a reply, and stop one."""
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, post
+from litestar import Controller, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chatstore.api.limits import check_chat_request
-from chatstore.api.openapi import error_response
+from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.schemas import ChatRequest
-from chatstore.services.chat import ReplyStream, StreamEvent, start_turn
-from chatstore.services.responders import Responder
+from chatstore.schemas import ChatRequest, MessageRead, RegenerateRequest
+from chatstore.services.chat import Generation, Replies, StreamEvent, start_regeneration, start_turn
+from chatstore.services.errors import InvalidInput
 
 __all__ = ["ChatController"]
 
-STREAM_DESCRIPTION = """A `text/event-stream` of Server-Sent Events. Each event has an `id:` that increases
-within the stream, an `event:` name and one line of JSON `data:`.
+STREAM_DESCRIPTION = """A `text/event-stream` of Server-Sent Events. Each event has an `id:`, an `event:`
+name and one line of JSON `data:`.
 
 | event | data |
 | --- | --- |
@@ -31,7 +32,15 @@ within the stream, an `event:` name and one line of JSON `data:`.
 | `done` | the stored assistant message (`MessageRead`); its content is all deltas joined |
 | `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` |
 
-If the client disconnects, the reply stops and what was generated is stored with status `incomplete`."""
+An event's `id` is the reply's length in characters once the event is taken into account (`start`
+is 0; `done` and `error` are one past the final length): a position to re-attach from with
+`GET /api/messages/{id}/stream`. If the client disconnects, the reply stops and what was generated
+is stored with status `incomplete`, unless the request set `keep_generating`."""
+
+SSE_RESPONSE = ResponseSpec(
+    data_container=str, media_type="text/event-stream", description=STREAM_DESCRIPTION, generate_examples=False
+)
+TOO_LARGE = error_response("The body is larger than the configured limit.")
 
 
 async def _to_server_sent_events(events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEventMessage]:
@@ -39,36 +48,121 @@ async def _to_server_sent_events(events: AsyncIterator[StreamEvent]) -> AsyncIte
         yield ServerSentEventMessage(id=event.id, event=event.event, data=msgspec.json.encode(event.data).decode())
 
 
+def _stream_new_reply(replies: Replies, generation: Generation) -> ServerSentEvent:
+    # The background task runs after the body, also when the client went away: a reply that is not
+    # kept going is stopped and stored before the request is over.
+    return ServerSentEvent(
+        _to_server_sent_events(replies.stream_new(generation)),
+        background=BackgroundTask(replies.settle, generation),
+    )
+
+
 class ChatController(Controller):
-    path = "/api/chat"
+    path = "/api"
     tags = ["chat"]
 
     @post(
+        "/chat",
         status_code=200,  # @post means 201 unless told otherwise
         operation_id="chat",
         summary="Add messages to a session and stream the reply",
+        description="Messages may carry a client-chosen `id`, unique within the session: a request sent "
+        "again with the same ids stores nothing twice and streams the reply of its first attempt "
+        "(from the start; it may still be streaming).",
         raises=[NotFoundException],
-        responses={
-            200: ResponseSpec(
-                data_container=str,
-                media_type="text/event-stream",
-                description=STREAM_DESCRIPTION,
-                generate_examples=False,
-            ),
-            413: error_response("The body is larger than the configured limit."),
-        },
+        responses={200: SSE_RESPONSE, 413: TOO_LARGE},
     )
     async def chat(
         self,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
-        responder: NamedDependency[Responder],
-        worker_id: NamedDependency[str],
+        replies: NamedDependency[Replies],
         data: JSONBody[ChatRequest],
     ) -> ServerSentEvent:
         check_chat_request(data, settings)
-        turn = await start_turn(db, data.session_id, data.messages, worker_id)
-        stream = ReplyStream(db, responder, turn, data.messages)
-        # The background task runs after the body, also when the client went away: it stores the
-        # reply if the stream was cut short before it could.
-        return ServerSentEvent(_to_server_sent_events(stream.events()), background=BackgroundTask(stream.close))
+        turn = await start_turn(db, data.session_id, data.messages, replies.worker_id)
+        if turn.is_retry:
+            return ServerSentEvent(_to_server_sent_events(replies.follow(turn.reply_id, None, turn.started)))
+        return _stream_new_reply(replies, replies.begin(turn, keep_generating=data.keep_generating))
+
+    @post(
+        "/sessions/{session_id:str}/regenerate",
+        status_code=200,
+        operation_id="regenerateReply",
+        summary="Stream a new reply to the session's last user message",
+        description="The earlier replies stay stored; the new one is appended after them. The responder "
+        "sees the conversation up to the last user message. The stream is the same as `POST /api/chat`'s, "
+        "with an empty `message_ids` in `start`. 409 if the session has no user message.",
+        operation_class=OptionalBodyOperation,
+        raises=[NotFoundException],
+        responses={
+            200: SSE_RESPONSE,
+            409: error_response("The session has no user message to reply to."),
+            413: TOO_LARGE,
+        },
+    )
+    async def regenerate(
+        self,
+        db: NamedDependency[Database],
+        replies: NamedDependency[Replies],
+        session_id: FromPath[str],
+        data: Annotated[RegenerateRequest | None, Body(description="Optional: `keep_generating`.")] = None,
+    ) -> ServerSentEvent:
+        turn = await start_regeneration(db, session_id, replies.worker_id)
+        keep_generating = data.keep_generating if data is not None else False
+        return _stream_new_reply(replies, replies.begin(turn, keep_generating=keep_generating))
+
+    @get(
+        "/messages/{message_id:str}/stream",
+        operation_id="followReply",
+        summary="Re-attach to a reply's stream",
+        description="The events of the reply after the position given by the standard `Last-Event-ID` "
+        "header (or the `last_event_id` query parameter): the rest of the deltas, then `done` or `error`, "
+        "nothing missing and nothing twice. Without a position the stream starts with `start`. Works "
+        "whichever process generates the reply, and for a finished reply too.",
+        raises=[NotFoundException],
+        responses={200: SSE_RESPONSE},
+    )
+    async def follow(
+        self,
+        replies: NamedDependency[Replies],
+        message_id: FromPath[str],
+        last_event_id_header: Annotated[
+            str | None, HeaderParameter(name="Last-Event-ID", description="The `id` of the last event received.")
+        ] = None,
+        last_event_id: Annotated[
+            int | None, QueryParameter(name="last_event_id", description="The same, for clients that cannot set headers.")
+        ] = None,
+    ) -> ServerSentEvent:
+        position = _position(last_event_id_header, last_event_id)
+        await replies.ensure_exists(message_id)  # a plain 404 before the stream, not a broken stream
+        return ServerSentEvent(_to_server_sent_events(replies.follow(message_id, position)))
+
+    @post(
+        "/messages/{message_id:str}/stop",
+        status_code=200,
+        operation_id="stopReply",
+        summary="Stop a streaming reply",
+        description="Ends the reply wherever it is being generated, within about a second, and returns it "
+        "as stored: status `incomplete`, `finish_reason` `stopped`. A reply that has already ended is "
+        "returned as it is.",
+        raises=[NotFoundException],
+    )
+    async def stop(
+        self, replies: NamedDependency[Replies], settings: NamedDependency[Settings], message_id: FromPath[str]
+    ) -> MessageRead:
+        return await replies.request_stop(message_id, wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000))
+
+
+def _position(header: str | None, query: int | None) -> int | None:
+    if header is not None:
+        try:
+            position = int(header)
+        except ValueError:
+            raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header") from None
+    else:
+        position = query
+    if position is not None and position < 0:
+        raise InvalidInput("last_event_id", "must not be negative", source="query")
+    return position
+

@@ -4,9 +4,9 @@ from litestar.datastructures import State
 
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.services.responders import Responder
+from chatstore.services.chat import Replies
 
-__all__ = ["provide_db", "provide_responder", "provide_settings", "provide_worker_id"]
+__all__ = ["provide_db", "provide_replies", "provide_settings"]
 
 
 def provide_db(state: State) -> Database:
@@ -17,9 +17,5 @@ def provide_settings(state: State) -> Settings:
     return state.settings  # type: ignore[no-any-return]
 
 
-def provide_responder(state: State) -> Responder:
-    return state.responder  # type: ignore[no-any-return]
-
-
-def provide_worker_id(state: State) -> str:
-    return state.lease.id  # type: ignore[no-any-return]
+def provide_replies(state: State) -> Replies:
+    return state.replies  # type: ignore[no-any-return]

@@ -9,10 +9,11 @@ from litestar.exceptions import ClientException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 
-from chatstore.services.errors import InvalidInput, SessionNotFound
+from chatstore.services.errors import InvalidInput, NothingToRegenerate, ReplyNotFound, SessionNotFound
 
 __all__ = ["exception_handlers"]
 
@@ -28,8 +29,12 @@ def _error(status_code: int, detail: str, extra: list[dict[str, Any]] | None = N
     return Response(body, status_code=status_code, media_type=MediaType.JSON)
 
 
-def session_not_found(_: Request[Any, Any, Any], exc: SessionNotFound) -> Response[Any]:
+def not_found(_: Request[Any, Any, Any], exc: SessionNotFound | ReplyNotFound) -> Response[Any]:
     return _error(HTTP_404_NOT_FOUND, str(exc))
+
+
+def conflict(_: Request[Any, Any, Any], exc: NothingToRegenerate) -> Response[Any]:
+    return _error(HTTP_409_CONFLICT, str(exc))
 
 
 def invalid_input(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Any]:
@@ -67,7 +72,9 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 exception_handlers: dict[Any, Any] = {
-    SessionNotFound: session_not_found,
+    SessionNotFound: not_found,
+    ReplyNotFound: not_found,
+    NothingToRegenerate: conflict,
     InvalidInput: invalid_input,
     ClientException: client_error,
     UnicodeDecodeError: undecodable_body,

@@ -5,7 +5,7 @@ from typing import Any
 import msgspec
 
 from chatstore.core.settings import Settings
-from chatstore.schemas import ChatRequest, SessionCreate, SessionExport
+from chatstore.schemas import MAX_CLIENT_ID_LENGTH, ChatRequest, SessionCreate, SessionExport
 from chatstore.services.errors import InvalidInput
 
 __all__ = ["check_chat_request", "check_metadata", "check_session_create", "check_session_import", "check_text"]
@@ -24,6 +24,8 @@ def check_chat_request(data: ChatRequest, settings: Settings) -> None:
         )
     for index, message in enumerate(data.messages):
         check_text(f"messages[{index}].content", message.content, settings.max_content_length)
+        if message.id is not None:
+            check_text(f"messages[{index}].id", message.id, MAX_CLIENT_ID_LENGTH)
 
 
 def check_session_import(data: SessionExport, settings: Settings) -> None:

@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -72,8 +73,12 @@ class Database(ABC):
         """Run ``fn`` in a read transaction (one consistent snapshot)."""
 
     @abstractmethod
-    async def write(self, fn: Work[T]) -> T:
-        """Run ``fn`` in a write transaction; returns once it is committed."""
+    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
+        """Run ``fn`` in a write transaction; returns once it is committed.
+
+        ``single_statement=True`` promises that ``fn`` runs exactly one statement, which is atomic
+        by itself: PostgreSQL then runs it without BEGIN and COMMIT, two round trips fewer.
+        """
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -123,7 +128,7 @@ class SQLiteDatabase(Database):
     async def read(self, fn: Work[T]) -> T:
         return await anyio.to_thread.run_sync(_in_transaction, self._reader, fn, limiter=self._read_limiter)
 
-    async def write(self, fn: Work[T]) -> T:
+    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
         return await self._writer.submit(fn)
 
     async def close(self) -> None:
@@ -251,15 +256,26 @@ class PostgresDatabase(Database):
             pool_size=settings.db_pool_size,
             max_overflow=0,
             pool_timeout=settings.db_pool_timeout_s,
-            pool_pre_ping=True,
+            # No pre-ping: on asyncpg it costs three round trips per checkout. A connection the
+            # server has closed is caught at checkout below, for free.
+            pool_pre_ping=False,
             connect_args={"timeout": settings.db_pool_timeout_s, "server_settings": server_settings},
         )
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")  # same pool
+
+        @event.listens_for(self._engine.sync_engine, "checkout")
+        def _drop_closed(_dbapi_connection: Any, _record: Any, proxy: Any) -> None:
+            if proxy.driver_connection.is_closed():
+                raise DisconnectionError("the server closed this connection")  # the pool connects anew
 
     async def read(self, fn: Work[T]) -> T:
         async with self._engine.begin() as connection:
             return await connection.run_sync(fn)
 
-    async def write(self, fn: Work[T]) -> T:
+    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
+        if single_statement:
+            async with self._autocommit.connect() as connection:
+                return await connection.run_sync(fn)
         async with self._engine.begin() as connection:
             return await connection.run_sync(fn)
 

@@ -27,6 +27,9 @@ class Settings:
     log_level: str = "info"
 
     mock_delay_ms: int = 10
+    # How often the text of streaming replies is written to their rows (live progress), and how
+    # often a client following a reply that another process generates looks for more.
+    progress_interval_ms: int = 250
     # Where replies come from: the built-in ``mock``, or ``openai``: a model server speaking
     # OpenAI's streaming chat-completions API (llama.cpp, Ollama, vLLM, OpenAI itself).
     responder: str = "mock"
@@ -83,6 +86,8 @@ class Settings:
             raise SettingsError(f"CHATSTORE_PORT must be between 0 and 65535, got {self.port}")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise SettingsError("CHATSTORE_DEFAULT_PAGE_SIZE must be between 1 and CHATSTORE_MAX_PAGE_SIZE")
+        if self.progress_interval_ms < 10:
+            raise SettingsError("CHATSTORE_PROGRESS_INTERVAL_MS must be at least 10")
         if self.db_pool_size < 1:
             raise SettingsError("CHATSTORE_DB_POOL_SIZE must be at least 1")
         if self.worker_lease_s <= 0:

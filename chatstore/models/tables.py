@@ -4,15 +4,17 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, Index, Text, UniqueConstraint, false, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
-__all__ = ["ROLES", "STATUSES", "ChatSession", "Message", "UTCTimestamp", "Worker", "is_id", "new_id", "utc_now"]
+__all__ = ["FINISH_REASONS", "ROLES", "STATUSES", "ChatSession", "Message", "UTCTimestamp", "Worker", "is_id", "new_id", "utc_now"]
 
 ROLES = ("system", "user", "assistant")
 STATUSES = ("in_progress", "complete", "incomplete", "error")
+# Why a reply ended: see the README's "Replies that survive the network".
+FINISH_REASONS = ("completed", "stopped", "client_disconnected", "server_stopped", "error")
 
 
 def new_id() -> str:
@@ -105,8 +107,11 @@ class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("session_id", "seq"),
+        # A client-chosen id names one message of its session: a retried request finds it.
+        UniqueConstraint("session_id", "client_id"),
         CheckConstraint(_in("role", ROLES), name="message_role"),
         CheckConstraint(_in("status", STATUSES), name="message_status"),
+        CheckConstraint(_in("finish_reason", FINISH_REASONS), name="message_finish_reason"),
         # The sweep for replies orphaned by a dead process reads only this small index.
         Index(
             "ix_messages_in_progress",
@@ -126,6 +131,12 @@ class Message(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     # The process streaming this reply while its status is ``in_progress``.
     worker_id: str | None = None
+    client_id: str | None = None
+    finish_reason: str | None = None
+    # What went wrong, for a reply with status ``error``.
+    error: str | None = Field(default=None, sa_type=Text)
+    # Set by a stop request; the process streaming the reply sees it on its next progress write.
+    stop_requested: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
     session: ChatSession | None = Relationship(back_populates="messages")
 

@@ -1,19 +1,29 @@
-"""A chat turn: store the request's messages, stream the reply, store the reply however the stream ends.
-
-The life of a reply, as the database sees it:
+"""Chat turns and the life of a reply: stored before the first event, kept whatever happens to the stream.
 
 1. One transaction appends the request's messages and the reply's row (``in_progress``, owned by
-   this process) to the session, taking the next ``seq`` numbers from the session row under its
-   write lock. It commits before the first event is sent.
-2. The responder's pieces are sent as they come, and kept in memory.
-3. When the stream ends, the reply's row gets its content and final status: ``complete``, ``error``
-   (the responder failed) or ``incomplete`` (the client went away). That write runs shielded from
-   the request's cancellation, and again from a background task in case the stream never ran.
+   this process) to the session, taking the next ``seq`` numbers under the session row's lock. It
+   commits before the first event is sent. Messages that carry a client id already stored in the
+   session are not stored again: a retried request finds its turn and streams its reply.
+2. A ``Generation`` task runs the responder and keeps the reply in memory. Clients follow it: the
+   request that started it, and any number that re-attach (``follow``), each from its own position.
+   Every ``progress_interval`` the ``Replies`` registry writes what each reply has so far to its row,
+   in one transaction for all, and learns which replies were asked to stop from another process.
+3. The reply's row gets its content and final status when the generation ends: ``complete``,
+   ``error`` (the responder failed), or ``incomplete`` with the reason (stopped by the user, the
+   client went away, the server stopped). That write cannot be cancelled.
+
+A client following a reply that another process generates tails its row in the database.
+
+Event ids are positions: a ``delta``'s id is the reply's length in characters once that delta is
+added (``start`` is 0; ``done`` and ``error`` are one past the final length). A client that lost its
+connection re-attaches with the last id it saw and receives exactly what follows it.
 """
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 import msgspec
@@ -22,12 +32,12 @@ from sqlalchemy import Connection, insert, select, update
 from chatstore.core.db import Database
 from chatstore.models import ChatSession, Message
 from chatstore.models.tables import is_id, new_id, utc_now
-from chatstore.schemas import ErrorEvent, MessageIn, MessageRead, ReplyDelta, ReplyStarted, Status
-from chatstore.services.errors import ResponderError, SessionNotFound
+from chatstore.schemas import ErrorEvent, FinishReason, MessageIn, MessageRead, ReplyDelta, ReplyStarted, Status
+from chatstore.services.errors import InvalidInput, NothingToRegenerate, ReplyNotFound, ResponderError, SessionNotFound
 from chatstore.services.responders import Conversation, Responder, read_session_metadata
 from chatstore.services.sessions import MESSAGE_COLUMNS, to_messages
 
-__all__ = ["ReplyStream", "StreamEvent", "start_turn"]
+__all__ = ["Generation", "Replies", "StreamEvent", "Turn", "start_regeneration", "start_turn"]
 
 logger = logging.getLogger("chatstore.chat")
 
@@ -40,9 +50,6 @@ SESSION_DELETED = "the session was deleted while the reply was streaming"
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One event of the reply stream. ``id`` is the reply's length in characters when it was sent
-    (``start`` is 0; ``done`` and ``error`` are one past the final length), so it always increases."""
-
     event: str
     id: int
     data: msgspec.Struct
@@ -50,62 +57,148 @@ class StreamEvent:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
+    """What a chat request stored: its messages, and the reply that answers them."""
+
     session_id: str
     message_ids: list[str]
     reply_id: str
     reply_seq: int
+    # The responder sees the stored messages before this seq (a regeneration hides the old replies).
+    history_before_seq: int
+    new_messages: Sequence[MessageIn] = ()
+    # Every message of the request was stored by an earlier attempt: its reply already exists.
+    is_retry: bool = False
+
+    @property
+    def started(self) -> ReplyStarted:
+        return ReplyStarted(
+            session_id=self.session_id, message_ids=self.message_ids, assistant_message_id=self.reply_id
+        )
+
+
+def _message_row(session_id: str, seq: int, role: str, content: str, now: object, **extra: object) -> dict[str, object]:
+    row = {
+        "id": new_id(),
+        "session_id": session_id,
+        "seq": seq,
+        "role": role,
+        "content": content,
+        "status": "complete",
+        "worker_id": None,
+        "client_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    row.update(extra)
+    return row
 
 
 async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn], worker_id: str) -> Turn:
     """Append the request's messages and the reply's ``in_progress`` row, in one committed transaction."""
     if not is_id(session_id):
         raise SessionNotFound(session_id)
+    client_ids = [m.id for m in messages if m.id is not None]
+    if len(set(client_ids)) != len(client_ids):
+        index = next(i for i, m in enumerate(messages) if m.id is not None and client_ids.count(m.id) > 1)
+        raise InvalidInput(f"messages[{index}].id", "the same id is given to two messages")
 
     def append(connection: Connection) -> Turn | None:
+        stored: dict[str, tuple[str, int]] = {}
+        if client_ids:
+            # Lock the session row first, so that two attempts of one request cannot both store it.
+            locked = connection.execute(
+                select(sessions_table.c.id).where(sessions_table.c.id == session_id).with_for_update()
+            ).first()
+            if locked is None:
+                return None
+            rows = connection.execute(
+                select(messages_table.c.client_id, messages_table.c.id, messages_table.c.seq).where(
+                    messages_table.c.session_id == session_id, messages_table.c.client_id.in_(client_ids)
+                )
+            ).all()
+            stored = {row.client_id: (row.id, row.seq) for row in rows}
+            if len(stored) == len(messages):
+                earlier = _earlier_attempt(connection, session_id, [stored[str(m.id)] for m in messages])
+                if earlier is not None:
+                    return earlier
         now = utc_now()
-        count = len(messages) + 1
+        new_count = sum(1 for m in messages if m.id not in stored)
         last_seq = connection.execute(
             update(sessions_table)
             .where(sessions_table.c.id == session_id)
-            .values(last_seq=sessions_table.c.last_seq + count, last_message_at=now, activity_at=now)
+            .values(last_seq=sessions_table.c.last_seq + new_count + 1, last_message_at=now, activity_at=now)
             .returning(sessions_table.c.last_seq)
         ).scalar()
         if last_seq is None:
             return None
-        first_seq = last_seq - count + 1
-        rows = [
-            {
-                "id": new_id(),
-                "session_id": session_id,
-                "seq": first_seq + offset,
-                "role": message.role,
-                "content": message.content,
-                "status": "complete",
-                "worker_id": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for offset, message in enumerate(messages)
-        ]
-        rows.append(
-            {
-                "id": new_id(),
-                "session_id": session_id,
-                "seq": last_seq,
-                "role": "assistant",
-                "content": "",
-                "status": "in_progress",
-                "worker_id": worker_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        connection.execute(insert(messages_table), rows)
-        return Turn(session_id, [row["id"] for row in rows[:-1]], rows[-1]["id"], last_seq)
+        seq = last_seq - new_count
+        rows, message_ids = [], []
+        for message in messages:
+            if message.id in stored:
+                message_ids.append(stored[message.id][0])
+                continue
+            row = _message_row(session_id, seq, message.role, message.content, now, client_id=message.id)
+            rows.append(row)
+            message_ids.append(str(row["id"]))
+            seq += 1
+        reply = _message_row(session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id)
+        connection.execute(insert(messages_table), [*rows, reply])
+        return Turn(session_id, message_ids, str(reply["id"]), last_seq, last_seq, new_messages=messages)
 
     turn = await db.write(append)
     if turn is None:
         raise SessionNotFound(session_id)
+    return turn
+
+
+def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple[str, int]]) -> Turn | None:
+    """The turn an earlier attempt of this request stored: its messages and the reply after them."""
+    last_seq = max(seq for _, seq in stored)
+    reply = connection.execute(
+        select(messages_table.c.id, messages_table.c.seq)
+        .where(
+            messages_table.c.session_id == session_id,
+            messages_table.c.seq > last_seq,
+            messages_table.c.role == "assistant",
+        )
+        .order_by(messages_table.c.seq)
+        .limit(1)
+    ).first()
+    if reply is None:
+        return None
+    return Turn(session_id, [message_id for message_id, _ in stored], reply.id, reply.seq, last_seq + 1, is_retry=True)
+
+
+async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
+    """A new reply to the session's last user message; the earlier replies stay stored."""
+    if not is_id(session_id):
+        raise SessionNotFound(session_id)
+
+    def append_reply(connection: Connection) -> Turn | Exception:
+        question_seq = connection.execute(
+            select(messages_table.c.seq)
+            .where(messages_table.c.session_id == session_id, messages_table.c.role == "user")
+            .order_by(messages_table.c.seq.desc())
+            .limit(1)
+        ).scalar()
+        if question_seq is None:
+            exists = connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+            return NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
+        now = utc_now()
+        last_seq = connection.execute(
+            update(sessions_table)
+            .where(sessions_table.c.id == session_id)
+            .values(last_seq=sessions_table.c.last_seq + 1, last_message_at=now, activity_at=now)
+            .returning(sessions_table.c.last_seq)
+        ).scalar()
+        reply = _message_row(session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id)
+        connection.execute(insert(messages_table).values(**reply))
+        return Turn(session_id, [], str(reply["id"]), last_seq, question_seq + 1)
+
+    # The refusal is returned rather than raised: a raising job would roll back a whole group commit.
+    turn = await db.write(append_reply)
+    if isinstance(turn, Exception):
+        raise turn
     return turn
 
 
@@ -121,98 +214,336 @@ async def load_history(db: Database, session_id: str, before_seq: int) -> list[M
     return await db.read(select_history)
 
 
-async def finish_reply(db: Database, reply_id: str, content: str, status: Status) -> MessageRead | None:
-    """Store the reply's content and final status; None if it is gone (its session was deleted)."""
+async def read_reply(db: Database, reply_id: str) -> tuple[MessageRead, list[str]]:
+    """A stored reply, and the ids of the messages it answers (those right before it)."""
+    if not is_id(reply_id):
+        raise ReplyNotFound(reply_id)
+
+    def select_reply(connection: Connection) -> tuple[MessageRead, list[str]] | None:
+        row = connection.execute(select(*MESSAGE_COLUMNS).where(messages_table.c.id == reply_id)).first()
+        if row is None or row.role != "assistant":
+            return None
+        before = connection.execute(
+            select(messages_table.c.id, messages_table.c.role)
+            .where(messages_table.c.session_id == row.session_id, messages_table.c.seq < row.seq)
+            .order_by(messages_table.c.seq.desc())
+            .limit(100)
+        ).all()
+        asked: list[str] = []
+        for message_id, role in before:
+            if role == "assistant":
+                break
+            asked.append(message_id)
+        return to_messages([row])[0], asked[::-1]
+
+    found = await db.read(select_reply)
+    if found is None:
+        raise ReplyNotFound(reply_id)
+    return found
+
+
+async def finish_reply(
+    db: Database, reply_id: str, content: str, status: Status, reason: FinishReason, error: str | None
+) -> MessageRead | None:
+    """Store the reply's content and final state; None if it is gone (its session was deleted)."""
 
     def store(connection: Connection) -> MessageRead | None:
         row = connection.execute(
             update(messages_table)
             .where(messages_table.c.id == reply_id)
-            .values(content=content, status=status, worker_id=None, updated_at=utc_now())
+            .values(
+                content=content,
+                status=status,
+                finish_reason=reason,
+                error=error,
+                worker_id=None,
+                stop_requested=False,
+                updated_at=utc_now(),
+            )
             .returning(*MESSAGE_COLUMNS)
         ).first()
-        return None if row is None else msgspec.convert(row, MessageRead, from_attributes=True)
+        return None if row is None else to_messages([row])[0]
 
-    return await db.write(store)
+    return await db.write(store, single_statement=True)
 
 
-class ReplyStream:
-    """Streams one reply and guarantees that what was generated is stored, once, however it ends."""
+def _ends_after(position: int, length: int) -> bool:
+    """Whether a client at ``position`` still needs the final event of a reply ``length`` long.
 
-    def __init__(
-        self, db: Database, responder: Responder, turn: Turn, messages: Sequence[MessageIn]
-    ) -> None:
+    Its id is ``length + 1``. A client past that saw more than was stored: the process generating
+    the reply died before its last progress write. It gets the end too, numbered after its position.
+    """
+    return position != length + 1
+
+
+def _final_event(position: int, message: MessageRead | None) -> StreamEvent:
+    if message is None:
+        return StreamEvent("error", position, ErrorEvent(detail=SESSION_DELETED))
+    if message.status == "error":
+        return StreamEvent("error", position, ErrorEvent(detail=message.error or UNEXPECTED_FAILURE))
+    return StreamEvent("done", position, message)
+
+
+class Generation:
+    """One reply being generated in this process, and what it has produced so far."""
+
+    def __init__(self, db: Database, responder: Responder, turn: Turn, *, keep_generating: bool) -> None:
+        self.turn = turn
+        self.keep_generating = keep_generating
         self._db = db
-        self._turn = turn
         conversation = Conversation(
             session_id=turn.session_id,
-            new_messages=messages,
-            load_history=lambda: load_history(db, turn.session_id, turn.reply_seq),
+            new_messages=turn.new_messages,
+            load_history=lambda: load_history(db, turn.session_id, turn.history_before_seq),
             load_session_metadata=lambda: read_session_metadata(db, turn.session_id),
         )
         self._pieces = responder.reply(conversation)
         self._parts: list[str] = []
-        self._finished = False
-        self._events = self._run()
+        self.length = 0
+        self.flushed_length = 0
+        self._changed = asyncio.Event()
+        self._stop_reason: FinishReason = "server_stopped"
+        self._stopping = False
+        self.outcome: MessageRead | None = None
+        self.finished = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     @property
-    def turn(self) -> Turn:
-        return self._turn
+    def content(self) -> str:
+        return "".join(self._parts)
 
-    def events(self) -> AsyncIterator[StreamEvent]:
-        return self._events
+    def start(self, on_finished: Callable[["Generation"], None]) -> None:
+        self._task = asyncio.create_task(self._run(on_finished), name=f"reply-{self.turn.reply_id}")
 
-    async def _run(self) -> AsyncIterator[StreamEvent]:
-        yield StreamEvent(
-            "start",
-            0,
-            ReplyStarted(
-                session_id=self._turn.session_id,
-                message_ids=self._turn.message_ids,
-                assistant_message_id=self._turn.reply_id,
-            ),
-        )
-        length = 0
-        status: Status = "incomplete"  # unless the loop below ends one way or the other
-        failure = ""
+    def stop(self, reason: FinishReason) -> None:
+        """End the reply now; it is stored ``incomplete`` with ``reason``."""
+        if self._stopping or self.finished.is_set() or self._task is None:
+            return
+        self._stopping = True
+        self._stop_reason = reason
+        self._task.cancel()
+
+    async def _run(self, on_finished: Callable[["Generation"], None]) -> None:
+        status: Status = "incomplete"
+        reason: FinishReason = "server_stopped"
+        error: str | None = None
         try:
             async for piece in self._pieces:
-                if not piece:
-                    continue
-                self._parts.append(piece)
-                length += len(piece)
-                yield StreamEvent("delta", length, ReplyDelta(content=piece))
-            status = "complete"
+                if piece:
+                    self._parts.append(piece)
+                    self.length += len(piece)
+                    self._notify()
+            status, reason = "complete", "completed"
         except ResponderError as exc:
-            status, failure = "error", exc.detail
+            status, reason, error = "error", "error", exc.detail
+        except asyncio.CancelledError:
+            reason = self._stop_reason
         except Exception:
-            logger.exception("responder failed for session %s", self._turn.session_id)
-            status, failure = "error", UNEXPECTED_FAILURE
-        finally:
-            # Runs for every ending, the client going away included (CancelledError/GeneratorExit).
-            stored = await self._finish(status)
-        if stored is None:
-            yield StreamEvent("error", length + 1, ErrorEvent(detail=SESSION_DELETED))
-        elif status == "error":
-            yield StreamEvent("error", length + 1, ErrorEvent(detail=failure))
-        else:
-            yield StreamEvent("done", length + 1, stored)
-
-    async def close(self) -> None:
-        """Stop the stream and store what there is: the backstop for a stream cut short or never run."""
-        await self._events.aclose()  # type: ignore[attr-defined]
-        if not self._finished:  # the stream never started
-            await self._finish("incomplete")
-
-    async def _finish(self, status: Status) -> MessageRead | None:
-        self._finished = True
-        # The request's cancel scope is cancelled when the client disconnects; without the shield
-        # the awaits below would be cancelled too and the reply would never be stored.
+            logger.exception("responder failed for session %s", self.turn.session_id)
+            status, reason, error = "error", "error", UNEXPECTED_FAILURE
+        # Shielded: a stop or a shutdown arriving now must not cancel the write that keeps the reply.
         with anyio.CancelScope(shield=True):
             aclose = getattr(self._pieces, "aclose", None)
             if aclose is not None:
                 try:
                     await aclose()
                 except Exception:
-                    logger.exception("responder failed to close for session %s", self._turn.session_id)
-            return await finish_reply(self._db, self._turn.reply_id, "".join(self._parts), status)
+                    logger.exception("responder failed to close for session %s", self.turn.session_id)
+            try:
+                self.outcome = await finish_reply(
+                    self._db, self.turn.reply_id, self.content, status, reason, error
+                )
+            except Exception:
+                logger.exception("could not store the reply %s", self.turn.reply_id)
+            finally:
+                self.finished.set()
+                self._notify()
+                on_finished(self)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self, position: int | None, started: ReplyStarted | None) -> AsyncIterator[StreamEvent]:
+        """The reply's events after ``position`` (everything, ``start`` included, if None), live."""
+        if position is None:
+            yield StreamEvent("start", 0, started or self.turn.started)
+            position = 0
+        index = offset = 0
+        while True:
+            changed = self._changed
+            while index < len(self._parts):
+                piece = self._parts[index]
+                end = offset + len(piece)
+                if end > position:
+                    yield StreamEvent("delta", end, ReplyDelta(content=piece[max(position - offset, 0) :]))
+                    position = end
+                index, offset = index + 1, end
+            if self.finished.is_set():
+                if _ends_after(position, self.length):
+                    yield _final_event(max(self.length, position) + 1, self.outcome)
+                return
+            await changed.wait()
+
+
+@dataclass
+class Replies:
+    """The replies this process is generating, and the periodic write of their progress."""
+
+    db: Database
+    responder: Responder
+    worker_id: str
+    progress_interval_s: float
+    poll_interval_s: float
+    _active: dict[str, Generation] = field(default_factory=dict)
+    _flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_periodically(), name="chatstore-reply-progress")
+
+    async def stop(self) -> None:
+        """At shutdown: stop every reply (stored ``incomplete``, ``server_stopped``) and wait for them."""
+        for generation in list(self._active.values()):
+            generation.stop("server_stopped")
+        for generation in list(self._active.values()):
+            await generation.finished.wait()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    def begin(self, turn: Turn, *, keep_generating: bool) -> Generation:
+        generation = Generation(self.db, self.responder, turn, keep_generating=keep_generating)
+        self._active[turn.reply_id] = generation
+        generation.start(lambda done: self._active.pop(done.turn.reply_id, None))
+        return generation
+
+    async def stream_new(self, generation: Generation) -> AsyncIterator[StreamEvent]:
+        """The stream of the request that started ``generation``; if the client goes away, the
+        reply stops there, unless the request asked to keep generating."""
+        try:
+            async for event in generation.follow(None, None):
+                yield event
+        finally:
+            if not generation.keep_generating:
+                generation.stop("client_disconnected")
+
+    async def settle(self, generation: Generation) -> None:
+        """Run after the response, however it ended: a reply that is not kept going is stored first."""
+        if not generation.keep_generating:
+            generation.stop("client_disconnected")
+            await generation.finished.wait()
+
+    async def follow(
+        self, reply_id: str, position: int | None, started: ReplyStarted | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """A reply's events after ``position``: live if this process generates it, else from its row."""
+        local = self._active.get(reply_id)
+        if local is not None:
+            async for event in local.follow(position, started):
+                yield event
+            return
+        async for event in self._follow_stored(reply_id, position, started):
+            yield event
+
+    async def ensure_exists(self, reply_id: str) -> None:
+        """Raise ``ReplyNotFound`` unless ``reply_id`` names a reply, here or in the database."""
+        if reply_id not in self._active:
+            await read_reply(self.db, reply_id)
+
+    async def _follow_stored(
+        self, reply_id: str, position: int | None, started: ReplyStarted | None
+    ) -> AsyncIterator[StreamEvent]:
+        reply, asked = await read_reply(self.db, reply_id)
+        if position is None:
+            yield StreamEvent(
+                "start",
+                0,
+                started
+                or ReplyStarted(session_id=reply.session_id, message_ids=asked, assistant_message_id=reply.id),
+            )
+            position = 0
+        while True:
+            if len(reply.content) > position:
+                yield StreamEvent("delta", len(reply.content), ReplyDelta(content=reply.content[position:]))
+                position = len(reply.content)
+            if reply.status != "in_progress":
+                if _ends_after(position, len(reply.content)):
+                    yield _final_event(max(len(reply.content), position) + 1, reply)
+                return
+            await asyncio.sleep(self.poll_interval_s)
+            # The process generating it may have ended meanwhile; it may be this one now.
+            local = self._active.get(reply_id)
+            if local is not None:
+                async for event in local.follow(position, started):
+                    yield event
+                return
+            try:
+                reply, _ = await read_reply(self.db, reply_id)
+            except ReplyNotFound:
+                yield _final_event(position + 1, None)
+                return
+
+    async def request_stop(self, reply_id: str, wait_s: float) -> MessageRead:
+        """Stop a reply wherever it streams; returns it as stored once it has ended (or after ``wait_s``)."""
+        local = self._active.get(reply_id)
+        if local is not None:
+            local.stop("stopped")
+            await local.finished.wait()
+            if local.outcome is None:
+                raise ReplyNotFound(reply_id)
+            return local.outcome
+        if not is_id(reply_id):
+            raise ReplyNotFound(reply_id)
+
+        def flag(connection: Connection) -> None:
+            connection.execute(
+                update(messages_table)
+                .where(messages_table.c.id == reply_id, messages_table.c.status == "in_progress")
+                .values(stop_requested=True)
+            )
+
+        await self.db.write(flag)
+        deadline = anyio.current_time() + wait_s
+        while True:
+            reply, _ = await read_reply(self.db, reply_id)
+            if reply.status != "in_progress" or anyio.current_time() >= deadline:
+                return reply
+            await asyncio.sleep(self.poll_interval_s)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.progress_interval_s)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("could not write the progress of streaming replies")
+
+    async def flush(self) -> None:
+        """Write each streaming reply's new text to its row, and stop those asked to stop elsewhere."""
+        active = [g for g in self._active.values() if not g.finished.is_set()]
+        if not active:
+            return
+        progress = {g.turn.reply_id: (g.content, g.length) for g in active if g.length != g.flushed_length}
+        ids = [g.turn.reply_id for g in active]
+
+        def write(connection: Connection) -> dict[str, bool]:
+            now = utc_now()
+            for reply_id, (content, _) in progress.items():
+                connection.execute(
+                    update(messages_table)
+                    .where(messages_table.c.id == reply_id, messages_table.c.status == "in_progress")
+                    .values(content=content, updated_at=now)
+                )
+            rows = connection.execute(
+                select(messages_table.c.id, messages_table.c.stop_requested).where(messages_table.c.id.in_(ids))
+            ).all()
+            return {row.id: row.stop_requested for row in rows}
+
+        stop_requested = await self.db.write(write)
+        for generation in active:
+            reply_id = generation.turn.reply_id
+            if reply_id in progress:
+                generation.flushed_length = progress[reply_id][1]
+            if stop_requested.get(reply_id, True):  # asked to stop, or its session is gone
+                generation.stop("stopped")

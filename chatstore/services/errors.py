@@ -1,11 +1,23 @@
 """Domain errors, translated to HTTP in one place (``chatstore.api.errors``)."""
 
-__all__ = ["InvalidInput", "ResponderError", "SessionNotFound"]
+__all__ = ["InvalidInput", "NothingToRegenerate", "ReplyNotFound", "ResponderError", "SessionNotFound"]
 
 
 class SessionNotFound(LookupError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} not found")
+        self.session_id = session_id
+
+
+class ReplyNotFound(LookupError):
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"reply {message_id!r} not found")
+        self.message_id = message_id
+
+
+class NothingToRegenerate(ValueError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} has no user message to reply to")
         self.session_id = session_id
 
 

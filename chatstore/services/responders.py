@@ -77,8 +77,12 @@ class MockResponder(Responder):
     def __init__(self, delay_ms: int) -> None:
         self._delay_s = delay_ms / 1000
 
-    def text_for(self, conversation: Conversation) -> str:
-        last = conversation.new_messages[-1].content.strip() or "(blank)"
+    async def text_for(self, conversation: Conversation) -> str:
+        if conversation.new_messages:
+            last = conversation.new_messages[-1].content
+        else:  # a regenerated reply answers the last stored user message
+            last = next((m.content for m in reversed(await conversation.history()) if m.role == "user"), "")
+        last = last.strip() or "(blank)"
         quote = last if len(last) <= self.quote_limit else last[: self.quote_limit] + "…"
         return (
             f"You said: {quote}\n\n"
@@ -87,7 +91,7 @@ class MockResponder(Responder):
         )
 
     async def reply(self, conversation: Conversation) -> AsyncIterator[str]:
-        for index, piece in enumerate(re.findall(r"\s*\S+", self.text_for(conversation))):
+        for index, piece in enumerate(re.findall(r"\s*\S+", await self.text_for(conversation))):
             if index:
                 # sleep(0) still yields to the loop, so a disconnect is noticed between pieces.
                 await asyncio.sleep(self._delay_s)

@@ -51,6 +51,9 @@ MESSAGE_COLUMNS = (
     messages_table.c.content,
     messages_table.c.status,
     messages_table.c.created_at,
+    messages_table.c.finish_reason,
+    messages_table.c.error,
+    messages_table.c.client_id,
 )
 
 
@@ -67,9 +70,18 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
     # is the hot path of reading a long session (several times faster than msgspec.convert on rows).
     return [
         MessageRead(
-            id=id_, session_id=session_id, seq=seq, role=role, content=content, status=status, created_at=created_at
+            id=id_,
+            session_id=session_id,
+            seq=seq,
+            role=role,
+            content=content,
+            status=status,
+            created_at=created_at,
+            finish_reason=finish_reason,
+            error=error,
+            client_id=client_id,
         )
-        for id_, session_id, seq, role, content, status, created_at in rows
+        for id_, session_id, seq, role, content, status, created_at, finish_reason, error, client_id in rows
     ]
 
 

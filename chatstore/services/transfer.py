@@ -28,7 +28,14 @@ async def export_session(db: Database, session_id: str) -> SessionExport:
             name=session.name, meta=session.meta, created_at=session.created_at, updated_at=session.updated_at
         ),
         messages=[
-            ExportedMessage(role=m.role, content=m.content, status=m.status, created_at=m.created_at)
+            ExportedMessage(
+                role=m.role,
+                content=m.content,
+                status=m.status,
+                created_at=m.created_at,
+                finish_reason=m.finish_reason,
+                error=m.error,
+            )
             for m in detail.messages
         ],
     )
@@ -62,7 +69,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                         "seq": seq,
                         "role": message.role,
                         "content": message.content,
-                        "status": "incomplete" if message.status == "in_progress" else message.status,
+                        **_final_state(message),
                         "worker_id": None,
                         "created_at": message.created_at,
                         "updated_at": message.created_at,
@@ -74,6 +81,13 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
         return to_session(row)
 
     return await db.write(insert_all)
+
+
+def _final_state(message: ExportedMessage) -> dict[str, object]:
+    """A reply exported while it streamed comes in as stopped with its process: nobody streams it here."""
+    if message.status == "in_progress":
+        return {"status": "incomplete", "finish_reason": "server_stopped", "error": None}
+    return {"status": message.status, "finish_reason": message.finish_reason, "error": message.error}
 
 
 def to_markdown(export: SessionExport) -> str:

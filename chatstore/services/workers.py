@@ -107,7 +107,7 @@ class WorkerLease:
                 messages_table.c.status == "in_progress",
                 or_(messages_table.c.worker_id.is_(None), messages_table.c.worker_id.not_in(live)),
             )
-            .values(status="incomplete", worker_id=None, updated_at=now)
+            .values(status="incomplete", finish_reason="server_stopped", worker_id=None, updated_at=now)
         ).rowcount
         # Leases long expired have nothing left to protect.
         connection.execute(delete(workers_table).where(workers_table.c.lease_expires_at < now - self._lease))
@@ -117,6 +117,6 @@ class WorkerLease:
         connection.execute(
             update(messages_table)
             .where(messages_table.c.status == "in_progress", messages_table.c.worker_id == self.id)
-            .values(status="incomplete", worker_id=None, updated_at=utc_now())
+            .values(status="incomplete", finish_reason="server_stopped", worker_id=None, updated_at=utc_now())
         )
         connection.execute(delete(workers_table).where(workers_table.c.id == self.id))

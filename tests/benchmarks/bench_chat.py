@@ -25,6 +25,10 @@ It prints on stdout the date, ``nproc`` and the Python version, one markdown tab
 messages, GET p50 and size), any failed turn or integrity problem, and the ratios to the memory row
 with their targets. Progress goes to stderr.
 
+``CHATSTORE_*`` variables in the environment reach the servers: ``CHATSTORE_MOCK_DELAY_MS=10`` makes
+replies last (0 by default here), and ``CHATSTORE_PROGRESS_INTERVAL_MS`` sets how often their progress
+is written, so that the cost of live progress can be measured.
+
 Server CPU counts the server's processes only, not PostgreSQL's. The load client shares the cores with
 the servers; its own CPU per turn is printed too, and where it is close to the server's, turns/s is
 partly the client's limit and CPU per turn is the steadier comparison.
@@ -441,7 +445,9 @@ def server_command(config: Config) -> list[str]:
 
 
 def server_env(database_url: str | None) -> dict[str, str]:
-    env = {**os.environ, "CHATSTORE_MOCK_DELAY_MS": "0", "CHATSTORE_LOG_LEVEL": "warning"}
+    # CHATSTORE_* variables of the caller win (e.g. CHATSTORE_PROGRESS_INTERVAL_MS, to measure live
+    # progress); the mock streams without pauses unless CHATSTORE_MOCK_DELAY_MS says otherwise.
+    env = {"CHATSTORE_MOCK_DELAY_MS": "0", **os.environ, "CHATSTORE_LOG_LEVEL": "warning"}
     if database_url is not None:
         env["CHATSTORE_DATABASE_URL"] = database_url
     return env

@@ -1,0 +1,312 @@
+"""Replies that survive the network: live progress, re-attaching, keep generating, stop, finish
+reasons, idempotent retries and regeneration, in one process (see test_multiprocess_replies.py for
+several)."""
+
+import dataclasses
+import random
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from chatstore.app import create_app
+from chatstore.core.settings import Settings
+from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, failing_responder, parse_sse
+
+PIECES = [f"w{i} " for i in range(30)]
+
+
+def slow_app(settings: Settings, delay_s: float = 0.02, pieces: list[str] = PIECES) -> tuple[Litestar, ScriptedResponder]:
+    responder = ScriptedResponder(pieces, delay_s=delay_s)
+    return create_app(dataclasses.replace(settings, progress_interval_ms=20), responder=responder), responder
+
+
+def body(session_id: str, *contents: str, keep_generating: bool = False, ids: list[str] | None = None) -> dict[str, Any]:
+    messages = [{"role": "user", "content": c} for c in contents]
+    for message, client_id in zip(messages, ids or [], strict=False):
+        message["id"] = client_id
+    return {"session_id": session_id, "messages": messages, "keep_generating": keep_generating}
+
+
+def deltas_text(events: list[Event]) -> str:
+    return "".join(e.data["content"] for e in events if e.event == "delta")
+
+
+def cut_after(count: int) -> Any:
+    """An ``on_body`` hook that disconnects once ``count`` deltas were received."""
+    seen = [0]
+
+    def hook(chunk: bytes) -> bool:
+        seen[0] += chunk.count(b"event: delta")
+        return seen[0] >= count
+
+    return hook
+
+
+def test_a_streaming_reply_shows_its_progress_in_the_database(settings: Settings, db: DatabaseView) -> None:
+    app, _ = slow_app(settings, delay_s=0.03)
+    seen_in_db: list[tuple[str, str]] = []
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+
+        async def watch(chunk: bytes) -> bool:
+            if b"event: delta" in chunk:
+                [_, reply] = db.messages(session_id)
+                seen_in_db.append((reply["status"], reply["content"]))
+            return False
+
+        _, raw = client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "go"), on_body=watch))
+
+    full = deltas_text(parse_sse(raw.decode()))
+    growing = [content for status, content in seen_in_db if status == "in_progress"]
+    assert any(growing), "another reader sees the reply grow while it streams"
+    assert all(full.startswith(content) for content in growing)
+    assert [len(c) for c in growing] == sorted(len(c) for c in growing)
+
+
+def test_re_attaching_from_random_positions_gives_exactly_the_rest(settings: Settings, db: DatabaseView) -> None:
+    """Cut many streams at random points, re-attach from the last id received: the deltas before
+    and after the cut always make the stored reply, with nothing missing or repeated."""
+    rng = random.Random(8)
+    app, _ = slow_app(settings, delay_s=0.005)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        for _ in range(12):
+            cut = rng.randint(1, len(PIECES) - 1)
+            _, raw = client.blocking_portal.call(
+                lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(cut))
+            )
+            before = parse_sse(raw.decode())
+            reply_id = before[0].data["assistant_message_id"]
+            last_id = before[-1].id
+            after = parse_sse(client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(last_id)}).text)
+
+            assert after[-1].event == "done"
+            assert all(e.id > last_id for e in after)
+            stored = after[-1].data
+            assert deltas_text(before) + deltas_text(after) == stored["content"] == "".join(PIECES)
+            assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == stored["content"]
+
+
+@pytest.mark.parametrize("position", [0, 1, 7, 100, 149, 150])
+def test_re_attaching_to_a_finished_reply_replays_what_is_missing(client: TestClient[Litestar], make_session: Any, position: int) -> None:
+    session_id = make_session()["id"]
+    events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
+    reply = events[-1].data
+    position = min(position, len(reply["content"]))
+
+    after = parse_sse(client.get(f"/api/messages/{reply['id']}/stream?last_event_id={position}").text)
+
+    assert deltas_text(after) == reply["content"][position:]
+    assert after[-1].event == "done" and after[-1].data == reply
+    assert after[-1].id == events[-1].id
+
+
+def test_re_attaching_without_a_position_starts_from_the_beginning(client: TestClient[Litestar], make_session: Any) -> None:
+    session_id = make_session()["id"]
+    original = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
+
+    replay = parse_sse(client.get(f"/api/messages/{original[0].data['assistant_message_id']}/stream").text)
+
+    assert replay[0].event == "start" and replay[0].data == original[0].data
+    assert deltas_text(replay) == deltas_text(original)
+    assert replay[-1].data == original[-1].data
+
+
+def test_re_attaching_after_the_last_event_gives_nothing_more(client: TestClient[Litestar], make_session: Any) -> None:
+    session_id = make_session()["id"]
+    events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
+    reply_id = events[0].data["assistant_message_id"]
+    assert client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(events[-1].id)}).text == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/api/messages/00000000-0000-4000-8000-000000000000/stream", {}, 404),
+        ("/api/messages/nope/stream", {}, 404),
+        ("/api/messages/{reply}/stream?last_event_id=-1", {}, 400),
+        ("/api/messages/{reply}/stream", {"Last-Event-ID": "abc"}, 400),
+        ("/api/messages/{question}/stream", {}, 404),
+    ],
+)
+def test_bad_re_attach_requests(client: TestClient[Litestar], make_session: Any, path: str, headers: dict[str, str], status: int) -> None:
+    session_id = make_session()["id"]
+    start = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)[0].data
+    url = path.format(reply=start["assistant_message_id"], question=start["message_ids"][0])
+    assert client.get(url, headers=headers).status_code == status
+
+
+def test_keep_generating_finishes_the_reply_after_the_client_left(settings: Settings, db: DatabaseView) -> None:
+    app, responder = slow_app(settings)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(2))
+        )
+        reply_id = db.messages(session_id)[1]["id"]
+        # Following the reply waits for its end: the stream ends with done once it is complete.
+        events = parse_sse(client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": "0"}).text)
+
+    assert events[-1].event == "done"
+    [_, reply] = db.messages(session_id)
+    assert (reply["status"], reply["content"]) == ("complete", "".join(PIECES))
+    assert responder.produced == len(PIECES)
+
+
+def test_without_keep_generating_a_departed_client_stops_the_reply(settings: Settings, db: DatabaseView) -> None:
+    app, responder = slow_app(settings)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q"), on_body=cut_after(2)))
+    reply = db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'")[0]
+    assert reply == {"status": "incomplete", "finish_reason": "client_disconnected"}
+    assert responder.closed and responder.produced < len(PIECES)
+
+
+def test_the_stop_endpoint_ends_a_reply_as_stopped(settings: Settings, db: DatabaseView) -> None:
+    app, responder = slow_app(settings, delay_s=0.05)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        stopped: list[Any] = []
+
+        async def stop_after_three_deltas(chunk: bytes, seen: list[int] = [0]) -> bool:  # noqa: B006
+            seen[0] += chunk.count(b"event: delta")
+            if seen[0] >= 3 and not stopped:
+                reply_id = db.messages(session_id)[1]["id"]
+                status, raw = await call_asgi(app, "POST", f"/api/messages/{reply_id}/stop")
+                stopped.append((status, raw))
+            return False
+
+        _, raw = client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q"), on_body=stop_after_three_deltas)
+        )
+
+    status, stop_body = stopped[0]
+    assert status == 200
+    events = parse_sse(raw.decode())
+    assert events[-1].event == "done"
+    assert (events[-1].data["status"], events[-1].data["finish_reason"]) == ("incomplete", "stopped")
+    assert events[-1].data["content"] == deltas_text(events)
+    assert b'"finish_reason":"stopped"' in stop_body
+    assert responder.produced < len(PIECES)
+    assert db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'") == [
+        {"status": "incomplete", "finish_reason": "stopped"}
+    ]
+
+
+def test_stopping_a_finished_reply_returns_it_unchanged(client: TestClient[Litestar], make_session: Any) -> None:
+    session_id = make_session()["id"]
+    reply = parse_sse(client.post("/api/chat", json=body(session_id, "hi")).text)[-1].data
+    response = client.post(f"/api/messages/{reply['id']}/stop")
+    assert response.status_code == 200
+    assert response.json() == reply
+    assert client.post("/api/messages/00000000-0000-4000-8000-000000000000/stop").status_code == 404
+
+
+def test_finish_reasons_tell_how_each_reply_ended(settings: Settings, db: DatabaseView) -> None:
+    app = create_app(settings, responder=failing_responder(["x"], "upstream says no"))
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.post("/api/chat", json=body(session_id, "q"))
+        message = client.get(f"/api/sessions/{session_id}").json()["messages"][1]
+    assert (message["status"], message["finish_reason"], message["error"]) == ("error", "error", "upstream says no")
+
+
+def test_a_retried_request_stores_nothing_twice_and_streams_the_same_reply(
+    client: TestClient[Litestar], make_session: Any, db: DatabaseView
+) -> None:
+    session_id = make_session()["id"]
+    first = parse_sse(client.post("/api/chat", json=body(session_id, "hi", ids=["m-1"])).text)
+
+    again = parse_sse(client.post("/api/chat", json=body(session_id, "hi", ids=["m-1"])).text)
+
+    assert again[0].data == first[0].data
+    assert deltas_text(again) == deltas_text(first)
+    assert again[-1].data == first[-1].data
+    stored = db.messages(session_id)
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "hi"), ("assistant", first[-1].data["content"])]
+    assert client.get(f"/api/sessions/{session_id}").json()["messages"][0]["client_id"] == "m-1"
+
+
+def test_a_partly_stored_request_stores_only_what_is_new(client: TestClient[Litestar], make_session: Any, db: DatabaseView) -> None:
+    session_id = make_session()["id"]
+    client.post("/api/chat", json=body(session_id, "one", ids=["a"]))
+
+    events = parse_sse(client.post("/api/chat", json=body(session_id, "one", "two", ids=["a", "b"])).text)
+
+    stored = db.messages(session_id)
+    assert [(m["seq"], m["role"], m["content"][:3]) for m in stored] == [
+        (1, "user", "one"),
+        (2, "assistant", "You"),
+        (3, "user", "two"),
+        (4, "assistant", "You"),
+    ]
+    assert events[0].data["message_ids"] == [stored[0]["id"], stored[2]["id"]]
+
+
+def test_the_same_client_id_twice_in_one_request_is_400(client: TestClient[Litestar], make_session: Any) -> None:
+    session_id = make_session()["id"]
+    response = client.post("/api/chat", json=body(session_id, "a", "b", ids=["x", "x"]))
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("messages[0].id:")
+
+
+def test_client_ids_are_per_session(client: TestClient[Litestar], make_session: Any) -> None:
+    first, second = make_session()["id"], make_session()["id"]
+    client.post("/api/chat", json=body(first, "hi", ids=["same"]))
+    client.post("/api/chat", json=body(second, "hi", ids=["same"]))
+    assert len(client.get(f"/api/sessions/{second}").json()["messages"]) == 2
+
+
+def test_regenerate_appends_a_new_reply_and_keeps_the_old_one(settings: Settings, db: DatabaseView) -> None:
+    responder = ScriptedResponder(["new ", "answer"])
+    with TestClient(create_app(settings, responder=responder)) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.post("/api/chat", json=body(session_id, "question"))
+
+        events = parse_sse(client.post(f"/api/sessions/{session_id}/regenerate").text)
+        history = client.blocking_portal.call(responder.conversations[-1].history)
+
+    assert events[0].data["message_ids"] == []
+    assert events[-1].event == "done"
+    assert [(m["seq"], m["role"], m["content"]) for m in db.messages(session_id)] == [
+        (1, "user", "question"),
+        (2, "assistant", "new answer"),
+        (3, "assistant", "new answer"),
+    ]
+    assert [(m.role, m.content) for m in history] == [("user", "question")], "the old reply is not shown again"
+
+
+def test_regenerating_needs_a_user_message(client: TestClient[Litestar], make_session: Any) -> None:
+    session_id = make_session()["id"]
+    response = client.post(f"/api/sessions/{session_id}/regenerate")
+    assert response.status_code == 409
+    assert client.post("/api/sessions/00000000-0000-4000-8000-000000000000/regenerate").status_code == 404
+
+
+def test_a_reply_streaming_at_shutdown_is_stored_as_server_stopped(settings: Settings, db: DatabaseView) -> None:
+    app, _ = slow_app(settings, delay_s=0.05)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1))
+        )
+    assert db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'") == [
+        {"status": "incomplete", "finish_reason": "server_stopped"}
+    ]
+
+
+def test_follow_waits_for_a_reply_still_streaming(settings: Settings) -> None:
+    app, _ = slow_app(settings, delay_s=0.01)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1))
+        )
+        reply_id = client.get(f"/api/sessions/{session_id}").json()["messages"][1]["id"]
+
+        followed = client.get(f"/api/messages/{reply_id}/stream").text
+        replayed = client.get(f"/api/messages/{reply_id}/stream").text
+    assert deltas_text(parse_sse(followed)) == deltas_text(parse_sse(replayed)) == "".join(PIECES)
