@@ -15,6 +15,7 @@ from chatstore.api import ChatController, SessionController
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
 from chatstore.api.search import SearchController
+from chatstore.api.web import web_router
 from chatstore.core.db import open_database
 from chatstore.core.settings import Settings
 from chatstore.services.chat import Replies
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             await db.close()
 
     return Litestar(
-        route_handlers=[SessionController, ChatController, SearchController],
+        route_handlers=[SessionController, ChatController, SearchController, web_router],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={

@@ -1,0 +1,601 @@
+"""The web page at ``/``: how it is served, and what a person can do with it in a real browser.
+
+The browser tests drive Debian's Chromium through Playwright against a real ``python -m chatstore``
+process on a SQLite file (the page talks HTTP, so a second database adds nothing here). Without
+Playwright or Chromium they skip with the reason; in CI that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from chatstore.app import create_app
+from chatstore.core.settings import Settings
+from tests.conftest import skip_or_fail_in_ci
+from tests.servers import ServerProcess, running_servers
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # the browser fixture skips, or fails in CI, with the reason
+    sync_playwright = None
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+CHROMIUM_VARIABLE = "CHATSTORE_TEST_CHROMIUM"
+CHROMIUM_PATH = Path(os.environ.get(CHROMIUM_VARIABLE) or "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+DESKTOP = {"width": 1200, "height": 800}
+PHONE = {"width": 390, "height": 780}
+# Slow enough that a reply is still streaming when the test clicks Stop (it has some 40 pieces).
+SLOW_MOCK_DELAY_MS = "200"
+REPLY_SETTLE_TIMEOUT_S = 10.0
+SIDEBAR_PAGE = 50  # sessions per page, as app.js asks for them
+SESSION_URL = re.compile(r"#/sessions/([0-9a-f-]{36})$")
+
+
+# ---- serving the page -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web_client(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'chatstore.db'}"))) as client:
+        yield client
+
+
+def test_page_is_served_at_root_with_a_strict_content_security_policy(
+    web_client: TestClient[Litestar],
+) -> None:
+    response = web_client.get("/")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<script type="module" src="static/app.js">' in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "default-src 'none'" in policy
+    assert response.headers["cache-control"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/static/app.js", "text/javascript"),
+        ("/static/api.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+    ],
+)
+def test_page_files_are_served_with_their_media_type(
+    web_client: TestClient[Litestar], path: str, media_type: str
+) -> None:
+    response = web_client.get(path)
+
+    assert response.status_code == 200
+    # A module script with any other media type is refused by the browser.
+    assert response.headers["content-type"].split(";")[0] == media_type
+
+
+@pytest.mark.parametrize("path", ["/static/missing.js", "/static/../api/web.py", "/static/%2e%2e/app.py"])
+def test_static_path_outside_the_page_files_is_not_found(web_client: TestClient[Litestar], path: str) -> None:
+    response = web_client.get(path)
+
+    assert response.status_code == 404
+    assert response.json()["status_code"] == 404
+
+
+def test_page_is_not_in_the_openapi_schema(web_client: TestClient[Litestar]) -> None:
+    paths = web_client.get("/schema/openapi.json").json()["paths"]
+
+    assert "/" not in paths
+    assert not [path for path in paths if path.startswith("/static")]
+
+
+# ---- in the browser ---------------------------------------------------------------------------
+
+
+@dataclass
+class ChatPage:
+    """The page in one browser tab, the server behind it, and what went wrong in the page."""
+
+    page: Page
+    server: ServerProcess
+    errors: list[str] = field(default_factory=list)  # uncaught exceptions and rejected promises
+    dialogs: list[str] = field(default_factory=list)  # alert(), confirm(), prompt(): the page uses none
+
+    def open(self, fragment: str = "") -> None:
+        self.page.goto(f"{self.server.base_url}/{fragment}")
+
+    @property
+    def input(self) -> Locator:
+        return self.page.get_by_role("textbox", name="Message")
+
+    @property
+    def messages(self) -> Locator:
+        return self.page.locator("#message-list > .message")
+
+    @property
+    def sessions(self) -> Locator:
+        return self.page.locator("#session-list .session-link")
+
+    @property
+    def alert(self) -> Locator:
+        return self.page.get_by_role("alert").and_(self.page.locator("#alert-text"))
+
+    def session(self, name: str) -> Locator:
+        return self.sessions.filter(
+            has=self.page.locator(".session-name", has_text=re.compile(f"^{re.escape(name)}$"))
+        )
+
+    def send(self, text: str) -> None:
+        """Type a message (a newline as Shift+Enter) and press Enter."""
+        self.input.click()
+        for index, line in enumerate(text.split("\n")):
+            if index:
+                self.input.press("Shift+Enter")
+            self.page.keyboard.insert_text(line)
+        self.input.press("Enter")
+
+    def send_and_wait(self, text: str) -> Locator:
+        """Send a message and wait for the reply to be stored; returns the reply."""
+        count = self.messages.count()
+        self.send(text)
+        reply = self.messages.nth(count + 1)
+        expect(reply).to_have_attribute("data-status", "complete")
+        expect(self.input).to_be_enabled()
+        return reply
+
+    def session_id(self) -> str:
+        match = SESSION_URL.search(self.page.url)
+        assert match, self.page.url
+        return match[1]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.server.base_url}{path}", timeout=10.0, **kwargs)
+
+    def wait_for_reply(self, session_id: str) -> dict[str, Any]:
+        """The last message of the session, once it is no longer ``in_progress``."""
+        deadline = time.monotonic() + REPLY_SETTLE_TIMEOUT_S
+        while (reply := self.stored_messages(session_id)[-1])["status"] == "in_progress":
+            assert time.monotonic() < deadline, f"the reply is still in progress: {reply}"
+            time.sleep(0.05)
+        return reply
+
+    def stored_messages(self, session_id: str) -> list[dict[str, Any]]:
+        response = self.api("GET", f"/api/sessions/{session_id}")
+        assert response.status_code == 200, response.text
+        return list(response.json()["messages"])
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        skip_or_fail_in_ci("the browser tests need Playwright for Python: pip install -e '.[test]'")
+    if not CHROMIUM_PATH.is_file():
+        skip_or_fail_in_ci(
+            f"the browser tests need Chromium at {CHROMIUM_PATH}: apt-get install chromium, "
+            f"or set {CHROMIUM_VARIABLE} to the browser's executable"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def chat_page(browser: Browser, tmp_path: Path) -> Iterator[Callable[..., ChatPage]]:
+    """Start a chatstore server (``CHATSTORE_*`` variables as keyword arguments) and open a tab on it.
+
+    A test fails if the page threw an error or opened a native dialog.
+    """
+    pages: list[ChatPage] = []
+    with ExitStack() as stack:
+
+        def start(*, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light", **env: str) -> ChatPage:
+            url = f"sqlite:///{tmp_path / 'chatstore.db'}"
+            env = {"CHATSTORE_MOCK_DELAY_MS": "20", **env}
+            [server] = stack.enter_context(
+                running_servers(1, url, tmp_path, env, name=f"server-{len(pages)}")
+            )
+            # Reduced motion: no drawer animation, so a screenshot never catches one halfway.
+            context = browser.new_context(
+                viewport=viewport,
+                color_scheme=color_scheme,  # type: ignore[arg-type]
+                reduced_motion="reduce",
+            )
+            stack.callback(context.close)
+            chat = ChatPage(context.new_page(), server)
+            chat.page.on("pageerror", lambda error: chat.errors.append(str(error)))
+            chat.page.on("dialog", lambda dialog: (chat.dialogs.append(dialog.message), dialog.dismiss()))
+            pages.append(chat)
+            chat.open()
+            return chat
+
+        yield start
+    for chat in pages:
+        assert chat.errors == [], "the page threw"
+        assert chat.dialogs == [], "the page opened a native dialog"
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_first_message_creates_a_session_named_after_it_and_streams_the_reply(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    expect(chat.page.get_by_role("heading", name="New chat")).to_be_visible()
+
+    reply = chat.send_and_wait("Hello there")
+
+    expect(chat.page).to_have_url(SESSION_URL)
+    session_id = chat.session_id()
+    expect(chat.messages).to_have_count(2)
+    expect(chat.messages.nth(0)).to_have_class(re.compile(r"\buser\b"))
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text("Hello there")
+    expect(reply).to_have_class(re.compile(r"\bassistant\b"))
+    expect(reply.locator(".message-content")).to_contain_text("You said: Hello there")
+    expect(reply.locator(".message-status")).to_be_hidden()
+    expect(chat.session("Hello there")).to_have_attribute("aria-current", "page")
+    expect(chat.session("Hello there")).to_contain_text("2 messages")
+    expect(chat.page.get_by_role("heading", name="Hello there")).to_be_visible()
+
+    stored = chat.stored_messages(session_id)
+    assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "complete")]
+    expect(reply.locator(".message-content")).to_have_text(stored[1]["content"])
+    assert chat.api("GET", f"/api/sessions/{session_id}").json()["session"]["name"] == "Hello there"
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_stop_aborts_a_streaming_reply_and_shows_it_incomplete(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
+    stop = chat.page.get_by_role("button", name="Stop")
+
+    chat.send("First line\nsecond line")
+
+    reply = chat.messages.nth(1)
+    # The reply shows piece by piece while the input waits for it.
+    expect(reply.locator(".message-content")).to_contain_text("You said:")
+    expect(reply).to_have_attribute("data-status", "in_progress")
+    expect(reply).to_have_attribute("aria-live", "polite")
+    expect(reply).to_have_attribute("aria-busy", "true")
+    expect(chat.input).to_be_disabled()
+    expect(stop).to_be_focused()
+    stop.click()
+
+    expect(reply).to_have_attribute("data-status", "incomplete")
+    expect(reply.locator(".message-status")).to_have_text("Incomplete: stopped before it finished")
+    expect(stop).to_be_hidden()
+    expect(chat.input).to_be_enabled()
+    expect(chat.input).to_be_focused()
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text("First line\nsecond line")
+    # The page reloads what the server stored, once it is no longer in progress.
+    chat.wait_for_reply(chat.session_id())
+    stored = chat.stored_messages(chat.session_id())
+    assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "incomplete")]
+    assert stored[0]["content"] == "First line\nsecond line"
+    assert stored[1]["content"].startswith("You said:")
+    expect(chat.messages.nth(1).locator(".message-content")).to_have_text(stored[1]["content"])
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_leaving_a_chat_while_its_reply_streams_stops_the_reply(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
+    chat.send("tell me a long story")
+    expect(chat.messages.nth(1).locator(".message-content")).to_contain_text("You said:")
+    session_id = chat.session_id()
+
+    chat.page.get_by_role("button", name="New chat").click()
+
+    expect(chat.page.get_by_role("heading", name="New chat")).to_be_visible()
+    expect(chat.input).to_be_enabled()
+    reply = chat.wait_for_reply(session_id)
+    assert reply["status"] == "incomplete"
+    chat.session("tell me a long story").click()
+    expect(chat.messages.nth(1)).to_have_attribute("data-status", "incomplete")
+    expect(chat.messages.nth(1).locator(".message-content")).to_have_text(reply["content"])
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_reload_and_bookmark_show_the_stored_history_most_recent_session_first(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    chat.send_and_wait("Trip planning")
+    chat.send_and_wait("Lisbon or Porto?")
+    trip_url, trip_id = chat.page.url, chat.session_id()
+    chat.page.get_by_role("button", name="New chat").click()
+    expect(chat.messages).to_have_count(0)
+    chat.send_and_wait("Recipes")
+    expect(chat.sessions.locator(".session-name")).to_have_text(["Recipes", "Trip planning"])
+
+    chat.session("Trip planning").click()
+    expect(chat.page).to_have_url(trip_url)
+    chat.send_and_wait("Porto, then")
+    expect(chat.sessions.locator(".session-name")).to_have_text(["Trip planning", "Recipes"])
+
+    chat.page.reload()
+    stored = [m["content"] for m in chat.stored_messages(trip_id)]
+    assert len(stored) == 6
+    expect(chat.messages.locator(".message-content")).to_have_text(stored)
+    expect(chat.sessions.locator(".session-name")).to_have_text(["Trip planning", "Recipes"])
+
+    bookmark = chat.page.context.new_page()
+    bookmark.goto(trip_url)
+    expect(bookmark.locator("#message-list > .message .message-content")).to_have_text(stored)
+    expect(bookmark.get_by_role("heading", name="Trip planning")).to_be_visible()
+    bookmark.close()
+
+    chat.page.go_back()  # history follows the sessions opened
+    expect(chat.page.get_by_role("heading", name="Recipes")).to_be_visible()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_sidebar_shows_more_sessions_on_request(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    for index in range(SIDEBAR_PAGE + 2):
+        assert chat.api("POST", "/api/sessions", json={"name": f"chat {index}"}).status_code == 201
+    more = chat.page.get_by_role("button", name="Show more")
+
+    chat.page.reload()
+    expect(chat.sessions).to_have_count(SIDEBAR_PAGE)
+    expect(chat.sessions.first).to_contain_text(f"chat {SIDEBAR_PAGE + 1}")  # the newest first
+    more.click()
+
+    expect(chat.sessions).to_have_count(SIDEBAR_PAGE + 2)
+    expect(chat.sessions.last).to_contain_text("chat 0")
+    expect(more).to_be_hidden()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_rename_changes_the_name_everywhere_and_an_empty_name_clears_it(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    chat.send_and_wait("hello")
+    session_id = chat.session_id()
+    dialog = chat.page.get_by_role("dialog", name="Rename chat")
+    name_input = dialog.get_by_role("textbox", name="Name")
+
+    chat.page.get_by_role("button", name="Rename").click()
+    expect(name_input).to_have_value("hello")
+    expect(name_input).to_be_focused()
+    name_input.fill("Greetings")
+    name_input.press("Enter")
+
+    expect(dialog).to_be_hidden()
+    expect(chat.page.get_by_role("heading", name="Greetings")).to_be_visible()
+    expect(chat.session("Greetings")).to_be_visible()
+    assert chat.api("GET", f"/api/sessions/{session_id}").json()["session"]["name"] == "Greetings"
+
+    chat.page.get_by_role("button", name="Rename").click()
+    name_input.fill("")
+    dialog.get_by_role("button", name="Save").click()
+
+    expect(chat.page.get_by_role("heading", name="Untitled chat")).to_be_visible()
+    expect(chat.session("Untitled chat")).to_be_visible()
+    assert chat.api("GET", f"/api/sessions/{session_id}").json()["session"]["name"] is None
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_rename_shows_the_servers_400_in_the_dialog(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_MAX_NAME_LENGTH="10")
+    chat.send_and_wait("short")
+    dialog = chat.page.get_by_role("dialog", name="Rename chat")
+
+    chat.page.get_by_role("button", name="Rename").click()
+    dialog.get_by_role("textbox", name="Name").fill("a name far too long")
+    dialog.get_by_role("button", name="Save").click()
+
+    expect(dialog.get_by_role("alert")).to_contain_text("name")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(chat.page.get_by_role("heading", name="short")).to_be_visible()
+    assert chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]["name"] == "short"
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_delete_asks_for_confirmation_then_removes_the_session(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    chat.send_and_wait("keep me")
+    chat.page.get_by_role("button", name="New chat").click()
+    chat.send_and_wait("delete me")
+    session_id = chat.session_id()
+    dialog = chat.page.get_by_role("dialog", name="Delete chat?")
+
+    chat.page.get_by_role("button", name="Delete").click()
+    expect(dialog).to_contain_text("“delete me” and its 2 messages will be deleted")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert chat.api("GET", f"/api/sessions/{session_id}").status_code == 200
+
+    chat.page.get_by_role("button", name="Delete").click()
+    dialog.get_by_role("button", name="Delete").click()
+
+    expect(dialog).to_be_hidden()
+    expect(chat.sessions.locator(".session-name")).to_have_text(["keep me"])
+    expect(chat.page.get_by_role("heading", name="New chat")).to_be_visible()
+    expect(chat.messages).to_have_count(0)
+    assert not SESSION_URL.search(chat.page.url)
+    assert chat.api("GET", f"/api/sessions/{session_id}").status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_html_in_messages_and_names_shows_as_text(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    image = "<img src=x onerror=alert(1)>"
+    script = "<script>alert(2)</script>"
+
+    chat.send_and_wait(image)
+    chat.send_and_wait(script)
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text(image)
+    expect(chat.messages.nth(2).locator(".message-content")).to_have_text(script)
+    expect(chat.session(image)).to_be_visible()
+    chat.page.get_by_role("button", name="Rename").click()
+    chat.page.get_by_role("textbox", name="Name").fill("<b onmouseover=alert(3)>bold</b>")
+    chat.page.get_by_role("textbox", name="Name").press("Enter")
+    expect(chat.session("<b onmouseover=alert(3)>bold</b>")).to_be_visible()
+
+    chat.page.reload()  # rendered again from what the API returns
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text(image)
+    expect(chat.messages.nth(2).locator(".message-content")).to_have_text(script)
+    expect(chat.messages.nth(1).locator(".message-content")).to_contain_text(f"You said: {image}")
+    assert chat.page.locator("#message-list img, #message-list script, #session-list b").count() == 0
+    assert chat.dialogs == []
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_unknown_session_in_the_url_shows_that_it_does_not_exist(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+
+    chat.open("#/sessions/00000000-0000-0000-0000-000000000000")
+
+    expect(chat.alert).to_contain_text("That chat does not exist; it may have been deleted.")
+    expect(chat.page.get_by_role("heading", name="New chat")).to_be_visible()
+    chat.page.get_by_role("button", name="Dismiss").click()
+    expect(chat.alert).to_be_hidden()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_rejected_message_shows_the_servers_400_and_stays_in_the_input(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(CHATSTORE_MAX_CONTENT_LENGTH="20")
+    chat.send_and_wait("short")
+    long_message = "this message is longer than twenty characters"
+
+    chat.send(long_message)
+
+    expect(chat.alert).to_contain_text("messages[0].content")
+    expect(chat.input).to_have_value(long_message)
+    expect(chat.input).to_be_enabled()
+    expect(chat.messages).to_have_count(2)
+    assert len(chat.stored_messages(chat.session_id())) == 2
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_message_to_a_session_deleted_elsewhere_shows_the_404(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    chat.send_and_wait("soon gone")
+    assert chat.api("DELETE", f"/api/sessions/{chat.session_id()}").status_code == 204
+
+    chat.send("anyone there?")
+
+    expect(chat.alert).to_contain_text(re.compile("not found", re.IGNORECASE))
+    expect(chat.input).to_have_value("anyone there?")
+    expect(chat.messages).to_have_count(2)
+    expect(chat.sessions).to_have_count(0)  # the sidebar was refreshed
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_error_event_mid_stream_shows_the_reason_and_marks_the_reply_failed(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
+    session_id = chat.api("POST", "/api/sessions", json={"name": "doomed"}).json()["id"]
+    chat.open(f"#/sessions/{session_id}")
+    expect(chat.page.get_by_role("heading", name="doomed")).to_be_visible()
+    chat.send("hello")
+    reply = chat.messages.nth(1)
+    expect(reply.locator(".message-content")).to_contain_text("You said:")
+
+    # Deleted while its reply streams: the server ends the stream with an `error` event.
+    assert chat.api("DELETE", f"/api/sessions/{session_id}").status_code == 204
+
+    expect(chat.alert).to_contain_text("The reply failed:")
+    expect(reply).to_have_attribute("data-status", "error")
+    expect(reply.locator(".message-status")).to_have_text("Failed before it finished")
+    expect(chat.input).to_be_enabled()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_server_down_shows_a_readable_error_and_keeps_the_message(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    chat.send_and_wait("hello")
+    chat.server.stop()
+
+    chat.send("are you still there?")
+
+    expect(chat.alert).to_have_text(
+        "Cannot reach the chatstore server. Check that it is running, then try again."
+    )
+    expect(chat.input).to_have_value("are you still there?")
+    expect(chat.input).to_be_enabled()
+    expect(chat.messages).to_have_count(2)
+
+    chat.page.get_by_role("button", name="Rename").click()
+    chat.page.get_by_role("textbox", name="Name").fill("new name")
+    chat.page.get_by_role("textbox", name="Name").press("Enter")
+    expect(chat.page.get_by_role("dialog").get_by_role("alert")).to_contain_text(
+        "Cannot reach the chatstore server"
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("name", "viewport", "color_scheme"),
+    [("desktop-light", DESKTOP, "light"), ("desktop-dark", DESKTOP, "dark"), ("phone-light", PHONE, "light")],
+)
+def test_chat_view_screenshot(
+    chat_page: Callable[..., ChatPage], name: str, viewport: dict[str, int], color_scheme: str
+) -> None:
+    chat = chat_page(viewport=viewport, color_scheme=color_scheme, CHATSTORE_MOCK_DELAY_MS="0")
+    chat.send_and_wait("Plan a weekend in Lisbon")
+    menu = chat.page.get_by_role("button", name="Show chats")
+    new_chat = chat.page.get_by_role("button", name="New chat")
+    on_phone = viewport is PHONE
+    if on_phone:
+        # The sidebar is a drawer behind the menu button.
+        expect(new_chat).to_be_hidden()
+        menu.click()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+    else:
+        expect(menu).to_be_hidden()
+    new_chat.click()
+    chat.send_and_wait("What should I pack for a rainy week?\nWe leave on Friday.")
+    chat.send_and_wait("And shoes?")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    if on_phone:
+        menu.click()
+        expect(chat.session("Plan a weekend in Lisbon")).to_be_visible()
+        chat.page.screenshot(path=ARTIFACTS / f"chat-{name}-sessions.png")
+        chat.session("What should I pack for a rainy week?").click()
+        expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(chat.messages).to_have_count(4)
+    chat.page.screenshot(path=ARTIFACTS / f"chat-{name}.png")
