@@ -1,10 +1,35 @@
 """``python -m chatstore [--host HOST] [--port PORT] [--workers N]``: serve the app with uvicorn."""
 
 import argparse
+import ipaddress
+import sys
 
 import uvicorn
 
 from chatstore.core.settings import Settings
+
+# The largest request line plus headers; h11 answers 400 past it. (httptools, uvicorn's other
+# parser, has no such limit, which is why chatstore runs on h11.)
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def open_access_warning(host: str, settings: Settings) -> str | None:
+    """The warning to print when the API is reachable from other machines without a key."""
+    if settings.api_keys or _is_loopback(host):
+        return None
+    return (
+        f"chatstore listens on {host} without CHATSTORE_API_KEY: anyone who can reach it can read "
+        "and delete every session. Set CHATSTORE_API_KEY, or listen on 127.0.0.1."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve to anything
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,12 +39,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.port, help="port to listen on (CHATSTORE_PORT)")
     parser.add_argument("--workers", type=int, default=1, help="number of worker processes")
     args = parser.parse_args(argv)
+    warning = open_access_warning(args.host, settings)
+    if warning:
+        print(f"WARNING:  {warning}", file=sys.stderr, flush=True)
     uvicorn.run(
         "chatstore.app:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
+        # chatstore.access logs each request without the query string (search words are message text).
+        access_log=False,
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=settings.keep_alive_s,
+        # Past this many open connections and running requests, a process answers 503 at once.
+        limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=10,
     )
 

@@ -12,8 +12,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from chatstore import __version__
 from chatstore.api import ChatController, SessionController
+from chatstore.api.access_log import AccessLog
+from chatstore.api.auth import api_key_guard, cors_config, document_api_key
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
+from chatstore.api.health import health
+from chatstore.api.openapi import name_error_bodies
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
 from chatstore.core.db import open_database
@@ -64,8 +68,8 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
                 await own_responder.aclose()
             await db.close()
 
-    return Litestar(
-        route_handlers=[SessionController, ChatController, SearchController, web_router],
+    application = Litestar(
+        route_handlers=[SessionController, ChatController, SearchController, web_router, health],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         },
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_request_body_bytes,
+        guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
+        cors_config=cors_config(settings.cors_origin_list),
         openapi_config=OpenAPIConfig(
             title="chatstore",
             version=__version__,
@@ -86,6 +92,11 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             loggers={"chatstore": {"level": settings.log_level.upper(), "propagate": True}},
         ),
     )
+    name_error_bodies(application.openapi_schema)
+    document_api_key(application.openapi_schema, required=bool(settings.api_keys))
+    # Outermost, so that requests no route matches and CORS preflights are logged too.
+    application.asgi_handler = AccessLog(application.asgi_handler)
+    return application
 
 
 app = create_app()

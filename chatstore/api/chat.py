@@ -1,10 +1,10 @@
 """Replies as Server-Sent Events: chat, regenerate, re-attach to a reply, and stop one."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from chatstore.api.access_log import note_session_id
 from chatstore.api.limits import check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
@@ -74,11 +75,13 @@ class ChatController(Controller):
     )
     async def chat(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         replies: NamedDependency[Replies],
         data: JSONBody[ChatRequest],
     ) -> ServerSentEvent:
+        note_session_id(request, data.session_id)  # for the access log: the body is read once, here
         check_chat_request(data, settings)
         turn = await start_turn(db, data.session_id, data.messages, replies.worker_id)
         if turn.is_retry:

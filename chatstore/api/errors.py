@@ -22,11 +22,16 @@ logger = logging.getLogger("chatstore.api")
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
-def _error(status_code: int, detail: str, extra: list[dict[str, Any]] | None = None) -> Response[Any]:
+def _error(
+    status_code: int,
+    detail: str,
+    extra: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     body: dict[str, Any] = {"status_code": status_code, "detail": detail}
     if extra:
         body["extra"] = extra
-    return Response(body, status_code=status_code, media_type=MediaType.JSON)
+    return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
 def not_found(_: Request[Any, Any, Any], exc: SessionNotFound | ReplyNotFound) -> Response[Any]:
@@ -45,7 +50,8 @@ def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[An
     """Litestar's decoding errors keep the field only in ``extra``; a 400 names it in ``detail`` too."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     if exc.status_code != HTTP_400_BAD_REQUEST:
-        return _error(exc.status_code, exc.detail, extra or None)
+        # The exception's headers matter here: WWW-Authenticate on a 401, Allow on a 405.
+        return _error(exc.status_code, exc.detail, extra or None, exc.headers)
     problems = [_describe(item) for item in extra if isinstance(item, dict)]
     missing = _MISSING_PARAMETER.match(exc.detail)
     if missing:  # Litestar names a missing query parameter only in its message

@@ -5,9 +5,11 @@ from typing import Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation
+from litestar.openapi.spec import OpenAPI, OpenAPIResponse, Operation, Reference
 
-__all__ = ["ErrorBody", "OptionalBodyOperation", "error_response"]
+__all__ = ["ERROR_BODY_REF", "ErrorBody", "OptionalBodyOperation", "error_response", "name_error_bodies"]
+
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -29,3 +31,21 @@ class OptionalBodyOperation(Operation):
     def __post_init__(self) -> None:
         if self.request_body is not None and not isinstance(self.request_body, dict):
             self.request_body.required = False
+
+
+def name_error_bodies(openapi: OpenAPI) -> None:
+    """Point every error response at the one ``ErrorBody`` schema, in place.
+
+    Litestar documents the 400 it adds, and the errors in ``raises=``, with an unnamed inline schema
+    whose ``extra`` is "null, object or array": generators (openapi-python-client) cannot type that
+    and drop the response. Every error leaves through ``chatstore.api.errors`` as an ``ErrorBody``.
+    """
+    for item in (openapi.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation: Operation | None = getattr(item, method)
+            for status, response in ((operation and operation.responses) or {}).items():
+                if not status.isdigit() or int(status) < 400 or not isinstance(response, OpenAPIResponse):
+                    continue
+                media = (response.content or {}).get("application/json")
+                if media is not None and not isinstance(media.schema, Reference):
+                    media.schema = Reference(ref=ERROR_BODY_REF)

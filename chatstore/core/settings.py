@@ -2,12 +2,16 @@
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 __all__ = ["Settings", "SettingsError"]
 
 DEFAULT_DATABASE_URL = "sqlite:///data/app.db"
+MIN_API_KEY_LENGTH = 16
+# The characters of an RFC 6750 bearer token.
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class SettingsError(ValueError):
@@ -30,6 +34,7 @@ class Settings:
     # How often the text of streaming replies is written to their rows (live progress), and how
     # often a client following a reply that another process generates looks for more.
     progress_interval_ms: int = 250
+
     # Where replies come from: the built-in ``mock``, or ``openai``: a model server speaking
     # OpenAI's streaming chat-completions API (llama.cpp, Ollama, vLLM, OpenAI itself).
     responder: str = "mock"
@@ -62,6 +67,16 @@ class Settings:
     # and the replies it was streaming are marked ``incomplete``.
     worker_lease_s: float = 15.0
 
+    # Access control: one key, or several separated by commas (to rotate keys without downtime).
+    # Empty: the API is open. A secret: never printed.
+    api_key: str = dataclasses.field(default="", repr=False)
+    # Origins whose pages may call the API from a browser, separated by commas ("*": any); empty: none.
+    cors_origins: str = ""
+    # How long an idle keep-alive connection is kept open, in seconds.
+    keep_alive_s: int = 5
+    # Open connections and running requests a process takes before it answers 503.
+    max_connections: int = 1000
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         """Build settings from ``CHATSTORE_*`` variables; ``overrides`` win over the environment."""
@@ -93,6 +108,31 @@ class Settings:
         if self.worker_lease_s <= 0:
             raise SettingsError("CHATSTORE_WORKER_LEASE_S must be positive")
         self._check_responder()
+        self._check_access()
+
+    def _check_access(self) -> None:
+        # The message never quotes a key: start-up errors end up in logs.
+        for key in self.api_keys:
+            if len(key) < MIN_API_KEY_LENGTH or not _TOKEN68.fullmatch(key):
+                raise SettingsError(
+                    f"CHATSTORE_API_KEY: each key must be at least {MIN_API_KEY_LENGTH} characters of "
+                    "letters, digits and - . _ ~ + / ="
+                )
+        for origin in self.cors_origin_list:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise SettingsError(f"CHATSTORE_CORS_ORIGINS: {origin!r} is not an http(s):// origin")
+        if self.keep_alive_s < 1:
+            raise SettingsError("CHATSTORE_KEEP_ALIVE_S must be at least 1")
+        if self.max_connections < 1:
+            raise SettingsError("CHATSTORE_MAX_CONNECTIONS must be at least 1")
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return _split_list(self.api_key)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.rstrip("/") for origin in _split_list(self.cors_origins))
 
     def _check_responder(self) -> None:
         if self.responder not in ("mock", "openai"):
@@ -116,6 +156,9 @@ class Settings:
         """How often a process renews its lease: three chances before it expires."""
         return self.worker_lease_s / 3
 
+
+def _split_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 def _parse(variable: str, raw: str, kind: type) -> object:
