@@ -32,7 +32,7 @@ from sqlmodel import SQLModel
 
 import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from chatstore.core.settings import Settings, SettingsError
-from chatstore.services.search import create_search_index
+from chatstore.models.search_index import create_search_index
 
 __all__ = ["Database", "open_database", "resolve_url"]
 
