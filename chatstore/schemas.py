@@ -8,11 +8,11 @@ from msgspec import UNSET, UnsetType
 
 __all__ = [
     "ChatRequest",
-    "FinishReason",
-    "RegenerateRequest",
     "ErrorEvent",
+    "FinishReason",
     "MessageIn",
     "MessageRead",
+    "RegenerateRequest",
     "ReplyDelta",
     "ReplyStarted",
     "Role",
@@ -20,8 +20,8 @@ __all__ = [
     "SearchPage",
     "SessionCreate",
     "SessionDetail",
-    "SessionRead",
     "SessionExport",
+    "SessionRead",
     "SessionUpdate",
     "Status",
 ]
@@ -40,7 +40,7 @@ class SessionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class SessionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A partial update: fields left out stay as they are; ``metadata`` is a JSON Merge Patch."""
 
-    name: str | None | UnsetType = UNSET
+    name: str | UnsetType | None = UNSET
     meta: dict[str, Any] | UnsetType = msgspec.field(default=UNSET, name="metadata")
 
 

@@ -6,7 +6,6 @@ its own PostgreSQL schema, dropped afterwards.
 """
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from chatstore.app import create_app
 from chatstore.core.db import resolve_url
 from chatstore.core.settings import Settings
-from tests.helpers import DatabaseView
+from tests.helpers import DatabaseView, postgres_schema
 
 POSTGRES_URL_VARIABLE = "CHATSTORE_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgres"]
@@ -52,17 +51,8 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         return
     base = postgres_url()
     assert base is not None
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(resolve_url(base, blocking=True), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(base) as url:
+        yield url
 
 
 @pytest.fixture
@@ -102,4 +92,3 @@ def make_session(client: TestClient[Litestar]) -> Any:
         return dict(response.json())
 
     return make
-

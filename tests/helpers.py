@@ -1,13 +1,16 @@
 """Test helpers: reading the database directly, parsing SSE, and driving the ASGI app by hand."""
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
+from chatstore.core.db import resolve_url
 from chatstore.services.errors import ResponderError
 from chatstore.services.responders import Conversation, Responder
 
@@ -30,8 +33,27 @@ def parse_sse(body: str) -> list[Event]:
             name, _, value = line.partition(":")
             fields.setdefault(name, []).append(value.removeprefix(" "))
         if fields:
-            events.append(Event(int(fields["id"][0]), fields["event"][0], json.loads("\n".join(fields["data"]))))
+            events.append(
+                Event(int(fields["id"][0]), fields["event"][0], json.loads("\n".join(fields["data"])))
+            )
     return events
+
+
+@contextmanager
+def postgres_schema(base_url: str, prefix: str = "test") -> Iterator[str]:
+    """A new, empty schema on the PostgreSQL server of ``base_url``, dropped afterwards: yields a
+    chatstore database URL whose tables go there (``options=-csearch_path=…``)."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(resolve_url(base_url, blocking=True), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 class DatabaseView:
@@ -54,7 +76,8 @@ class DatabaseView:
 
     def messages(self, session_id: str) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT id, seq, role, content, status, worker_id FROM messages WHERE session_id = :s ORDER BY seq",
+            "SELECT id, seq, role, content, status, worker_id FROM messages"
+            " WHERE session_id = :s ORDER BY seq",
             s=session_id,
         )
 

@@ -10,8 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass

@@ -68,7 +68,15 @@ def test_messages_of_several_turns_keep_their_order(
 
     stored = db.messages(session["id"])
     assert [m["seq"] for m in stored] == list(range(1, 8))
-    assert [m["role"] for m in stored] == ["user", "user", "assistant", "user", "assistant", "user", "assistant"]
+    assert [m["role"] for m in stored] == [
+        "user",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert [m["content"] for m in stored if m["role"] == "user"] == ["be brief", "first", "second", "third"]
     assert all("third" in m["content"] for m in stored[-1:])
     detail = client.get(f"/api/sessions/{session['id']}").json()
@@ -107,7 +115,9 @@ def test_user_messages_and_the_reply_row_are_committed_before_start(
             return False
 
         body = {"session_id": session_id, "messages": [{"role": "user", "content": "q"}]}
-        status, _ = client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body, on_body=look))
+        status, _ = client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body, on_body=look)
+        )
 
     assert status == 200
     (at_start,) = seen_at_start
@@ -140,7 +150,9 @@ def test_a_client_that_disconnects_leaves_an_incomplete_reply(
             return deltas >= after_deltas
 
         body = {"session_id": session_id, "messages": [{"role": "user", "content": "long please"}]}
-        client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body, on_body=disconnect_after))
+        client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body, on_body=disconnect_after)
+        )
 
         stored = db.messages(session_id)
     assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "incomplete")]

@@ -32,7 +32,10 @@ async def test_dozens_of_simultaneous_chats_on_a_few_sessions(app: Litestar, db:
                 session_id = session_ids[(number + turn) % SESSIONS]
                 response = await client.post(
                     "/api/chat",
-                    json={"session_id": session_id, "messages": [{"role": "user", "content": f"c{number} t{turn}"}]},
+                    json={
+                        "session_id": session_id,
+                        "messages": [{"role": "user", "content": f"c{number} t{turn}"}],
+                    },
                 )
                 assert response.status_code == 200, response.text
                 events = parse_sse(response.text)

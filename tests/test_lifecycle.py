@@ -34,14 +34,24 @@ def test_the_default_database_is_data_app_db_under_the_working_directory(
 def test_data_survives_a_new_app_instance(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         session = client.post("/api/sessions", json={"name": "kept", "metadata": {"a": [1]}}).json()
-        client.post("/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "hi"}]})
+        client.post(
+            "/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "hi"}]}
+        )
         before = client.get(f"/api/sessions/{session['id']}").json()
 
     with TestClient(create_app(settings)) as client:
         after = client.get(f"/api/sessions/{session['id']}").json()
         assert after == before
-        client.post("/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "again"}]})
-        assert [m["seq"] for m in client.get(f"/api/sessions/{session['id']}").json()["messages"]] == [1, 2, 3, 4]
+        client.post(
+            "/api/chat",
+            json={"session_id": session["id"], "messages": [{"role": "user", "content": "again"}]},
+        )
+        assert [m["seq"] for m in client.get(f"/api/sessions/{session['id']}").json()["messages"]] == [
+            1,
+            2,
+            3,
+            4,
+        ]
 
 
 def insert_in_progress_reply(db: DatabaseView, session_id: str, worker_id: str | None) -> str:
@@ -51,15 +61,23 @@ def insert_in_progress_reply(db: DatabaseView, session_id: str, worker_id: str |
     db.execute(
         "INSERT INTO messages (id, session_id, seq, role, content, status, created_at, updated_at, worker_id)"
         " VALUES (:id, :s, 1, 'assistant', 'half a rep', 'in_progress', :now, :now, :w)",
-        id=reply_id, s=session_id, now=now, w=worker_id,
+        id=reply_id,
+        s=session_id,
+        now=now,
+        w=worker_id,
     )
     return reply_id
 
 
 def add_worker(db: DatabaseView, worker_id: str, *, pid: int, lease_left: timedelta, hostname: str) -> None:
     db.execute(
-        "INSERT INTO workers (id, hostname, pid, started_at, lease_expires_at) VALUES (:id, :h, :pid, :now, :exp)",
-        id=worker_id, h=hostname, pid=pid, now=datetime.now(UTC), exp=datetime.now(UTC) + lease_left,
+        "INSERT INTO workers (id, hostname, pid, started_at, lease_expires_at)"
+        " VALUES (:id, :h, :pid, :now, :exp)",
+        id=worker_id,
+        h=hostname,
+        pid=pid,
+        now=datetime.now(UTC),
+        exp=datetime.now(UTC) + lease_left,
     )
 
 
@@ -88,7 +106,9 @@ def test_a_reply_whose_process_lease_expired_is_marked_incomplete_at_start_up(
 def test_a_reply_of_a_process_that_no_longer_runs_here_is_swept_before_its_lease_ends(
     settings: Settings, db: DatabaseView, session_id: str
 ) -> None:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     gone_pid = int(finished.stdout)
     add_worker(db, "crashed", pid=gone_pid, lease_left=timedelta(minutes=5), hostname=socket.gethostname())
     reply_id = insert_in_progress_reply(db, session_id, "crashed")
@@ -97,7 +117,9 @@ def test_a_reply_of_a_process_that_no_longer_runs_here_is_swept_before_its_lease
         assert status_of(db, reply_id) == "incomplete"
 
 
-def test_a_reply_of_a_live_process_is_left_alone(settings: Settings, db: DatabaseView, session_id: str) -> None:
+def test_a_reply_of_a_live_process_is_left_alone(
+    settings: Settings, db: DatabaseView, session_id: str
+) -> None:
     add_worker(db, "alive", pid=1, lease_left=timedelta(minutes=5), hostname="another-host")
     reply_id = insert_in_progress_reply(db, session_id, "alive")
 

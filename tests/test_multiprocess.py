@@ -9,13 +9,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.helpers import DatabaseView, Event, parse_sse
-from tests.servers import HTTP_TIMEOUT_S, BackgroundChat, ServerProcess, chat_body, deltas, running_servers, started
+from tests.servers import (
+    HTTP_TIMEOUT_S,
+    BackgroundChat,
+    ServerProcess,
+    chat_body,
+    deltas,
+    running_servers,
+    started,
+)
 
 LOG_PROBLEMS = ("Traceback", "database is locked", "Exception in ASGI application")
 

@@ -10,7 +10,11 @@ from tests.helpers import DatabaseView, parse_sse
 from tests.servers import HTTP_TIMEOUT_S, BackgroundChat, chat_body, deltas, running_servers
 
 # Slow enough that the test acts while the reply streams (about 44 pieces, 2-3 s).
-ENV = {"CHATSTORE_MOCK_DELAY_MS": "60", "CHATSTORE_PROGRESS_INTERVAL_MS": "100", "CHATSTORE_WORKER_LEASE_S": "1.5"}
+ENV = {
+    "CHATSTORE_MOCK_DELAY_MS": "60",
+    "CHATSTORE_PROGRESS_INTERVAL_MS": "100",
+    "CHATSTORE_WORKER_LEASE_S": "1.5",
+}
 QUESTION = "please take your time and answer this question one word after another"
 
 
@@ -19,7 +23,9 @@ def reply_text(events: list) -> str:  # type: ignore[type-arg]
 
 
 @pytest.mark.server
-def test_a_client_re_attaches_through_another_process(database_url: str, db: DatabaseView, tmp_path: Path) -> None:
+def test_a_client_re_attaches_through_another_process(
+    database_url: str, db: DatabaseView, tmp_path: Path
+) -> None:
     """The stream from process A is cut; the client re-attaches to process B with its last event id
     and gets exactly the rest, live, while A is still generating."""
     with running_servers(2, database_url, tmp_path, ENV) as [server_a, server_b]:
@@ -30,7 +36,8 @@ def test_a_client_re_attaches_through_another_process(database_url: str, db: Dat
         last_id = seen[-1].id
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
             rest = client.get(
-                f"{server_b.base_url}/api/messages/{chat.reply_id}/stream", headers={"Last-Event-ID": str(last_id)}
+                f"{server_b.base_url}/api/messages/{chat.reply_id}/stream",
+                headers={"Last-Event-ID": str(last_id)},
             )
         after = parse_sse(rest.text)
 
@@ -41,12 +48,16 @@ def test_a_client_re_attaches_through_another_process(database_url: str, db: Dat
 
 
 @pytest.mark.server
-def test_a_stop_sent_to_another_process_ends_the_reply(database_url: str, db: DatabaseView, tmp_path: Path) -> None:
+def test_a_stop_sent_to_another_process_ends_the_reply(
+    database_url: str, db: DatabaseView, tmp_path: Path
+) -> None:
     with running_servers(2, database_url, tmp_path, ENV) as [server_a, server_b]:
         session_id = httpx.post(f"{server_a.base_url}/api/sessions", timeout=HTTP_TIMEOUT_S).json()["id"]
         with BackgroundChat(server_a, chat_body(session_id, QUESTION)) as chat:
             chat.wait_until("two deltas", deltas(2))
-            stopped = httpx.post(f"{server_b.base_url}/api/messages/{chat.reply_id}/stop", timeout=HTTP_TIMEOUT_S)
+            stopped = httpx.post(
+                f"{server_b.base_url}/api/messages/{chat.reply_id}/stop", timeout=HTTP_TIMEOUT_S
+            )
             chat.wait_until_finished()
 
     assert stopped.status_code == 200
@@ -63,9 +74,10 @@ def test_a_stop_sent_to_another_process_ends_the_reply(database_url: str, db: Da
 def test_re_attaching_to_the_reply_of_a_killed_process_ends_instead_of_hanging(
     database_url: str, db: DatabaseView, tmp_path: Path
 ) -> None:
-    with running_servers(1, database_url, tmp_path, ENV, name="a") as [server_a], running_servers(
-        1, database_url, tmp_path, ENV, name="b"
-    ) as [server_b]:
+    with (
+        running_servers(1, database_url, tmp_path, ENV, name="a") as [server_a],
+        running_servers(1, database_url, tmp_path, ENV, name="b") as [server_b],
+    ):
         session_id = httpx.post(f"{server_a.base_url}/api/sessions", timeout=HTTP_TIMEOUT_S).json()["id"]
         with BackgroundChat(server_a, chat_body(session_id, QUESTION, keep_generating=True)) as chat:
             chat.wait_until("two deltas", deltas(2))
@@ -75,7 +87,8 @@ def test_re_attaching_to_the_reply_of_a_killed_process_ends_instead_of_hanging(
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
             rest = parse_sse(
                 client.get(
-                    f"{server_b.base_url}/api/messages/{chat.reply_id}/stream", headers={"Last-Event-ID": str(last_id)}
+                    f"{server_b.base_url}/api/messages/{chat.reply_id}/stream",
+                    headers={"Last-Event-ID": str(last_id)},
                 ).text
             )
 
@@ -83,4 +96,6 @@ def test_re_attaching_to_the_reply_of_a_killed_process_ends_instead_of_hanging(
     final = rest[-1].data
     assert (final["status"], final["finish_reason"]) == ("incomplete", "server_stopped")
     assert final["content"].startswith(reply_text(chat.events)[: len(final["content"])])
-    assert db.scalar("SELECT finish_reason FROM messages WHERE id = :id", id=chat.reply_id) == "server_stopped"
+    assert (
+        db.scalar("SELECT finish_reason FROM messages WHERE id = :id", id=chat.reply_id) == "server_stopped"
+    )

@@ -19,7 +19,14 @@ BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 def insert_sessions(db: DatabaseView, count: int) -> list[str]:
     """``count`` sessions, three to a timestamp so that the id must break the ties."""
     rows = [
-        {"id": str(uuid.uuid4()), "created_at": at, "updated_at": at, "activity_at": at, "metadata": {}, "last_seq": 0}
+        {
+            "id": str(uuid.uuid4()),
+            "created_at": at,
+            "updated_at": at,
+            "activity_at": at,
+            "metadata": {},
+            "last_seq": 0,
+        }
         for at in (BASE_TIME + timedelta(seconds=index // 3) for index in range(count))
     ]
     with db.engine.begin() as connection:
@@ -99,8 +106,11 @@ def test_the_list_without_parameters_is_the_newest_default_page(
 def test_ordering_by_activity_puts_the_last_chatted_session_first(
     client: TestClient[Litestar], make_session: Any
 ) -> None:
-    older, newer = make_session(name="older"), make_session(name="newer")
-    client.post("/api/chat", json={"session_id": older["id"], "messages": [{"role": "user", "content": "hi"}]})
+    older = make_session(name="older")
+    make_session(name="newer")
+    client.post(
+        "/api/chat", json={"session_id": older["id"], "messages": [{"role": "user", "content": "hi"}]}
+    )
 
     by_creation = [s["name"] for s in client.get("/api/sessions").json()]
     by_activity = client.get("/api/sessions?order=activity").json()
@@ -139,7 +149,9 @@ def test_paging_through_2000_messages_while_the_chat_goes_on(
         assert flat == list(range(1, 2001))
 
 
-def test_the_first_backward_page_is_the_latest(client: TestClient[Litestar], make_session: Any, db: DatabaseView) -> None:
+def test_the_first_backward_page_is_the_latest(
+    client: TestClient[Litestar], make_session: Any, db: DatabaseView
+) -> None:
     session_id = make_session()["id"]
     insert_messages(db, session_id, 10)
     page = client.get(f"/api/sessions/{session_id}/messages?direction=backward&limit=4").json()
@@ -164,11 +176,16 @@ def test_bad_paging_parameters_are_400(client: TestClient[Litestar], query: str,
     assert response.json()["detail"].startswith(f"{field}:")
 
 
-def test_a_cursor_of_another_listing_is_refused(client: TestClient[Litestar], make_session: Any, db: DatabaseView) -> None:
+def test_a_cursor_of_another_listing_is_refused(
+    client: TestClient[Litestar], make_session: Any, db: DatabaseView
+) -> None:
     insert_sessions(db, 5)
     cursor = client.get("/api/sessions?limit=2").headers["x-next-cursor"]
     session_id = make_session()["id"]
-    for url in (f"/api/sessions/{session_id}/messages?cursor={cursor}", f"/api/sessions?order=activity&cursor={cursor}"):
+    for url in (
+        f"/api/sessions/{session_id}/messages?cursor={cursor}",
+        f"/api/sessions?order=activity&cursor={cursor}",
+    ):
         response = client.get(url)
         assert response.status_code == 400
         assert response.json()["detail"].startswith("cursor:")

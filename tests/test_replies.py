@@ -17,12 +17,16 @@ from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, fai
 PIECES = [f"w{i} " for i in range(30)]
 
 
-def slow_app(settings: Settings, delay_s: float = 0.02, pieces: list[str] = PIECES) -> tuple[Litestar, ScriptedResponder]:
+def slow_app(
+    settings: Settings, delay_s: float = 0.02, pieces: list[str] = PIECES
+) -> tuple[Litestar, ScriptedResponder]:
     responder = ScriptedResponder(pieces, delay_s=delay_s)
     return create_app(dataclasses.replace(settings, progress_interval_ms=20), responder=responder), responder
 
 
-def body(session_id: str, *contents: str, keep_generating: bool = False, ids: list[str] | None = None) -> dict[str, Any]:
+def body(
+    session_id: str, *contents: str, keep_generating: bool = False, ids: list[str] | None = None
+) -> dict[str, Any]:
     messages = [{"role": "user", "content": c} for c in contents]
     for message, client_id in zip(messages, ids or [], strict=False):
         message["id"] = client_id
@@ -56,7 +60,9 @@ def test_a_streaming_reply_shows_its_progress_in_the_database(settings: Settings
                 seen_in_db.append((reply["status"], reply["content"]))
             return False
 
-        _, raw = client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "go"), on_body=watch))
+        _, raw = client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "go"), on_body=watch)
+        )
 
     full = deltas_text(parse_sse(raw.decode()))
     growing = [content for status, content in seen_in_db if status == "in_progress"]
@@ -65,7 +71,9 @@ def test_a_streaming_reply_shows_its_progress_in_the_database(settings: Settings
     assert [len(c) for c in growing] == sorted(len(c) for c in growing)
 
 
-def test_re_attaching_from_random_positions_gives_exactly_the_rest(settings: Settings, db: DatabaseView) -> None:
+def test_re_attaching_from_random_positions_gives_exactly_the_rest(
+    settings: Settings, db: DatabaseView
+) -> None:
     """Cut many streams at random points, re-attach from the last id received: the deltas before
     and after the cut always make the stored reply, with nothing missing or repeated."""
     rng = random.Random(8)
@@ -75,12 +83,20 @@ def test_re_attaching_from_random_positions_gives_exactly_the_rest(settings: Set
         for _ in range(12):
             cut = rng.randint(1, len(PIECES) - 1)
             _, raw = client.blocking_portal.call(
-                lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(cut))
+                lambda cut=cut: call_asgi(
+                    app,
+                    "POST",
+                    "/api/chat",
+                    body(session_id, "q", keep_generating=True),
+                    on_body=cut_after(cut),
+                )
             )
             before = parse_sse(raw.decode())
             reply_id = before[0].data["assistant_message_id"]
             last_id = before[-1].id
-            after = parse_sse(client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(last_id)}).text)
+            after = parse_sse(
+                client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(last_id)}).text
+            )
 
             assert after[-1].event == "done"
             assert all(e.id > last_id for e in after)
@@ -90,7 +106,9 @@ def test_re_attaching_from_random_positions_gives_exactly_the_rest(settings: Set
 
 
 @pytest.mark.parametrize("position", [0, 1, 7, 100, 149, 150])
-def test_re_attaching_to_a_finished_reply_replays_what_is_missing(client: TestClient[Litestar], make_session: Any, position: int) -> None:
+def test_re_attaching_to_a_finished_reply_replays_what_is_missing(
+    client: TestClient[Litestar], make_session: Any, position: int
+) -> None:
     session_id = make_session()["id"]
     events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
     reply = events[-1].data
@@ -103,7 +121,9 @@ def test_re_attaching_to_a_finished_reply_replays_what_is_missing(client: TestCl
     assert after[-1].id == events[-1].id
 
 
-def test_re_attaching_without_a_position_starts_from_the_beginning(client: TestClient[Litestar], make_session: Any) -> None:
+def test_re_attaching_without_a_position_starts_from_the_beginning(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session_id = make_session()["id"]
     original = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
 
@@ -114,11 +134,16 @@ def test_re_attaching_without_a_position_starts_from_the_beginning(client: TestC
     assert replay[-1].data == original[-1].data
 
 
-def test_re_attaching_after_the_last_event_gives_nothing_more(client: TestClient[Litestar], make_session: Any) -> None:
+def test_re_attaching_after_the_last_event_gives_nothing_more(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session_id = make_session()["id"]
     events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
     reply_id = events[0].data["assistant_message_id"]
-    assert client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(events[-1].id)}).text == ""
+    assert (
+        client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(events[-1].id)}).text
+        == ""
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,23 +156,31 @@ def test_re_attaching_after_the_last_event_gives_nothing_more(client: TestClient
         ("/api/messages/{question}/stream", {}, 404),
     ],
 )
-def test_bad_re_attach_requests(client: TestClient[Litestar], make_session: Any, path: str, headers: dict[str, str], status: int) -> None:
+def test_bad_re_attach_requests(
+    client: TestClient[Litestar], make_session: Any, path: str, headers: dict[str, str], status: int
+) -> None:
     session_id = make_session()["id"]
     start = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)[0].data
     url = path.format(reply=start["assistant_message_id"], question=start["message_ids"][0])
     assert client.get(url, headers=headers).status_code == status
 
 
-def test_keep_generating_finishes_the_reply_after_the_client_left(settings: Settings, db: DatabaseView) -> None:
+def test_keep_generating_finishes_the_reply_after_the_client_left(
+    settings: Settings, db: DatabaseView
+) -> None:
     app, responder = slow_app(settings)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
-            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(2))
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(2)
+            )
         )
         reply_id = db.messages(session_id)[1]["id"]
         # Following the reply waits for its end: the stream ends with done once it is complete.
-        events = parse_sse(client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": "0"}).text)
+        events = parse_sse(
+            client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": "0"}).text
+        )
 
     assert events[-1].event == "done"
     [_, reply] = db.messages(session_id)
@@ -155,11 +188,15 @@ def test_keep_generating_finishes_the_reply_after_the_client_left(settings: Sett
     assert responder.produced == len(PIECES)
 
 
-def test_without_keep_generating_a_departed_client_stops_the_reply(settings: Settings, db: DatabaseView) -> None:
+def test_without_keep_generating_a_departed_client_stops_the_reply(
+    settings: Settings, db: DatabaseView
+) -> None:
     app, responder = slow_app(settings)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
-        client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q"), on_body=cut_after(2)))
+        client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q"), on_body=cut_after(2))
+        )
     reply = db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'")[0]
     assert reply == {"status": "incomplete", "finish_reason": "client_disconnected"}
     assert responder.closed and responder.produced < len(PIECES)
@@ -180,7 +217,9 @@ def test_the_stop_endpoint_ends_a_reply_as_stopped(settings: Settings, db: Datab
             return False
 
         _, raw = client.blocking_portal.call(
-            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q"), on_body=stop_after_three_deltas)
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q"), on_body=stop_after_three_deltas
+            )
         )
 
     status, stop_body = stopped[0]
@@ -196,7 +235,9 @@ def test_the_stop_endpoint_ends_a_reply_as_stopped(settings: Settings, db: Datab
     ]
 
 
-def test_stopping_a_finished_reply_returns_it_unchanged(client: TestClient[Litestar], make_session: Any) -> None:
+def test_stopping_a_finished_reply_returns_it_unchanged(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session_id = make_session()["id"]
     reply = parse_sse(client.post("/api/chat", json=body(session_id, "hi")).text)[-1].data
     response = client.post(f"/api/messages/{reply['id']}/stop")
@@ -211,7 +252,11 @@ def test_finish_reasons_tell_how_each_reply_ended(settings: Settings, db: Databa
         session_id = client.post("/api/sessions").json()["id"]
         client.post("/api/chat", json=body(session_id, "q"))
         message = client.get(f"/api/sessions/{session_id}").json()["messages"][1]
-    assert (message["status"], message["finish_reason"], message["error"]) == ("error", "error", "upstream says no")
+    assert (message["status"], message["finish_reason"], message["error"]) == (
+        "error",
+        "error",
+        "upstream says no",
+    )
 
 
 def test_a_retried_request_stores_nothing_twice_and_streams_the_same_reply(
@@ -226,11 +271,16 @@ def test_a_retried_request_stores_nothing_twice_and_streams_the_same_reply(
     assert deltas_text(again) == deltas_text(first)
     assert again[-1].data == first[-1].data
     stored = db.messages(session_id)
-    assert [(m["role"], m["content"]) for m in stored] == [("user", "hi"), ("assistant", first[-1].data["content"])]
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "hi"),
+        ("assistant", first[-1].data["content"]),
+    ]
     assert client.get(f"/api/sessions/{session_id}").json()["messages"][0]["client_id"] == "m-1"
 
 
-def test_a_partly_stored_request_stores_only_what_is_new(client: TestClient[Litestar], make_session: Any, db: DatabaseView) -> None:
+def test_a_partly_stored_request_stores_only_what_is_new(
+    client: TestClient[Litestar], make_session: Any, db: DatabaseView
+) -> None:
     session_id = make_session()["id"]
     client.post("/api/chat", json=body(session_id, "one", ids=["a"]))
 
@@ -246,7 +296,9 @@ def test_a_partly_stored_request_stores_only_what_is_new(client: TestClient[Lite
     assert events[0].data["message_ids"] == [stored[0]["id"], stored[2]["id"]]
 
 
-def test_the_same_client_id_twice_in_one_request_is_400(client: TestClient[Litestar], make_session: Any) -> None:
+def test_the_same_client_id_twice_in_one_request_is_400(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session_id = make_session()["id"]
     response = client.post("/api/chat", json=body(session_id, "a", "b", ids=["x", "x"]))
     assert response.status_code == 400
@@ -276,7 +328,9 @@ def test_regenerate_appends_a_new_reply_and_keeps_the_old_one(settings: Settings
         (2, "assistant", "new answer"),
         (3, "assistant", "new answer"),
     ]
-    assert [(m.role, m.content) for m in history] == [("user", "question")], "the old reply is not shown again"
+    assert [(m.role, m.content) for m in history] == [("user", "question")], (
+        "the old reply is not shown again"
+    )
 
 
 def test_regenerating_needs_a_user_message(client: TestClient[Litestar], make_session: Any) -> None:
@@ -286,12 +340,16 @@ def test_regenerating_needs_a_user_message(client: TestClient[Litestar], make_se
     assert client.post("/api/sessions/00000000-0000-4000-8000-000000000000/regenerate").status_code == 404
 
 
-def test_a_reply_streaming_at_shutdown_is_stored_as_server_stopped(settings: Settings, db: DatabaseView) -> None:
+def test_a_reply_streaming_at_shutdown_is_stored_as_server_stopped(
+    settings: Settings, db: DatabaseView
+) -> None:
     app, _ = slow_app(settings, delay_s=0.05)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
-            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1))
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1)
+            )
         )
     assert db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'") == [
         {"status": "incomplete", "finish_reason": "server_stopped"}
@@ -303,7 +361,9 @@ def test_follow_waits_for_a_reply_still_streaming(settings: Settings) -> None:
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
-            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1))
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1)
+            )
         )
         reply_id = client.get(f"/api/sessions/{session_id}").json()["messages"][1]["id"]
 

@@ -31,7 +31,9 @@ def test_a_null_name_clears_it(client: TestClient[Litestar], make_session: Any) 
 
 
 def test_metadata_is_merged_as_a_json_merge_patch(client: TestClient[Litestar], make_session: Any) -> None:
-    session = make_session(metadata={"topic": "travel", "prefs": {"lang": "en", "units": "metric"}, "drop": True})
+    session = make_session(
+        metadata={"topic": "travel", "prefs": {"lang": "en", "units": "metric"}, "drop": True}
+    )
 
     response = client.patch(
         f"/api/sessions/{session['id']}",
@@ -43,7 +45,9 @@ def test_metadata_is_merged_as_a_json_merge_patch(client: TestClient[Litestar], 
     assert response.json()["name"] == session["name"]
 
 
-def test_an_empty_patch_changes_nothing_but_updated_at(client: TestClient[Litestar], make_session: Any) -> None:
+def test_an_empty_patch_changes_nothing_but_updated_at(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session = make_session(name="same", metadata={"a": 1})
     updated = client.patch(f"/api/sessions/{session['id']}", json={}).json()
     assert (updated["name"], updated["metadata"]) == ("same", {"a": 1})
@@ -74,7 +78,9 @@ def test_bad_patches_are_400_and_change_nothing(
     assert db.rows("SELECT name, metadata, updated_at FROM sessions") == before
 
 
-def test_a_patch_whose_merged_metadata_is_too_big_is_refused(client: TestClient[Litestar], make_session: Any) -> None:
+def test_a_patch_whose_merged_metadata_is_too_big_is_refused(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session = make_session(metadata={"a": "x" * 10_000})
     response = client.patch(f"/api/sessions/{session['id']}", json={"metadata": {"b": "y" * 10_000}})
     assert response.status_code == 400

@@ -10,7 +10,9 @@ from tests.helpers import DatabaseView
 
 
 def test_create_returns_the_session_with_its_location(client: TestClient[Litestar], db: DatabaseView) -> None:
-    response = client.post("/api/sessions", json={"name": "Trip", "metadata": {"topic": "travel", "n": [1, 2]}})
+    response = client.post(
+        "/api/sessions", json={"name": "Trip", "metadata": {"topic": "travel", "n": [1, 2]}}
+    )
 
     assert response.status_code == 201
     session = response.json()
@@ -44,7 +46,9 @@ def test_get_returns_the_session_and_its_messages_in_order(
 ) -> None:
     session = make_session(name="chat")
     for text in ("one", "two"):
-        client.post("/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": text}]})
+        client.post(
+            "/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": text}]}
+        )
 
     response = client.get(f"/api/sessions/{session['id']}")
 
@@ -62,7 +66,9 @@ def test_delete_removes_the_session_and_its_messages(
     client: TestClient[Litestar], make_session: Any, db: DatabaseView
 ) -> None:
     session = make_session()
-    client.post("/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "hi"}]})
+    client.post(
+        "/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert db.scalar("SELECT count(*) FROM messages WHERE session_id = :s", s=session["id"]) == 2
 
     response = client.delete(f"/api/sessions/{session['id']}")
@@ -79,7 +85,9 @@ def test_unknown_session_is_404_everywhere(client: TestClient[Litestar], db: Dat
         assert response.status_code == 404
         assert response.json() == {"status_code": 404, "detail": "session 'nope' not found"}
 
-    response = client.post("/api/chat", json={"session_id": "nope", "messages": [{"role": "user", "content": "x"}]})
+    response = client.post(
+        "/api/chat", json={"session_id": "nope", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["detail"] == "session 'nope' not found"

@@ -17,8 +17,12 @@ def chat(client: TestClient[Litestar], session_id: str, *messages: tuple[str, st
     assert client.post("/api/chat", json=body).status_code == 200
 
 
-def test_export_then_import_keeps_everything_but_the_ids(client: TestClient[Litestar], make_session: Any) -> None:
-    session = make_session(name="Trip to Lisbon", metadata={"topic": "travel", "nested": {"n": [1, 2.5, None]}})
+def test_export_then_import_keeps_everything_but_the_ids(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
+    session = make_session(
+        name="Trip to Lisbon", metadata={"topic": "travel", "nested": {"n": [1, 2.5, None]}}
+    )
     chat(client, session["id"], ("system", "Be brief."), ("user", "Olá! ✈️ <b>where</b> to eat?"))
     chat(client, session["id"], ("user", "And `code`\nwith lines"))
     original = client.get(f"/api/sessions/{session['id']}").json()
@@ -38,21 +42,27 @@ def test_export_then_import_keeps_everything_but_the_ids(client: TestClient[Lite
     for field in ("name", "metadata", "created_at", "updated_at", "message_count", "last_message_at"):
         assert copy["session"][field] == original["session"][field], field
     keep = ("seq", "role", "content", "status", "created_at", "finish_reason", "error")
-    assert [{k: m[k] for k in keep} for m in copy["messages"]] == [{k: m[k] for k in keep} for m in original["messages"]]
+    assert [{k: m[k] for k in keep} for m in copy["messages"]] == [
+        {k: m[k] for k in keep} for m in original["messages"]
+    ]
     assert not {m["id"] for m in copy["messages"]} & {m["id"] for m in original["messages"]}
 
 
 def test_an_imported_session_goes_on_like_any_other(client: TestClient[Litestar], make_session: Any) -> None:
     session = make_session()
     chat(client, session["id"], ("user", "first"))
-    copy_id = client.post("/api/sessions/import", content=client.get(f"/api/sessions/{session['id']}/export").content).json()["id"]
+    copy_id = client.post(
+        "/api/sessions/import", content=client.get(f"/api/sessions/{session['id']}/export").content
+    ).json()["id"]
 
     chat(client, copy_id, ("user", "second"))
 
     assert [m["seq"] for m in client.get(f"/api/sessions/{copy_id}").json()["messages"]] == [1, 2, 3, 4]
 
 
-def test_the_markdown_export_is_a_readable_transcript(client: TestClient[Litestar], make_session: Any) -> None:
+def test_the_markdown_export_is_a_readable_transcript(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
     session = make_session(name="Notes")
     chat(client, session["id"], ("user", "Remember the milk"))
 
@@ -66,9 +76,7 @@ def test_the_markdown_export_is_a_readable_transcript(client: TestClient[Litesta
     assert "**user**" in text and "Remember the milk" in text and "**assistant**" in text
 
 
-def test_a_reply_exported_mid_stream_is_imported_as_incomplete(
-    settings: Settings, db: DatabaseView
-) -> None:
+def test_a_reply_exported_mid_stream_is_imported_as_incomplete(settings: Settings, db: DatabaseView) -> None:
     app = create_app(settings, responder=ScriptedResponder(["slow ", "reply"], delay_s=0.2))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
@@ -81,7 +89,9 @@ def test_a_reply_exported_mid_stream_is_imported_as_incomplete(
             return False
 
         body = {"session_id": session_id, "messages": [{"role": "user", "content": "x"}]}
-        client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/chat", body, on_body=export_during_stream))
+        client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body, on_body=export_during_stream)
+        )
         assert b'"in_progress"' in exported[0]
         copy_id = client.post("/api/sessions/import", content=exported[0]).json()["id"]
         statuses = [m["status"] for m in client.get(f"/api/sessions/{copy_id}").json()["messages"]]
@@ -93,8 +103,15 @@ def valid_export(**changes: Any) -> dict[str, Any]:
         "format": "chatstore.session",
         "version": 1,
         "exported_at": "2026-01-01T00:00:00Z",
-        "session": {"name": "n", "metadata": {}, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"},
-        "messages": [{"role": "user", "content": "hi", "status": "complete", "created_at": "2026-01-01T00:00:00Z"}],
+        "session": {
+            "name": "n",
+            "metadata": {},
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        },
+        "messages": [
+            {"role": "user", "content": "hi", "status": "complete", "created_at": "2026-01-01T00:00:00Z"}
+        ],
     }
     document.update(changes)
     return document
@@ -105,9 +122,20 @@ def valid_export(**changes: Any) -> dict[str, Any]:
     [
         (valid_export(format="other"), "format"),
         (valid_export(version=2), "version"),
-        (valid_export(messages=[{"role": "bot", "content": "x", "created_at": "2026-01-01T00:00:00Z"}]), "role"),
-        (valid_export(messages=[{"role": "user", "content": "x", "created_at": "2026-01-01T00:00:00"}]), "created_at"),
-        (valid_export(messages=[{"role": "user", "content": "x" * 100_001, "created_at": "2026-01-01T00:00:00Z"}]), "content"),
+        (
+            valid_export(messages=[{"role": "bot", "content": "x", "created_at": "2026-01-01T00:00:00Z"}]),
+            "role",
+        ),
+        (
+            valid_export(messages=[{"role": "user", "content": "x", "created_at": "2026-01-01T00:00:00"}]),
+            "created_at",
+        ),
+        (
+            valid_export(
+                messages=[{"role": "user", "content": "x" * 100_001, "created_at": "2026-01-01T00:00:00Z"}]
+            ),
+            "content",
+        ),
         (valid_export(session={"created_at": "2026-01-01T00:00:00Z"}), "updated_at"),
         (valid_export(session={**valid_export()["session"], "metadata": "x"}), "metadata"),
         ({k: v for k, v in valid_export().items() if k != "session"}, "session"),

@@ -64,7 +64,11 @@ BAD_CHAT_BODIES: list[tuple[str, Any, str]] = [
     ("messages not a list", {"session_id": SESSION, "messages": {"role": "user"}}, "messages"),
     ("empty messages", {"session_id": SESSION, "messages": []}, "messages"),
     ("a message not an object", {"session_id": SESSION, "messages": ["hi"]}, "messages[0]"),
-    ("unknown role", {"session_id": SESSION, "messages": [{"role": "bot", "content": "x"}]}, "messages[0].role"),
+    (
+        "unknown role",
+        {"session_id": SESSION, "messages": [{"role": "bot", "content": "x"}]},
+        "messages[0].role",
+    ),
     ("missing role", {"session_id": SESSION, "messages": [{"content": "x"}]}, "role"),
     ("missing content", {"session_id": SESSION, "messages": [{"role": "user"}]}, "content"),
     ("empty content", {"session_id": SESSION, "messages": [user("ok"), user("")]}, "messages[1].content"),
@@ -105,7 +109,9 @@ def assert_names_field(response: Any, field: str) -> None:
     assert field in error["detail"], f"{field!r} is not named in {error['detail']!r}"
 
 
-@pytest.mark.parametrize(("case", "body", "field"), BAD_SESSION_BODIES, ids=[c[0] for c in BAD_SESSION_BODIES])
+@pytest.mark.parametrize(
+    ("case", "body", "field"), BAD_SESSION_BODIES, ids=[c[0] for c in BAD_SESSION_BODIES]
+)
 def test_bad_session_bodies_are_rejected_and_change_nothing(
     limited_client: TestClient[Litestar], db: DatabaseView, case: str, body: Any, field: str
 ) -> None:
@@ -166,7 +172,9 @@ def random_json(rng: random.Random, depth: int = 0) -> Any:
     if kind == "float":
         return rng.choice([0.5, -1e308, 1e-300])
     if kind == "str":
-        return rng.choice(["", "user", "assistant", "\u0000", "é🙂", "x" * 300, "00000000-0000-4000-8000-000000000000"])
+        return rng.choice(
+            ["", "user", "assistant", "\u0000", "é🙂", "x" * 300, "00000000-0000-4000-8000-000000000000"]
+        )
     if kind == "list":
         return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     keys = ["name", "metadata", "session_id", "messages", "role", "content", "extra"]

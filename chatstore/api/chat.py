@@ -28,7 +28,7 @@ name and one line of JSON `data:`.
 
 | event | data |
 | --- | --- |
-| `start` | `{"session_id", "message_ids", "assistant_message_id"}`: the request's messages and the reply's row (status `in_progress`) are committed |
+| `start` | `{"session_id", "message_ids", "assistant_message_id"}`: messages and reply row committed |
 | `delta` | `{"content"}`: the next piece of the reply |
 | `done` | the stored assistant message (`MessageRead`); its content is all deltas joined |
 | `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` |
@@ -39,14 +39,19 @@ is 0; `done` and `error` are one past the final length): a position to re-attach
 is stored with status `incomplete`, unless the request set `keep_generating`."""
 
 SSE_RESPONSE = ResponseSpec(
-    data_container=str, media_type="text/event-stream", description=STREAM_DESCRIPTION, generate_examples=False
+    data_container=str,
+    media_type="text/event-stream",
+    description=STREAM_DESCRIPTION,
+    generate_examples=False,
 )
 TOO_LARGE = error_response("The body is larger than the configured limit.")
 
 
 async def _to_server_sent_events(events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEventMessage]:
     async for event in events:
-        yield ServerSentEventMessage(id=event.id, event=event.event, data=msgspec.json.encode(event.data).decode())
+        yield ServerSentEventMessage(
+            id=event.id, event=event.event, data=msgspec.json.encode(event.data).decode()
+        )
 
 
 def _stream_new_reply(replies: Replies, generation: Generation) -> ServerSentEvent:
@@ -131,10 +136,14 @@ class ChatController(Controller):
         replies: NamedDependency[Replies],
         message_id: FromPath[str],
         last_event_id_header: Annotated[
-            str | None, HeaderParameter(name="Last-Event-ID", description="The `id` of the last event received.")
+            str | None,
+            HeaderParameter(name="Last-Event-ID", description="The `id` of the last event received."),
         ] = None,
         last_event_id: Annotated[
-            int | None, QueryParameter(name="last_event_id", description="The same, for clients that cannot set headers.")
+            int | None,
+            QueryParameter(
+                name="last_event_id", description="The same, for clients that cannot set headers."
+            ),
         ] = None,
     ) -> ServerSentEvent:
         position = _position(last_event_id_header, last_event_id)
@@ -152,9 +161,14 @@ class ChatController(Controller):
         raises=[NotFoundException],
     )
     async def stop(
-        self, replies: NamedDependency[Replies], settings: NamedDependency[Settings], message_id: FromPath[str]
+        self,
+        replies: NamedDependency[Replies],
+        settings: NamedDependency[Settings],
+        message_id: FromPath[str],
     ) -> MessageRead:
-        return await replies.request_stop(message_id, wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000))
+        return await replies.request_stop(
+            message_id, wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000)
+        )
 
 
 def _position(header: str | None, query: int | None) -> int | None:
@@ -168,4 +182,3 @@ def _position(header: str | None, query: int | None) -> int | None:
     if position is not None and position < 0:
         raise InvalidInput("last_event_id", "must not be negative", source="query")
     return position
-

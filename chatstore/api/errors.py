@@ -43,7 +43,9 @@ def conflict(_: Request[Any, Any, Any], exc: NothingToRegenerate) -> Response[An
 
 
 def invalid_input(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Any]:
-    return _error(HTTP_400_BAD_REQUEST, str(exc), [{"key": exc.field, "message": exc.message, "source": exc.source}])
+    return _error(
+        HTTP_400_BAD_REQUEST, str(exc), [{"key": exc.field, "message": exc.message, "source": exc.source}]
+    )
 
 
 def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[Any]:

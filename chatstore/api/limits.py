@@ -8,7 +8,13 @@ from chatstore.core.settings import Settings
 from chatstore.schemas import MAX_CLIENT_ID_LENGTH, ChatRequest, SessionCreate, SessionExport
 from chatstore.services.errors import InvalidInput
 
-__all__ = ["check_chat_request", "check_metadata", "check_session_create", "check_session_import", "check_text"]
+__all__ = [
+    "check_chat_request",
+    "check_metadata",
+    "check_session_create",
+    "check_session_import",
+    "check_text",
+]
 
 
 def check_session_create(data: SessionCreate, settings: Settings) -> None:
@@ -20,7 +26,8 @@ def check_session_create(data: SessionCreate, settings: Settings) -> None:
 def check_chat_request(data: ChatRequest, settings: Settings) -> None:
     if len(data.messages) > settings.max_messages_per_request:
         raise InvalidInput(
-            "messages", f"at most {settings.max_messages_per_request} messages per request, got {len(data.messages)}"
+            "messages",
+            f"at most {settings.max_messages_per_request} messages per request, got {len(data.messages)}",
         )
     for index, message in enumerate(data.messages):
         check_text(f"messages[{index}].content", message.content, settings.max_content_length)

@@ -1,14 +1,13 @@
 """``/api/search``: find messages by their words, across all sessions."""
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from chatstore.api.openapi import error_response
-from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_size
+from chatstore.api.pagination import NEXT_PAGE_HEADERS, next_page_headers, page_size
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import SearchPage
@@ -64,10 +63,4 @@ class SearchController(Controller):
         ] = None,
     ) -> Response[SearchPage]:
         page = await search.search(db, q, limit=page_size(limit, settings), cursor=cursor)
-        headers = {}
-        if page.next_cursor is not None:
-            query = {key: value for key, value in request.query_params.items() if key != "cursor"}
-            query["cursor"] = page.next_cursor
-            headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
-            headers["X-Next-Cursor"] = page.next_cursor
-        return Response(page, headers=headers)
+        return Response(page, headers=next_page_headers(page.next_cursor, request))

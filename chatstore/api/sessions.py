@@ -15,12 +15,22 @@ from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_response, page_size
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionExport, SessionRead, SessionUpdate
+from chatstore.schemas import (
+    MessageRead,
+    SessionCreate,
+    SessionDetail,
+    SessionExport,
+    SessionRead,
+    SessionUpdate,
+)
 from chatstore.services import sessions, transfer
 
 Limit = Annotated[
     int | None,
-    QueryParameter(name="limit", description="Page size: 1 to CHATSTORE_MAX_PAGE_SIZE (default CHATSTORE_DEFAULT_PAGE_SIZE)."),
+    QueryParameter(
+        name="limit",
+        description="Page size: 1 to CHATSTORE_MAX_PAGE_SIZE (default CHATSTORE_DEFAULT_PAGE_SIZE).",
+    ),
 ]
 Cursor = Annotated[
     str | None,
@@ -146,8 +156,9 @@ class SessionController(Controller):
         self,
         db: NamedDependency[Database],
         session_id: FromPath[str],
-        format: Annotated[  # noqa: A002 - the query parameter's documented name
-            Literal["json", "markdown"], QueryParameter(name="format", description="`json` (default) or `markdown`.")
+        format: Annotated[
+            Literal["json", "markdown"],
+            QueryParameter(name="format", description="`json` (default) or `markdown`."),
         ] = "json",
     ) -> Response[SessionExport]:
         export = await transfer.export_session(db, session_id)
@@ -172,7 +183,10 @@ class SessionController(Controller):
         responses={413: error_response("The body is larger than the configured limit.")},
     )
     async def import_session(
-        self, db: NamedDependency[Database], settings: NamedDependency[Settings], data: JSONBody[SessionExport]
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: JSONBody[SessionExport],
     ) -> Response[SessionRead]:
         check_session_import(data, settings)
         session = await transfer.import_session(db, data)

@@ -14,6 +14,7 @@ event loop:
 """
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -58,11 +59,15 @@ def resolve_url(raw: str, *, blocking: bool = False) -> URL:
     backend = url.get_backend_name()
     if backend == "sqlite":
         if url.database in (None, "", ":memory:") or url.database.startswith("file::memory:"):
-            raise SettingsError("CHATSTORE_DATABASE_URL: an in-memory SQLite database cannot be shared; name a file")
+            raise SettingsError(
+                "CHATSTORE_DATABASE_URL: an in-memory SQLite database cannot be shared; name a file"
+            )
         return url.set(drivername="sqlite+pysqlite")
     if backend in ("postgresql", "postgres"):
         return url.set(drivername="postgresql+psycopg" if blocking else "postgresql+asyncpg")
-    raise SettingsError(f"CHATSTORE_DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)")
+    raise SettingsError(
+        f"CHATSTORE_DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)"
+    )
 
 
 class Database(ABC):
@@ -169,10 +174,9 @@ class _Job:
         self.future: asyncio.Future[Any] = loop.create_future()
 
     def settle(self, result: Any = None, error: BaseException | None = None) -> None:
-        try:
+        # A closed loop (RuntimeError) means nobody waits for this result any more.
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(_settle_future, self.future, result, error)
-        except RuntimeError:  # the loop is closed: nobody waits for this result any more
-            pass
 
 
 def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

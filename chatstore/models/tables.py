@@ -4,12 +4,34 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Dialect, Index, Text, UniqueConstraint, false, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
-__all__ = ["FINISH_REASONS", "ROLES", "STATUSES", "ChatSession", "Message", "UTCTimestamp", "Worker", "is_id", "new_id", "utc_now"]
+__all__ = [
+    "FINISH_REASONS",
+    "ROLES",
+    "STATUSES",
+    "ChatSession",
+    "Message",
+    "UTCTimestamp",
+    "Worker",
+    "is_id",
+    "new_id",
+    "utc_now",
+]
 
 ROLES = ("system", "user", "assistant")
 STATUSES = ("in_progress", "complete", "incomplete", "error")

@@ -32,8 +32,22 @@ from sqlalchemy import Connection, insert, select, update
 from chatstore.core.db import Database
 from chatstore.models import ChatSession, Message
 from chatstore.models.tables import is_id, new_id, utc_now
-from chatstore.schemas import ErrorEvent, FinishReason, MessageIn, MessageRead, ReplyDelta, ReplyStarted, Status
-from chatstore.services.errors import InvalidInput, NothingToRegenerate, ReplyNotFound, ResponderError, SessionNotFound
+from chatstore.schemas import (
+    ErrorEvent,
+    FinishReason,
+    MessageIn,
+    MessageRead,
+    ReplyDelta,
+    ReplyStarted,
+    Status,
+)
+from chatstore.services.errors import (
+    InvalidInput,
+    NothingToRegenerate,
+    ReplyNotFound,
+    ResponderError,
+    SessionNotFound,
+)
 from chatstore.services.responders import Conversation, Responder, read_session_metadata
 from chatstore.services.sessions import MESSAGE_COLUMNS, to_messages
 
@@ -76,7 +90,9 @@ class Turn:
         )
 
 
-def _message_row(session_id: str, seq: int, role: str, content: str, now: object, **extra: object) -> dict[str, object]:
+def _message_row(
+    session_id: str, seq: int, role: str, content: str, now: object, **extra: object
+) -> dict[str, object]:
     row = {
         "id": new_id(),
         "session_id": session_id,
@@ -141,7 +157,9 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
             rows.append(row)
             message_ids.append(str(row["id"]))
             seq += 1
-        reply = _message_row(session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id)
+        reply = _message_row(
+            session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
+        )
         connection.execute(insert(messages_table), [*rows, reply])
         return Turn(session_id, message_ids, str(reply["id"]), last_seq, last_seq, new_messages=messages)
 
@@ -166,7 +184,9 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
     ).first()
     if reply is None:
         return None
-    return Turn(session_id, [message_id for message_id, _ in stored], reply.id, reply.seq, last_seq + 1, is_retry=True)
+    return Turn(
+        session_id, [message_id for message_id, _ in stored], reply.id, reply.seq, last_seq + 1, is_retry=True
+    )
 
 
 async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
@@ -182,7 +202,9 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             .limit(1)
         ).scalar()
         if question_seq is None:
-            exists = connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+            exists = connection.execute(
+                select(sessions_table.c.id).where(sessions_table.c.id == session_id)
+            ).first()
             return NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
         now = utc_now()
         last_seq = connection.execute(
@@ -191,7 +213,9 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             .values(last_seq=sessions_table.c.last_seq + 1, last_message_at=now, activity_at=now)
             .returning(sessions_table.c.last_seq)
         ).scalar()
-        reply = _message_row(session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id)
+        reply = _message_row(
+            session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
+        )
         connection.execute(insert(messages_table).values(**reply))
         return Turn(session_id, [], str(reply["id"]), last_seq, question_seq + 1)
 
@@ -460,7 +484,9 @@ class Replies:
                 "start",
                 0,
                 started
-                or ReplyStarted(session_id=reply.session_id, message_ids=asked, assistant_message_id=reply.id),
+                or ReplyStarted(
+                    session_id=reply.session_id, message_ids=asked, assistant_message_id=reply.id
+                ),
             )
             position = 0
         while True:
@@ -536,7 +562,9 @@ class Replies:
                     .values(content=content, updated_at=now)
                 )
             rows = connection.execute(
-                select(messages_table.c.id, messages_table.c.stop_requested).where(messages_table.c.id.in_(ids))
+                select(messages_table.c.id, messages_table.c.stop_requested).where(
+                    messages_table.c.id.in_(ids)
+                )
             ).all()
             return {row.id: row.stop_requested for row in rows}
 

@@ -92,7 +92,12 @@ async def create_session(db: Database, data: SessionCreate) -> SessionRead:
     def insert_session(connection: Connection) -> None:
         connection.execute(
             insert(sessions_table).values(
-                id=session.id, name=session.name, metadata=session.meta, created_at=now, updated_at=now, activity_at=now
+                id=session.id,
+                name=session.name,
+                metadata=session.meta,
+                created_at=now,
+                updated_at=now,
+                activity_at=now,
             )
         )
 
@@ -143,7 +148,10 @@ async def list_messages(
     seq = messages_table.c.seq
 
     def select_page(connection: Connection) -> Page[MessageRead] | None:
-        if connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first() is None:
+        if (
+            connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+            is None
+        ):
             return None
         query = select(*MESSAGE_COLUMNS).where(messages_table.c.session_id == session_id)
         if direction == "forward":

@@ -19,6 +19,7 @@ from chatstore.services.sessions import (
 
 __all__ = ["export_session", "import_session", "to_markdown"]
 
+
 async def export_session(db: Database, session_id: str) -> SessionExport:
     detail = await get_session_detail(db, session_id)
     session = detail.session
@@ -96,5 +97,12 @@ def to_markdown(export: SessionExport) -> str:
     lines = [f"# {title}", "", f"Exported {export.exported_at.isoformat()}", ""]
     for message in export.messages:
         note = "" if message.status == "complete" else f" ({message.status})"
-        lines += ["---", "", f"**{message.role}**{note} · {message.created_at.isoformat()}", "", message.content, ""]
+        lines += [
+            "---",
+            "",
+            f"**{message.role}**{note} · {message.created_at.isoformat()}",
+            "",
+            message.content,
+            "",
+        ]
     return "\n".join(lines)

@@ -57,6 +57,7 @@ from chatstore.core.db import Database, Work, open_database, resolve_url
 from chatstore.core.settings import Settings
 from chatstore.models import ChatSession, Message
 from chatstore.services.sessions import list_messages, list_sessions
+from tests.helpers import postgres_schema
 from tests.servers import running_servers
 
 T = TypeVar("T")
@@ -157,17 +158,8 @@ def fresh_database(backend: str, postgres_url: str, folder: Path) -> Iterator[st
     if backend == "sqlite":
         yield f"sqlite:///{folder / 'pages.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(resolve_url(postgres_url, blocking=True), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in postgres_url else "?"
-    try:
-        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(postgres_url, prefix="bench") as url:
+        yield url
 
 
 # --- The queries -------------------------------------------------------------------------------------

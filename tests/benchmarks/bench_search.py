@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from chatstore.core.db import open_database, resolve_url
 from chatstore.core.settings import Settings
 from chatstore.models import ChatSession, Message
+from tests.helpers import postgres_schema
 from tests.servers import running_servers
 
 SESSIONS = 1_000
@@ -121,17 +122,8 @@ def fresh_database(backend: str, postgres_url: str, folder: Path) -> Iterator[st
     if backend == "sqlite":
         yield f"sqlite:///{folder / 'search.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(resolve_url(postgres_url, blocking=True), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in postgres_url else "?"
-    try:
-        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(postgres_url, prefix="bench") as url:
+        yield url
 
 
 def measure(base_url: str, requests: int) -> dict[str, list[float]]:
