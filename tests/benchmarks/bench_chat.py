@@ -39,6 +39,7 @@ message; missed targets do not change it.
 
 import argparse
 import asyncio
+import functools
 import math
 import os
 import platform
@@ -622,11 +623,12 @@ class Integrity:
         )
 
 
+@functools.cache
 def expected_reply(user_content: str) -> str:
     conversation = Conversation(
         session_id="", new_messages=[MessageIn(role="user", content=user_content)], load_history=_no_history
     )
-    return MockResponder(delay_ms=0).text_for(conversation)
+    return asyncio.run(MockResponder(delay_ms=0).text_for(conversation))
 
 
 async def _no_history() -> list[MessageRead]:
