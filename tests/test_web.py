@@ -32,7 +32,7 @@ except ImportError:  # the browser fixture skips, or fails in CI, with the reaso
     sync_playwright = None
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, Locator, Page, Route
 
 CHROMIUM_VARIABLE = "CHATSTORE_TEST_CHROMIUM"
 CHROMIUM_PATH = Path(os.environ.get(CHROMIUM_VARIABLE) or "/usr/bin/chromium")
@@ -51,7 +51,12 @@ DESKTOP = {"width": 1200, "height": 800}
 PHONE = {"width": 390, "height": 780}
 # Slow enough that a reply is still streaming when the test clicks Stop (it has some 40 pieces).
 SLOW_MOCK_DELAY_MS = "200"
+# Slow enough that a reload or a lost connection happens while the reply streams.
+RELOAD_MOCK_DELAY_MS = "150"
+API_KEY = "web-test-key-0123456789"
 REPLY_SETTLE_TIMEOUT_S = 10.0
+WHOLE_REPLY_TIMEOUT_MS = 30_000  # a slow reply, written in full
+GIVE_UP_TIMEOUT_MS = 15_000  # the page tries to re-attach for some 8 s (api.js RECONNECT_DELAYS_MS)
 SIDEBAR_PAGE = 50  # sessions per page, as app.js asks for them
 SESSION_URL = re.compile(r"#/sessions/([0-9a-f-]{36})$")
 
@@ -162,7 +167,7 @@ class ChatPage:
         count = self.messages.count()
         self.send(text)
         reply = self.messages.nth(count + 1)
-        expect(reply).to_have_attribute("data-status", "complete")
+        expect(reply).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
         expect(self.input).to_be_enabled()
         return reply
 
@@ -182,8 +187,8 @@ class ChatPage:
             time.sleep(0.05)
         return reply
 
-    def stored_messages(self, session_id: str) -> list[dict[str, Any]]:
-        response = self.api("GET", f"/api/sessions/{session_id}")
+    def stored_messages(self, session_id: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        response = self.api("GET", f"/api/sessions/{session_id}", headers=headers)
         assert response.status_code == 200, response.text
         return list(response.json()["messages"])
 
@@ -268,7 +273,9 @@ def test_first_message_creates_a_session_named_after_it_and_streams_the_reply(
 
 @pytest.mark.browser
 @pytest.mark.server
-def test_stop_aborts_a_streaming_reply_and_shows_it_incomplete(chat_page: Callable[..., ChatPage]) -> None:
+def test_stop_ends_a_streaming_reply_on_the_server_and_shows_it_incomplete(
+    chat_page: Callable[..., ChatPage],
+) -> None:
     chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
     stop = chat.page.get_by_role("button", name="Stop")
 
@@ -290,18 +297,43 @@ def test_stop_aborts_a_streaming_reply_and_shows_it_incomplete(chat_page: Callab
     expect(chat.input).to_be_enabled()
     expect(chat.input).to_be_focused()
     expect(chat.messages.nth(0).locator(".message-content")).to_have_text("First line\nsecond line")
-    # The page reloads what the server stored, once it is no longer in progress.
-    chat.wait_for_reply(chat.session_id())
+    # The server stored the reply, stopped, before the page showed it so: nothing to wait for.
     stored = chat.stored_messages(chat.session_id())
-    assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "incomplete")]
+    assert [(m["role"], m["status"], m["finish_reason"]) for m in stored] == [
+        ("user", "complete", None),
+        ("assistant", "incomplete", "stopped"),
+    ]
     assert stored[0]["content"] == "First line\nsecond line"
     assert stored[1]["content"].startswith("You said:")
-    expect(chat.messages.nth(1).locator(".message-content")).to_have_text(stored[1]["content"])
+    expect(reply.locator(".message-content")).to_have_text(stored[1]["content"])
 
 
 @pytest.mark.browser
 @pytest.mark.server
-def test_leaving_a_chat_while_its_reply_streams_stops_the_reply(chat_page: Callable[..., ChatPage]) -> None:
+def test_stop_that_fails_says_so_and_the_reply_goes_on(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
+    chat.page.route(
+        "**/api/messages/*/stop",
+        lambda route: route.fulfill(status=503, json={"status_code": 503, "detail": "Service busy."}),
+    )
+    chat.send("keep talking")
+    reply = chat.messages.nth(1)
+    expect(reply.locator(".message-content")).to_contain_text("You said:")
+
+    chat.page.get_by_role("button", name="Stop").click()
+
+    expect(chat.alert).to_have_text("The reply could not be stopped: Service busy.")
+    expect(reply).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    stored = chat.wait_for_reply(chat.session_id())
+    assert (stored["status"], stored["finish_reason"]) == ("complete", "completed")
+    expect(reply.locator(".message-content")).to_have_text(stored["content"])
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_leaving_a_chat_while_its_reply_streams_lets_it_finish_and_coming_back_follows_it(
+    chat_page: Callable[..., ChatPage],
+) -> None:
     chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
     chat.send("tell me a long story")
     expect(chat.messages.nth(1).locator(".message-content")).to_contain_text("You said:")
@@ -311,11 +343,210 @@ def test_leaving_a_chat_while_its_reply_streams_stops_the_reply(chat_page: Calla
 
     expect(chat.page.get_by_role("heading", name="New chat")).to_be_visible()
     expect(chat.input).to_be_enabled()
-    reply = chat.wait_for_reply(session_id)
-    assert reply["status"] == "incomplete"
     chat.session("tell me a long story").click()
-    expect(chat.messages.nth(1)).to_have_attribute("data-status", "incomplete")
-    expect(chat.messages.nth(1).locator(".message-content")).to_have_text(reply["content"])
+    reply = chat.messages.nth(1)
+    # Back in the chat, the reply shows as it goes on, and ends as the server stored it.
+    expect(reply).to_have_attribute("data-status", "in_progress")
+    expect(chat.page.get_by_role("button", name="Stop")).to_be_visible()
+    expect(reply).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    stored = chat.wait_for_reply(session_id)
+    assert (stored["status"], stored["finish_reason"]) == ("complete", "completed")
+    expect(reply.locator(".message-content")).to_have_text(stored["content"])
+    expect(chat.input).to_be_enabled()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_reload_while_a_reply_streams_shows_it_growing_until_complete(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=RELOAD_MOCK_DELAY_MS)
+    chat.send("a reply worth waiting for")
+    reply = chat.messages.nth(1)
+    expect(reply.locator(".message-content")).to_contain_text("You said:")
+    session_id = chat.session_id()
+
+    chat.page.reload()
+
+    expect(reply).to_have_attribute("data-status", "in_progress")
+    expect(reply.locator(".message-status")).to_have_text("Still being written")
+    shown = reply.locator(".message-content").text_content() or ""
+    # More text arrives while it is still in progress: the page follows the reply live.
+    expect(reply.locator(".message-content")).not_to_have_text(shown)
+    expect(reply).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    stored = chat.wait_for_reply(session_id)
+    assert stored["status"] == "complete"
+    expect(reply.locator(".message-content")).to_have_text(stored["content"])
+    expect(reply.locator(".message-status")).to_be_hidden()
+    expect(chat.input).to_be_enabled()
+
+
+def cut_chat_stream(chat: ChatPage, deltas: int) -> Callable[[Route], None]:
+    """A route for ``POST /api/chat`` that passes the request to the server but hands the page only
+    ``start`` and the first ``deltas`` deltas, then closes: a connection lost mid-reply."""
+
+    def handle(route: Route) -> None:
+        events: list[str] = []
+        lines: list[str] = []
+        with httpx.stream(
+            "POST",
+            f"{chat.server.base_url}/api/chat",
+            content=route.request.post_data_buffer,
+            headers={"content-type": "application/json"},
+            timeout=10.0,
+        ) as response:
+            for line in response.iter_lines():
+                if line:
+                    lines.append(line)
+                elif lines:
+                    events.append("\n".join(lines) + "\n\n")
+                    lines = []
+                    if len(events) > deltas:  # start, then the deltas
+                        break
+        route.fulfill(status=200, content_type="text/event-stream", body="".join(events))
+
+    return handle
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_connection_lost_mid_reply_reconnects_and_shows_the_whole_reply(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=RELOAD_MOCK_DELAY_MS)
+    reconnects: list[str] = []
+    released = False
+
+    def resume(route: Route) -> None:
+        reconnects.append(route.request.headers.get("last-event-id", ""))
+        if released:
+            route.continue_()
+        else:
+            route.abort("connectionreset")  # still offline: the page waits and tries again
+
+    chat.page.route("**/api/chat", cut_chat_stream(chat, deltas=3))
+    chat.page.route("**/api/messages/*/stream", resume)
+    chat.send("a flaky network")
+    reply = chat.messages.nth(1)
+
+    expect(reply.locator(".message-status")).to_have_text("Connection lost, reconnecting…")
+    expect(reply).to_have_attribute("data-connection", "reconnecting")
+    shown = reply.locator(".message-content").text_content() or ""
+    assert shown.startswith("You said:")
+    released = True
+
+    expect(reply).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    stored = chat.wait_for_reply(chat.session_id())
+    assert stored["status"] == "complete"
+    expect(reply.locator(".message-content")).to_have_text(stored["content"])
+    # Each attempt re-attached where the shown text ends, in the server's count of characters.
+    assert set(reconnects) == {str(len(shown))}
+    expect(reply.locator(".message-status")).to_be_hidden()
+    expect(chat.alert).to_be_hidden()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_connection_lost_for_good_says_so_and_the_reply_is_whole_when_the_chat_is_opened_again(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    chat.page.route("**/api/chat", cut_chat_stream(chat, deltas=2))
+    chat.page.route("**/api/messages/*/stream", lambda route: route.abort("internetdisconnected"))
+    chat.send("offline soon")
+    reply = chat.messages.nth(1)
+
+    # After a few tries, spread over some seconds, the page gives up.
+    expect(chat.alert).to_have_text(
+        "The connection to the server was lost while the reply was streaming.", timeout=GIVE_UP_TIMEOUT_MS
+    )
+    expect(reply).to_have_attribute("data-status", "disconnected")
+    expect(reply.locator(".message-status")).to_have_text(
+        "Connection lost: open the chat again to see the rest"
+    )
+    expect(chat.input).to_be_enabled()
+    stored = chat.wait_for_reply(chat.session_id())  # the server went on without the page
+    assert stored["status"] == "complete"
+
+    chat.page.unroute("**/api/messages/*/stream")
+    chat.page.reload()
+    expect(reply).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    expect(reply.locator(".message-content")).to_have_text(stored["content"])
+
+
+# ---- with an API key ---------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_api_key_is_asked_for_checked_and_kept_for_the_tab(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_API_KEY=API_KEY)
+    dialog = chat.page.get_by_role("dialog", name="API key needed")
+    key_input = dialog.get_by_label("API key")
+
+    expect(dialog).to_be_visible()
+    expect(key_input).to_be_focused()
+    expect(key_input).to_have_attribute("type", "password")
+    ARTIFACTS.mkdir(exist_ok=True)
+    chat.page.screenshot(path=ARTIFACTS / "key-prompt.png")
+    key_input.fill("not the key")
+    key_input.press("Enter")
+
+    expect(dialog.get_by_role("alert")).to_have_text("That key is not valid. Check it and try again.")
+    expect(key_input).to_be_focused()
+    expect(key_input).to_have_value("")
+    chat.page.screenshot(path=ARTIFACTS / "key-prompt-invalid.png")
+    key_input.fill(API_KEY)
+    dialog.get_by_role("button", name="Use key").click()
+
+    expect(dialog).to_be_hidden()
+    reply = chat.send_and_wait("hello with a key")
+    assert chat.page.evaluate("sessionStorage.getItem('chatstore.apiKey')") == API_KEY
+
+    chat.page.reload()  # the key stays for the tab: no question this time
+    expect(chat.messages.nth(1)).to_have_attribute("data-status", "complete")
+    expect(chat.session("hello with a key")).to_be_visible()
+    expect(dialog).to_be_hidden()
+    stored = chat.stored_messages(chat.session_id(), headers={"Authorization": f"Bearer {API_KEY}"})
+    expect(reply.locator(".message-content")).to_have_text(stored[1]["content"])
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_stored_key_that_is_no_longer_valid_is_forgotten_and_asked_for_again(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(CHATSTORE_API_KEY=API_KEY)
+    dialog = chat.page.get_by_role("dialog", name="API key needed")
+    expect(dialog).to_be_visible()
+    chat.page.evaluate("sessionStorage.setItem('chatstore.apiKey', 'an old key')")
+
+    chat.page.reload()
+
+    expect(dialog.get_by_role("alert")).to_have_text("That key is not valid. Check it and try again.")
+    assert chat.page.evaluate("sessionStorage.getItem('chatstore.apiKey')") is None
+    dialog.get_by_label("API key").fill(API_KEY)
+    dialog.get_by_label("API key").press("Enter")
+    expect(dialog).to_be_hidden()
+    chat.send_and_wait("welcome back")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_declining_to_give_the_key_says_the_server_needs_one(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_API_KEY=API_KEY)
+    dialog = chat.page.get_by_role("dialog", name="API key needed")
+
+    dialog.get_by_role("button", name="Cancel").click()
+
+    expect(dialog).to_be_hidden()
+    expect(chat.alert).to_have_text("This chatstore server needs an API key. Try again to enter it.")
+    chat.send("let me in")
+    expect(dialog).to_be_visible()  # asked again, for the message
+    dialog.get_by_label("API key").press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(chat.input).to_have_value("let me in")
+    expect(chat.input).to_be_enabled()
 
 
 @pytest.mark.browser

@@ -10,22 +10,49 @@ export class ApiError extends Error {
 }
 
 const UNREACHABLE = "Cannot reach the chatstore server. Check that it is running, then try again.";
+const CONNECTION_LOST = "The connection to the server was lost while the reply was streaming.";
+// Kept for the browser tab only: gone when the tab closes, never sent anywhere but this server.
+const KEY_STORAGE = "chatstore.apiKey";
+// Waits before each attempt to re-attach to a reply whose stream broke; then the page gives up.
+const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000];
 
-async function send(method, path, { body, signal } = {}) {
-  const init = { method, signal, headers: { accept: "application/json" } };
+let askForKey = async () => null;
+
+/**
+ * Set how the page asks for the API key when the server answers 401: `ask({invalid})` resolves to
+ * the key typed in, or null if the person declined. `invalid` says the key sent was rejected.
+ */
+export function setKeyPrompt(ask) {
+  askForKey = ask;
+}
+
+async function send(method, path, { body, signal, headers = {} } = {}) {
+  const init = { method, signal, headers: { accept: "application/json", ...headers } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
-    throw new ApiError(UNREACHABLE);
+  for (;;) {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    if (key) init.headers.authorization = `Bearer ${key}`;
+    else delete init.headers.authorization;
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      throw new ApiError(UNREACHABLE);
+    }
+    if (response.ok) return response;
+    if (response.status !== 401) throw await errorFrom(response);
+    // The server wants a key, or a different one: ask, then try again with what was typed.
+    const invalid = /error="invalid_token"/.test(response.headers.get("www-authenticate") ?? "");
+    if (invalid && sessionStorage.getItem(KEY_STORAGE) === key) sessionStorage.removeItem(KEY_STORAGE);
+    const error = await errorFrom(response);
+    const typed = await askForKey({ invalid });
+    if (!typed) throw error;
+    sessionStorage.setItem(KEY_STORAGE, typed);
   }
-  if (!response.ok) throw await errorFrom(response);
-  return response;
 }
 
 async function errorFrom(response) {
@@ -41,6 +68,7 @@ async function errorFrom(response) {
 }
 
 const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`;
+const messagePath = (id) => `/api/messages/${encodeURIComponent(id)}`;
 
 /** One page of sessions, most recently active first, and the cursor of the next page (or null). */
 export async function listSessions(cursor = null) {
@@ -67,26 +95,86 @@ export async function deleteSession(id) {
   await send("DELETE", sessionPath(id));
 }
 
+/** Stop a reply wherever it is being written; resolves to the reply as stored. */
+export async function stopReply(messageId) {
+  return (await send("POST", `${messagePath(messageId)}/stop`)).json();
+}
+
 /**
  * Send one user message and read the streamed reply. `onEvent(name, data)` is called for every
- * Server-Sent Event as it arrives. Resolves when the stream ends; rejects with ApiError, or with
- * an AbortError when `signal` aborts.
+ * Server-Sent Event as it arrives. The reply goes on when the connection is lost (a reload, a flaky
+ * network): the stream is re-attached from the last event received, a few times, and
+ * `onConnection(false)` / `onConnection(true)` tell when it is lost and back. Resolves when the
+ * stream ends with `done` or `error`; rejects with ApiError, or with an AbortError when `signal`
+ * aborts.
  */
-export async function chat(sessionId, content, { signal, onEvent }) {
+export async function chat(sessionId, content, { signal, onEvent, onConnection }) {
   const response = await send("POST", "/api/chat", {
-    body: { session_id: sessionId, messages: [{ role: "user", content }] },
+    body: { session_id: sessionId, messages: [{ role: "user", content }], keep_generating: true },
     signal,
   });
-  try {
-    for await (const event of serverSentEvents(response.body)) onEvent(event.name, event.data);
-  } catch (error) {
-    if (error.name === "AbortError" || error instanceof ApiError) throw error;
-    throw new ApiError("The connection to the server was lost while the reply was streaming.");
+  await followReply(response, { replyId: null, position: null }, { signal, onEvent, onConnection });
+}
+
+/**
+ * Attach to a reply still being written, whose first `length` characters are shown already, and
+ * read the rest of it as `chat()` does.
+ */
+export async function attachToReply(replyId, length, { signal, onEvent, onConnection }) {
+  const reply = { replyId, position: String(length) };
+  await followReply(await openReplyStream(reply, signal), reply, { signal, onEvent, onConnection });
+}
+
+function openReplyStream({ replyId, position }, signal) {
+  return send("GET", `${messagePath(replyId)}/stream`, { signal, headers: { "last-event-id": position } });
+}
+
+/** Read a reply's events; if the stream breaks before its end, re-attach from the last event's id. */
+async function followReply(response, reply, { signal, onEvent, onConnection = () => {} }) {
+  let failures = 0;
+  for (;;) {
+    if (response) {
+      try {
+        for await (const event of serverSentEvents(response.body)) {
+          if (failures) onConnection(true);
+          failures = 0;
+          if (event.id !== null) reply.position = event.id;
+          if (event.name === "start") reply.replyId = event.data.assistant_message_id;
+          onEvent(event.name, event.data);
+          if (event.name === "done" || event.name === "error") return;
+        }
+        // The stream ended without `done`: the server went away mid-reply (a restart, a proxy).
+      } catch (error) {
+        if (error.name === "AbortError" || error instanceof ApiError) throw error;
+      }
+    }
+    // Without a start there is no reply to re-attach to; past the last try the network is gone.
+    if (reply.replyId === null || failures === RECONNECT_DELAYS_MS.length) throw new ApiError(CONNECTION_LOST);
+    if (!failures) onConnection(false);
+    await delay(RECONNECT_DELAYS_MS[failures++], signal);
+    try {
+      response = await openReplyStream(reply, signal);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 0) throw error;
+      response = null; // still unreachable: wait longer, then try again
+    }
   }
 }
 
-// EventSource cannot POST, so the stream is parsed here. chatstore sends one JSON `data:` line per
-// event; lines may arrive split across chunks, so text is buffered until a blank line ends an event.
+function delay(ms, signal) {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+// EventSource cannot POST (nor send the key), so the stream is parsed here. chatstore sends one JSON
+// `data:` line per event; lines may arrive split across chunks, so text is buffered until a blank
+// line ends an event.
 async function* serverSentEvents(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -112,6 +200,7 @@ async function* serverSentEvents(body) {
 
 function parseEvent(block) {
   let name = "message";
+  let id = null;
   const data = [];
   for (const line of block.split("\n")) {
     if (!line || line.startsWith(":")) continue; // a comment, e.g. a keep-alive ping
@@ -120,10 +209,11 @@ function parseEvent(block) {
     const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
     if (field === "event") name = value;
     else if (field === "data") data.push(value);
+    else if (field === "id") id = value;
   }
   if (!data.length) return null;
   try {
-    return { name, data: JSON.parse(data.join("\n")) };
+    return { name, id, data: JSON.parse(data.join("\n")) };
   } catch {
     throw new ApiError("The server sent a reply this page cannot read.");
   }

@@ -37,13 +37,18 @@ const ui = {
   deleteText: $("delete-text"),
   deleteError: $("delete-error"),
   deleteCancel: $("delete-cancel"),
+  keyDialog: $("key-dialog"),
+  keyForm: $("key-form"),
+  keyInput: $("key-input"),
+  keyError: $("key-error"),
+  keyCancel: $("key-cancel"),
 };
 
 const state = {
   sessions: [], // the sidebar's sessions, most recently active first (the server's order)
   nextCursor: null, // where the next page of sessions starts, if there is one
   current: null, // the open session
-  stream: null, // {sessionId, controller} while a reply streams
+  stream: null, // while a reply streams: {sessionId, controller, replyId, stopping, stoppedAs}
   loading: 0, // counts session loads, so that a slow, older one does not overwrite a newer one
 };
 
@@ -52,9 +57,15 @@ const STATUS_TEXT = {
   in_progress: "Still being written",
   incomplete: "Incomplete: stopped before it finished",
   error: "Failed before it finished",
+  // Not a stored status: the page lost the stream, while the reply may go on on the server.
+  disconnected: "Connection lost: open the chat again to see the rest",
 };
-const SETTLE_POLL_MS = 250;
-const SETTLE_POLLS = 20;
+// Why an incomplete reply ended, where that says more than "stopped".
+const FINISH_TEXT = {
+  client_disconnected: "Incomplete: the page went away before it finished",
+  server_stopped: "Incomplete: the server stopped before it finished",
+};
+const RECONNECTING_TEXT = "Connection lost, reconnecting…";
 const NAME_LENGTH = 60;
 
 const sessionHash = (id) => `#/sessions/${encodeURIComponent(id)}`;
@@ -73,7 +84,35 @@ function clearError() {
   ui.alertText.textContent = "";
 }
 
-const messageOf = (error) => (error instanceof api.ApiError ? error.message : `Something went wrong: ${error}`);
+function messageOf(error) {
+  if (!(error instanceof api.ApiError)) return `Something went wrong: ${error}`;
+  if (error.status === 401) return "This chatstore server needs an API key. Try again to enter it.";
+  return error.message;
+}
+
+// ---- the API key -------------------------------------------------------------------------------
+
+let keyPrompt = null; // {promise, resolve} while the key form is open: every request met by a 401 waits on it
+
+/** Open the key form (once, however many requests ask) and resolve to the key typed, or null. */
+function askForKey({ invalid }) {
+  if (!keyPrompt) {
+    let resolve;
+    const promise = new Promise((settle) => (resolve = settle));
+    keyPrompt = { promise, resolve };
+    ui.keyInput.value = "";
+    ui.keyError.hidden = true;
+    ui.keyDialog.showModal();
+  }
+  if (invalid) ui.keyError.hidden = false;
+  ui.keyInput.focus();
+  return keyPrompt.promise;
+}
+
+function answerKeyPrompt(key) {
+  keyPrompt?.resolve(key);
+  keyPrompt = null;
+}
 
 // ---- sidebar ---------------------------------------------------------------------------------
 
@@ -154,6 +193,7 @@ async function route() {
 }
 
 async function openSession(id) {
+  // Only stops reading: the reply goes on on the server, and shows again when its chat is opened.
   if (state.stream && state.stream.sessionId !== id) state.stream.controller.abort();
   clearError();
   setSidebarOpen(false);
@@ -171,6 +211,10 @@ async function openSession(id) {
   showSession(detail.session);
   ui.messages.replaceChildren(...detail.messages.map(messageItem));
   scrollToEnd();
+  const last = detail.messages.at(-1);
+  if (last?.role === "assistant" && last.status === "in_progress" && !state.stream) {
+    await watchReply(id, last, ui.messages.lastElementChild);
+  }
 }
 
 function showSession(session) {
@@ -194,24 +238,6 @@ function showNewChat() {
   markCurrentSession();
 }
 
-/** Reload the open session from the API, waiting while `messageId` is still being written. */
-async function reloadSession(sessionId, messageId) {
-  for (let poll = 0; poll < SETTLE_POLLS; poll++) {
-    if (routedSessionId() !== sessionId) return; // the user has moved on
-    const load = ++state.loading;
-    const detail = await api.getSession(sessionId);
-    if (load !== state.loading) return;
-    const reply = detail.messages.find((message) => message.id === messageId);
-    if (reply?.status !== "in_progress" || poll === SETTLE_POLLS - 1) {
-      showSession(detail.session);
-      ui.messages.replaceChildren(...detail.messages.map(messageItem));
-      scrollToEnd();
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
-  }
-}
-
 // ---- messages --------------------------------------------------------------------------------
 
 function messageItem(message) {
@@ -221,15 +247,32 @@ function messageItem(message) {
     element("div", "message-content", message.content),
     element("p", "message-status"),
   );
-  setStatus(item, message.status);
+  setStatus(item, message.status, message.finish_reason);
   return item;
 }
 
-function setStatus(item, status) {
+function setStatus(item, status, finishReason = null) {
   item.dataset.status = status;
+  delete item.dataset.connection;
+  showStatusText(item, (status === "incomplete" && FINISH_TEXT[finishReason]) || STATUS_TEXT[status] || "");
+}
+
+function showStatusText(item, text) {
   const label = item.querySelector(".message-status");
-  label.textContent = STATUS_TEXT[status] ?? "";
-  label.hidden = !label.textContent;
+  label.textContent = text;
+  label.hidden = !text;
+}
+
+/** Show a reply as the server stored it: its whole text and how it ended. */
+function showStored(item, message) {
+  item.querySelector(".message-content").textContent = message.content;
+  setStatus(item, message.status, message.finish_reason);
+}
+
+function setConnection(item, connected) {
+  if (connected) delete item.dataset.connection;
+  else item.dataset.connection = "reconnecting";
+  showStatusText(item, connected ? STATUS_TEXT[item.dataset.status] : RECONNECTING_TEXT);
 }
 
 function appendMessage(message) {
@@ -251,80 +294,124 @@ const scrollToEnd = () => ui.scroller.scrollTo({ top: ui.scroller.scrollHeight }
 
 // ---- sending and streaming -------------------------------------------------------------------
 
+const newStream = (sessionId, replyId = null) => ({
+  sessionId,
+  controller: new AbortController(), // aborts the reading only: the reply goes on on the server
+  replyId,
+  stopping: false, // Stop was pressed
+  stoppedAs: null, // the reply as stored, once the server has stopped it
+});
+
 async function sendMessage() {
   const content = ui.input.value;
   if (!content.trim() || state.stream) return;
   clearError();
-  const controller = new AbortController();
-  state.stream = { sessionId: state.current?.id, controller };
+  const stream = newStream(state.current?.id);
+  state.stream = stream;
   setStreaming(true);
-  let outcome = null;
   try {
     if (!state.current && !(await createSession(nameFrom(content)))) return;
-    state.stream.sessionId = state.current.id;
+    stream.sessionId = state.current.id;
     ui.input.value = "";
     fitInput();
-    outcome = await streamReply(state.current.id, content, controller.signal);
+    await streamReply(stream, content);
   } finally {
-    state.stream = null;
-    setStreaming(false);
-  }
-  if (outcome.reload) {
-    // Stopped or cut off: show what the server stored (the reply marked incomplete).
-    try {
-      await reloadSession(outcome.sessionId, outcome.replyId);
-    } catch (error) {
-      // A 404: the chat was deleted meanwhile; the sidebar, refreshed below, shows it gone.
-      if (error.status !== 404) showError(messageOf(error));
-    }
+    endStream(stream);
   }
   await refreshSessions();
 }
 
-/** Show the user's message and stream the reply under it; says whether to reload what was stored. */
-async function streamReply(sessionId, content, signal) {
+/** Show the user's message and stream the reply under it. */
+async function streamReply(stream, content) {
   const question = appendMessage({ role: "user", content, status: "complete" });
   const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
-  // Screen readers announce the reply once, when it ends (busy until then), not word by word.
-  reply.setAttribute("aria-live", "polite");
-  reply.setAttribute("aria-busy", "true");
-  let replyId = null;
-  let settled = false;
   try {
-    await api.chat(sessionId, content, {
-      signal,
-      onEvent(name, data) {
-        if (name === "start") {
-          replyId = data.assistant_message_id;
-          refreshSessions(); // the message is stored: the sidebar can count it and move the chat up
-        } else if (name === "delta") appendText(reply, data.content);
-        else if (name === "done") {
-          settled = true;
-          setStatus(reply, data.status);
-        } else if (name === "error") {
-          settled = true;
-          setStatus(reply, "error");
-          showError(`The reply failed: ${data.detail}`);
-        }
-      },
-    });
-    if (!settled) throw new api.ApiError("The connection closed before the reply was finished.");
+    await readReply(reply, stream, (handlers) => api.chat(stream.sessionId, content, handlers));
   } catch (error) {
-    if (replyId === null) {
+    if (stream.replyId === null) {
       // The reply never started: put the message back into the composer so that it is not lost.
       question.remove();
       reply.remove();
       ui.input.value = content;
       fitInput();
-    } else {
-      setStatus(reply, "incomplete");
     }
-    if (error.name !== "AbortError") showError(messageOf(error));
-    if (error.status === 404) refreshSessions();
+    showStreamError(reply, stream, error);
+  }
+}
+
+/** Follow a reply that was still being written when its chat was opened (after a reload, say). */
+async function watchReply(sessionId, message, item) {
+  const stream = newStream(sessionId, message.id);
+  state.stream = stream;
+  setStreaming(true);
+  try {
+    // Event ids count characters as the server does (code points), so the shown text's length is
+    // where the rest begins.
+    const shown = Array.from(message.content).length;
+    await readReply(item, stream, (handlers) => api.attachToReply(message.id, shown, handlers));
+  } catch (error) {
+    showStreamError(item, stream, error);
+  } finally {
+    endStream(stream);
+  }
+}
+
+/** Run `read(handlers)`, one of the api's streaming calls, showing its events in `reply`. */
+async function readReply(reply, stream, read) {
+  // Screen readers announce the reply once, when it ends (busy until then), not word by word.
+  reply.setAttribute("aria-live", "polite");
+  reply.setAttribute("aria-busy", "true");
+  try {
+    await read({
+      signal: stream.controller.signal,
+      onEvent(name, data) {
+        if (name === "start") {
+          stream.replyId = data.assistant_message_id;
+          if (stream.stopping) stopStream(stream); // Stop was pressed before the reply had an id
+          refreshSessions(); // the message is stored: the sidebar can count it and move the chat up
+        } else if (name === "delta") appendText(reply, data.content);
+        else if (name === "done") showStored(reply, data);
+        else if (name === "error") {
+          setStatus(reply, "error");
+          showError(`The reply failed: ${data.detail}`);
+        }
+      },
+      onConnection: (connected) => setConnection(reply, connected),
+    });
   } finally {
     reply.setAttribute("aria-busy", "false");
   }
-  return { sessionId, replyId, reload: !settled && (replyId !== null || signal.aborted) };
+}
+
+function showStreamError(reply, stream, error) {
+  if (stream.stoppedAs) {
+    showStored(reply, stream.stoppedAs);
+    return;
+  }
+  if (error.name === "AbortError") return; // the chat was left: its reply goes on unseen
+  // A 404: the chat was deleted meanwhile, and its reply with it.
+  if (stream.replyId !== null) setStatus(reply, error.status === 404 ? "error" : "disconnected");
+  showError(messageOf(error));
+  if (error.status === 404) refreshSessions();
+}
+
+/** Stop: the server stops the reply and stores it (finish_reason `stopped`), then reading ends. */
+async function stopStream(stream) {
+  stream.stopping = true;
+  if (stream.replyId === null) return; // stopped as soon as the `start` event gives the reply's id
+  try {
+    stream.stoppedAs = await api.stopReply(stream.replyId);
+    stream.controller.abort();
+  } catch (error) {
+    stream.stopping = false;
+    showError(`The reply could not be stopped: ${messageOf(error)}`);
+  }
+}
+
+function endStream(stream) {
+  if (state.stream !== stream) return; // another chat's reply streams now
+  state.stream = null;
+  setStreaming(false);
 }
 
 async function createSession(name) {
@@ -344,10 +431,13 @@ async function createSession(name) {
 }
 
 function setStreaming(streaming) {
+  // Focus moves only if it would be lost with the control that goes (or was nowhere).
+  const active = document.activeElement;
+  const moveFocus = !active || active === document.body || active === (streaming ? ui.input : ui.stop);
   ui.input.disabled = streaming;
   ui.send.hidden = streaming;
   ui.stop.hidden = !streaming;
-  (streaming ? ui.stop : ui.input).focus();
+  if (moveFocus) (streaming ? ui.stop : ui.input).focus();
 }
 
 function fitInput() {
@@ -451,7 +541,9 @@ ui.input.addEventListener("keydown", (event) => {
   }
 });
 ui.input.addEventListener("input", fitInput);
-ui.stop.addEventListener("click", () => state.stream?.controller.abort());
+ui.stop.addEventListener("click", () => {
+  if (state.stream && !state.stream.stopping) stopStream(state.stream);
+});
 
 ui.newSession.addEventListener("click", () => {
   if (state.stream) state.stream.controller.abort();
@@ -489,6 +581,16 @@ ui.deleteForm.addEventListener("submit", (event) => {
   event.preventDefault();
   confirmDelete();
 });
+ui.keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = ui.keyInput.value.trim();
+  if (!key) return;
+  answerKeyPrompt(key);
+  ui.keyDialog.close();
+});
+ui.keyCancel.addEventListener("click", () => ui.keyDialog.close());
+ui.keyDialog.addEventListener("close", () => answerKeyPrompt(null)); // Cancel or Escape: no key
+api.setKeyPrompt(askForKey);
 
 window.addEventListener("hashchange", route);
 refreshSessions();
