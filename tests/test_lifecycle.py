@@ -1,14 +1,17 @@
 """Start-up and shutdown: the database is created, data survives, orphaned replies are swept."""
 
 import socket
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
@@ -131,3 +134,49 @@ def test_shutdown_gives_up_the_lease(settings: Settings, db: DatabaseView) -> No
     with TestClient(create_app(settings)):
         assert db.scalar("SELECT count(*) FROM workers") == 1
     assert db.scalar("SELECT count(*) FROM workers") == 0
+
+
+def test_a_file_that_is_not_a_database_stops_start_up_instead_of_hanging(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    path.write_bytes(b"this is not a SQLite database, only some text " * 100)
+    app = create_app(Settings(database_url=f"sqlite:///{path}"))
+    with pytest.raises(BaseExceptionGroup) as caught, TestClient(app):
+        pass
+    assert caught.group_contains(DatabaseError, match="not a database")
+
+
+def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_path: Path) -> None:
+    """Past the busy timeout every queued write fails with "database is locked", as one batch, and
+    the writer goes on working once the lock is released."""
+    path = tmp_path / "app.db"
+    settings = Settings(database_url=f"sqlite:///{path}", db_busy_timeout_ms=300)
+    with TestClient(create_app(settings)) as client:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+
+            async def five_writes() -> list[BaseException | None]:
+                db = client.app.state.db
+                results: list[BaseException | None] = []
+
+                async def one() -> None:
+                    try:
+                        await db.write(
+                            lambda connection: connection.exec_driver_sql("DELETE FROM workers WHERE 0")
+                        )
+                        results.append(None)
+                    except OperationalError as exc:
+                        results.append(exc)
+
+                async with anyio.create_task_group() as group:
+                    for _ in range(5):
+                        group.start_soon(one)
+                return results
+
+            results = client.blocking_portal.call(five_writes)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert len(results) == 5
+        assert all(isinstance(r, OperationalError) and "locked" in str(r) for r in results)
+        assert client.post("/api/sessions").status_code == 201

@@ -12,6 +12,8 @@ from litestar.testing import TestClient
 
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
+from chatstore.schemas import MessageIn
+from chatstore.services.chat import start_turn
 from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, failing_responder, parse_sse
 
 PIECES = [f"w{i} " for i in range(30)]
@@ -370,3 +372,31 @@ def test_follow_waits_for_a_reply_still_streaming(settings: Settings) -> None:
         followed = client.get(f"/api/messages/{reply_id}/stream").text
         replayed = client.get(f"/api/messages/{reply_id}/stream").text
     assert deltas_text(parse_sse(followed)) == deltas_text(parse_sse(replayed)) == "".join(PIECES)
+
+
+def test_a_reply_stopped_before_its_task_ran_is_still_stored(settings: Settings, db: DatabaseView) -> None:
+    app = create_app(settings, responder=ScriptedResponder(["never"]))
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+
+        async def begin_and_stop_at_once() -> None:
+            replies = app.state.replies
+            turn = await start_turn(
+                replies.db, session_id, [MessageIn(role="user", content="q")], replies.worker_id
+            )
+            generation = replies.begin(turn, keep_generating=False)
+            generation.stop("stopped")  # before the task had a chance to start
+            await generation.finished.wait()
+
+        client.blocking_portal.call(begin_and_stop_at_once)
+    reply = db.rows("SELECT status, finish_reason, content FROM messages WHERE role = 'assistant'")
+    assert reply == [{"status": "incomplete", "finish_reason": "stopped", "content": ""}]
+
+
+def test_a_partly_retried_request_gives_the_responder_only_the_new_messages(settings: Settings) -> None:
+    responder = ScriptedResponder(["ok"])
+    with TestClient(create_app(settings, responder=responder)) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.post("/api/chat", json=body(session_id, "one", ids=["a"]))
+        client.post("/api/chat", json=body(session_id, "one", "two", ids=["a", "b"]))
+    assert [m.content for m in responder.conversations[-1].new_messages] == ["two"]

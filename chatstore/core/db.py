@@ -211,7 +211,14 @@ class _GroupCommitWriter:
         self._engine.dispose()
 
     def _run(self) -> None:
-        with self._engine.connect() as connection:
+        try:
+            connection = self._engine.connect()
+        except Exception as exc:
+            # Without a connection every write fails, at once rather than never.
+            logger.exception("the SQLite writer cannot connect")
+            self._fail_every_job(exc)
+            return
+        with connection:
             while True:
                 job = self._jobs.get()
                 if job is None:
@@ -231,20 +238,39 @@ class _GroupCommitWriter:
                 if stopping:
                     return
 
+    def _fail_every_job(self, error: Exception) -> None:
+        while (job := self._jobs.get()) is not None:
+            job.settle(error=error)
+
     def _commit(self, connection: Connection, batch: list[_Job]) -> None:
         try:
             with connection.begin():
-                results = [job.fn(connection) for job in batch]
-        except Exception as exc:
+                results = []
+                for job in batch:
+                    try:
+                        results.append(job.fn(connection))
+                    except Exception as exc:
+                        raise _JobFailed from exc
+        except _JobFailed as failed:
             if len(batch) == 1:
-                batch[0].settle(error=exc)
+                batch[0].settle(error=failed.__cause__)
                 return
             # The transaction was rolled back for all; run them one by one so only the bad one fails.
             for job in batch:
                 self._commit(connection, [job])
             return
+        except Exception as exc:
+            # BEGIN or COMMIT failed (the database is busy past the timeout, or broken): the same
+            # would happen to each job alone, so they all fail now instead of one timeout each.
+            for job in batch:
+                job.settle(error=exc)
+            return
         for job, result in zip(batch, results, strict=True):
             job.settle(result)
+
+
+class _JobFailed(Exception):
+    """A job's own function raised (the cause); the other jobs of its batch may still succeed."""
 
 
 class PostgresDatabase(Database):

@@ -76,7 +76,6 @@ class Turn:
     session_id: str
     message_ids: list[str]
     reply_id: str
-    reply_seq: int
     # The responder sees the stored messages before this seq (a regeneration hides the old replies).
     history_before_seq: int
     new_messages: Sequence[MessageIn] = ()
@@ -161,7 +160,8 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
             session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
         )
         connection.execute(insert(messages_table), [*rows, reply])
-        return Turn(session_id, message_ids, str(reply["id"]), last_seq, last_seq, new_messages=messages)
+        new = [message for message in messages if message.id not in stored]
+        return Turn(session_id, message_ids, str(reply["id"]), last_seq, new_messages=new)
 
     turn = await db.write(append)
     if turn is None:
@@ -184,9 +184,7 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
     ).first()
     if reply is None:
         return None
-    return Turn(
-        session_id, [message_id for message_id, _ in stored], reply.id, reply.seq, last_seq + 1, is_retry=True
-    )
+    return Turn(session_id, [message_id for message_id, _ in stored], reply.id, last_seq + 1, is_retry=True)
 
 
 async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
@@ -213,11 +211,13 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             .values(last_seq=sessions_table.c.last_seq + 1, last_message_at=now, activity_at=now)
             .returning(sessions_table.c.last_seq)
         ).scalar()
+        if last_seq is None:  # deleted since the question was read (PostgreSQL reads are not locked)
+            return SessionNotFound(session_id)
         reply = _message_row(
             session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
         )
         connection.execute(insert(messages_table).values(**reply))
-        return Turn(session_id, [], str(reply["id"]), last_seq, question_seq + 1)
+        return Turn(session_id, [], str(reply["id"]), question_seq + 1)
 
     # The refusal is returned rather than raised: a raising job would roll back a whole group commit.
     turn = await db.write(append_reply)
@@ -328,6 +328,8 @@ class Generation:
         self._changed = asyncio.Event()
         self._stop_reason: FinishReason = "server_stopped"
         self._stopping = False
+        self._started = False
+        self._finalizing = False
         self.outcome: MessageRead | None = None
         self.finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -341,17 +343,22 @@ class Generation:
 
     def stop(self, reason: FinishReason) -> None:
         """End the reply now; it is stored ``incomplete`` with ``reason``."""
-        if self._stopping or self.finished.is_set() or self._task is None:
+        if self._stopping or self._finalizing or self._task is None:
             return
         self._stopping = True
         self._stop_reason = reason
-        self._task.cancel()
+        # A task cancelled before it first runs never runs at all: it then sees _stopping instead.
+        if self._started:
+            self._task.cancel()
 
     async def _run(self, on_finished: Callable[["Generation"], None]) -> None:
+        self._started = True
         status: Status = "incomplete"
-        reason: FinishReason = "server_stopped"
+        reason: FinishReason = self._stop_reason
         error: str | None = None
         try:
+            if self._stopping:
+                raise asyncio.CancelledError
             async for piece in self._pieces:
                 if piece:
                     self._parts.append(piece)
@@ -365,7 +372,9 @@ class Generation:
         except Exception:
             logger.exception("responder failed for session %s", self.turn.session_id)
             status, reason, error = "error", "error", UNEXPECTED_FAILURE
-        # Shielded: a stop or a shutdown arriving now must not cancel the write that keeps the reply.
+        # From here on a stop is too late (stop() sees _finalizing), and the write that keeps the
+        # reply runs shielded from any other cancellation.
+        self._finalizing = True
         with anyio.CancelScope(shield=True):
             aclose = getattr(self._pieces, "aclose", None)
             if aclose is not None:
@@ -374,8 +383,8 @@ class Generation:
                 except Exception:
                     logger.exception("responder failed to close for session %s", self.turn.session_id)
             try:
-                self.outcome = await finish_reply(
-                    self._db, self.turn.reply_id, self.content, status, reason, error
+                self.outcome = await asyncio.shield(
+                    finish_reply(self._db, self.turn.reply_id, self.content, status, reason, error)
                 )
             except Exception:
                 logger.exception("could not store the reply %s", self.turn.reply_id)

@@ -13,7 +13,7 @@ from chatstore.core.db import Database
 from chatstore.models import ChatSession, Message
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
-from chatstore.services.errors import SessionNotFound
+from chatstore.services.errors import InvalidInput, SessionNotFound
 from chatstore.services.pagination import decode_cursor, encode_cursor
 
 __all__ = [
@@ -181,7 +181,7 @@ async def update_session(
     if not is_id(session_id):
         raise SessionNotFound(session_id)
 
-    def apply(connection: Connection) -> SessionRead | None:
+    def apply(connection: Connection) -> SessionRead | InvalidInput | None:
         values: dict[str, Any] = {"updated_at": utc_now()}
         if patch.name is not UNSET:
             values["name"] = patch.name
@@ -194,7 +194,11 @@ async def update_session(
             if current is None:
                 return None
             merged = merge_patch(current, patch.meta)
-            check_metadata(merged)
+            try:
+                check_metadata(merged)
+            except InvalidInput as refused:
+                # Returned, not raised: a raising job would roll back a whole group commit.
+                return refused
             values["metadata"] = merged
         row = connection.execute(
             update(sessions_table)
@@ -207,6 +211,8 @@ async def update_session(
     session = await db.write(apply)
     if session is None:
         raise SessionNotFound(session_id)
+    if isinstance(session, InvalidInput):
+        raise session
     return session
 
 
