@@ -1,6 +1,5 @@
 """Start-up and shutdown: the database is created, data survives, orphaned replies are swept."""
 
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
+from chatstore.services.workers import process_namespace
 from tests.helpers import DatabaseView
 
 
@@ -106,18 +106,37 @@ def test_a_reply_whose_process_lease_expired_is_marked_incomplete_at_start_up(
         assert (message["status"], message["content"]) == ("incomplete", "half a rep")
 
 
-def test_a_reply_of_a_process_that_no_longer_runs_here_is_swept_before_its_lease_ends(
-    settings: Settings, db: DatabaseView, session_id: str
-) -> None:
+def a_pid_that_is_gone() -> int:
     finished = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    gone_pid = int(finished.stdout)
-    add_worker(db, "crashed", pid=gone_pid, lease_left=timedelta(minutes=5), hostname=socket.gethostname())
+    return int(finished.stdout)
+
+
+def test_a_reply_of_a_process_that_no_longer_runs_here_is_swept_before_its_lease_ends(
+    settings: Settings, db: DatabaseView, session_id: str
+) -> None:
+    add_worker(
+        db, "crashed", pid=a_pid_that_is_gone(), lease_left=timedelta(minutes=5), hostname=process_namespace()
+    )
     reply_id = insert_in_progress_reply(db, session_id, "crashed")
 
     with TestClient(create_app(settings)):
         assert status_of(db, reply_id) == "incomplete"
+
+
+def test_a_process_id_from_another_pid_namespace_is_not_looked_up_here(
+    settings: Settings, db: DatabaseView, session_id: str
+) -> None:
+    """Containers may share a host name but not their process ids: only the lease tells."""
+    other_container = process_namespace().split("/")[0] + "/pidns:1"
+    add_worker(
+        db, "elsewhere", pid=a_pid_that_is_gone(), lease_left=timedelta(minutes=5), hostname=other_container
+    )
+    reply_id = insert_in_progress_reply(db, session_id, "elsewhere")
+
+    with TestClient(create_app(settings)):
+        assert status_of(db, reply_id) == "in_progress"
 
 
 def test_a_reply_of_a_live_process_is_left_alone(

@@ -2,8 +2,8 @@
 
 Every process registers a row in ``workers`` and renews its lease on a heartbeat. Replies carry the
 id of the process streaming them. A reply whose process has let its lease expire (or, on the same
-host, whose process id no longer runs) is swept to ``incomplete``; a reply of a live process, in
-this process or another, is never touched.
+host and in the same PID namespace, whose process id no longer runs) is swept to ``incomplete``; a
+reply of a live process, in this process or another, is never touched.
 """
 
 import asyncio
@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
@@ -19,12 +20,22 @@ from chatstore.core.db import Database
 from chatstore.models import Message, Worker
 from chatstore.models.tables import new_id, utc_now
 
-__all__ = ["WorkerLease"]
+__all__ = ["WorkerLease", "process_namespace"]
 
 logger = logging.getLogger("chatstore.workers")
 
 workers_table = Worker.__table__  # type: ignore[attr-defined]
 messages_table = Message.__table__  # type: ignore[attr-defined]
+
+
+def process_namespace() -> str:
+    """Where this process's id means something: the host name, and on Linux the PID namespace, so
+    that two containers sharing a host name never take each other's processes for dead."""
+    try:
+        namespace = Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/pidns:{namespace}"
 
 
 def _process_is_gone(pid: int) -> bool:
@@ -43,7 +54,7 @@ class WorkerLease:
         self._db = db
         self._lease = timedelta(seconds=lease_s)
         self._interval_s = heartbeat_interval_s
-        self._hostname = socket.gethostname()
+        self._hostname = process_namespace()
         self._pid = os.getpid()
         self._task: asyncio.Task[None] | None = None
 
