@@ -173,3 +173,9 @@ class Worker(SQLModel, table=True):
     pid: int
     started_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     lease_expires_at: datetime = Field(sa_type=UTCTimestamp)
+
+
+# The tables as SQLAlchemy Core sees them, for the services' statements.
+sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
+messages_table = Message.__table__  # type: ignore[attr-defined]
+workers_table = Worker.__table__  # type: ignore[attr-defined]

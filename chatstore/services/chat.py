@@ -30,7 +30,7 @@ import msgspec
 from sqlalchemy import Connection, insert, select, update
 
 from chatstore.core.db import Database
-from chatstore.models import ChatSession, Message
+from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import (
     ErrorEvent,
@@ -55,8 +55,6 @@ __all__ = ["Generation", "Replies", "StreamEvent", "Turn", "start_regeneration",
 
 logger = logging.getLogger("chatstore.chat")
 
-sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
-messages_table = Message.__table__  # type: ignore[attr-defined]
 
 UNEXPECTED_FAILURE = "the reply failed because of an internal error"
 SESSION_DELETED = "the session was deleted while the reply was streaming"

@@ -5,13 +5,11 @@ import logging
 from sqlalchemy import Connection, literal, select
 
 from chatstore.core.db import Database
-from chatstore.models import ChatSession
+from chatstore.models import sessions_table
 
 __all__ = ["database_answers"]
 
 logger = logging.getLogger("chatstore.health")
-
-sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 
 
 async def database_answers(db: Database) -> bool:

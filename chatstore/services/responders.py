@@ -15,12 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from chatstore.core.db import Database
-from chatstore.models import ChatSession
+from chatstore.models import sessions_table
 from chatstore.schemas import MessageIn, MessageRead
 
 __all__ = ["Conversation", "MockResponder", "Responder", "read_session_metadata"]
-
-sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 
 
 async def read_session_metadata(db: Database, session_id: str) -> dict[str, Any]:

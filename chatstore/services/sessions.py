@@ -10,7 +10,7 @@ from msgspec import UNSET
 from sqlalchemy import Connection, Row, delete, insert, select, tuple_, update
 
 from chatstore.core.db import Database
-from chatstore.models import ChatSession, Message
+from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
 from chatstore.services.errors import InvalidInput, SessionNotFound
@@ -31,8 +31,6 @@ T = TypeVar("T")
 SessionOrder = Literal["created", "activity"]
 Direction = Literal["forward", "backward"]
 
-sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
-messages_table = Message.__table__  # type: ignore[attr-defined]
 
 SESSION_COLUMNS = (
     sessions_table.c.id,

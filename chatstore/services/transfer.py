@@ -7,13 +7,12 @@ order, and the session's timestamps; only the ids are new.
 from sqlalchemy import Connection, insert, select
 
 from chatstore.core.db import Database
+from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, utc_now
 from chatstore.schemas import ExportedMessage, ExportedSession, SessionExport, SessionRead
 from chatstore.services.sessions import (
     SESSION_COLUMNS,
     get_session_detail,
-    messages_table,
-    sessions_table,
     to_session,
 )
 

@@ -17,15 +17,12 @@ from pathlib import Path
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from chatstore.core.db import Database
-from chatstore.models import Message, Worker
+from chatstore.models import messages_table, workers_table
 from chatstore.models.tables import new_id, utc_now
 
 __all__ = ["WorkerLease", "process_namespace"]
 
 logger = logging.getLogger("chatstore.workers")
-
-workers_table = Worker.__table__  # type: ignore[attr-defined]
-messages_table = Message.__table__  # type: ignore[attr-defined]
 
 
 def process_namespace() -> str:

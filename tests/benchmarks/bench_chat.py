@@ -69,7 +69,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy import Engine, create_engine, insert, select, text, update
 
 from chatstore.core.db import resolve_url
-from chatstore.models import ChatSession, Message
+from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, utc_now
 from chatstore.schemas import (
     ChatRequest,
@@ -102,8 +102,6 @@ GET_TARGET = 5.0  # chatstore's large GET p50, as a multiple of the memory app's
 
 SEED_FILLER = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. " * 4)[:285]
 
-messages_table = Message.__table__  # type: ignore[attr-defined]
-sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 
 Backend = Literal["sqlite", "postgres", "memory"]
 Seeder = Callable[[str, int], None]
