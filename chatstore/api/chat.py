@@ -147,8 +147,8 @@ class ChatController(Controller):
         ] = None,
     ) -> ServerSentEvent:
         position = _position(last_event_id_header, last_event_id)
-        await replies.ensure_exists(message_id)  # a plain 404 before the stream, not a broken stream
-        return ServerSentEvent(_to_server_sent_events(replies.follow(message_id, position)))
+        events = await replies.attach(message_id, position)  # an unknown reply is a plain 404
+        return ServerSentEvent(_to_server_sent_events(events))
 
     @post(
         "/messages/{message_id:str}/stop",

@@ -477,15 +477,22 @@ class Replies:
         async for event in self._follow_stored(reply_id, position, started):
             yield event
 
-    async def ensure_exists(self, reply_id: str) -> None:
-        """Raise ``ReplyNotFound`` unless ``reply_id`` names a reply, here or in the database."""
-        if reply_id not in self._active:
-            await read_reply(self.db, reply_id)
+    async def attach(self, reply_id: str, position: int | None) -> AsyncIterator[StreamEvent]:
+        """``follow``, but the reply is looked up first: an unknown one raises ``ReplyNotFound`` here,
+        before any stream, and the row read for that is the one the stream starts from."""
+        local = self._active.get(reply_id)
+        if local is not None:
+            return local.follow(position, None)
+        return self._follow_stored(reply_id, position, None, await read_reply(self.db, reply_id))
 
     async def _follow_stored(
-        self, reply_id: str, position: int | None, started: ReplyStarted | None
+        self,
+        reply_id: str,
+        position: int | None,
+        started: ReplyStarted | None,
+        stored: tuple[MessageRead, list[str]] | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        reply, asked = await read_reply(self.db, reply_id)
+        reply, asked = stored or await read_reply(self.db, reply_id)
         if position is None:
             yield StreamEvent(
                 "start",
