@@ -11,6 +11,11 @@
 3. The reply's row gets its content and final status when the generation ends: ``complete``,
    ``error`` (the responder failed), or ``incomplete`` with the reason (stopped by the user, the
    client went away, the server stopped). That write cannot be cancelled.
+4. If that write fails (the database is down, the disk is full), the reply is kept: this process
+   holds its whole text and final state, retries the write with backoff beside the progress writes
+   until it lands, and tries once more at shutdown. Its row stays ``in_progress`` meanwhile, under
+   this process's lease. Clients are told so (``REPLY_KEPT``), which is not the same as the
+   final write finding no row: that means the session was deleted (``SESSION_DELETED``).
 
 A client following a reply that another process generates tails its row in the database.
 
@@ -24,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import anyio
 import msgspec
@@ -58,6 +64,12 @@ logger = logging.getLogger("chatstore.chat")
 
 UNEXPECTED_FAILURE = "the reply failed because of an internal error"
 SESSION_DELETED = "the session was deleted while the reply was streaming"
+REPLY_KEPT = (
+    "the reply could not be stored yet because the database failed; "
+    "it is kept and will be stored when the database is back"
+)
+# A kept reply's final write is retried after the progress interval, then less and less often.
+MAX_STORE_RETRY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,8 @@ class Turn:
     reply_id: str
     # The responder sees the stored messages before this seq (a regeneration hides the old replies).
     history_before_seq: int
+    reply_seq: int
+    reply_created_at: datetime
     new_messages: Sequence[MessageIn] = ()
     # Every message of the request was stored by an earlier attempt: its reply already exists.
     is_retry: bool = False
@@ -159,7 +173,7 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
         )
         connection.execute(insert(messages_table), [*rows, reply])
         new = [message for message in messages if message.id not in stored]
-        return Turn(session_id, message_ids, str(reply["id"]), last_seq, new_messages=new)
+        return Turn(session_id, message_ids, str(reply["id"]), last_seq, last_seq, now, new_messages=new)
 
     turn = await db.write(append)
     if turn is None:
@@ -171,7 +185,7 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
     """The turn an earlier attempt of this request stored: its messages and the reply after them."""
     last_seq = max(seq for _, seq in stored)
     reply = connection.execute(
-        select(messages_table.c.id, messages_table.c.seq)
+        select(messages_table.c.id, messages_table.c.seq, messages_table.c.created_at)
         .where(
             messages_table.c.session_id == session_id,
             messages_table.c.seq > last_seq,
@@ -182,7 +196,8 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
     ).first()
     if reply is None:
         return None
-    return Turn(session_id, [message_id for message_id, _ in stored], reply.id, last_seq + 1, is_retry=True)
+    message_ids = [message_id for message_id, _ in stored]
+    return Turn(session_id, message_ids, reply.id, last_seq + 1, reply.seq, reply.created_at, is_retry=True)
 
 
 async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
@@ -215,7 +230,7 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
         )
         connection.execute(insert(messages_table).values(**reply))
-        return Turn(session_id, [], str(reply["id"]), question_seq + 1)
+        return Turn(session_id, [], str(reply["id"]), question_seq + 1, last_seq, now)
 
     # The refusal is returned rather than raised: a raising job would roll back a whole group commit.
     turn = await db.write(append_reply)
@@ -298,7 +313,13 @@ def _ends_after(position: int, length: int) -> bool:
     return position != length + 1
 
 
-def _final_event(position: int, message: MessageRead | None) -> StreamEvent:
+def _final_event(position: int, message: MessageRead | None, *, kept: bool = False) -> StreamEvent:
+    """``done`` with the stored reply; ``error`` if it failed, its session is gone, or (``kept``) it
+    could not be stored yet: then ``message`` is the reply as it will be stored."""
+    if kept:
+        assert message is not None
+        detail = REPLY_KEPT if message.status != "error" else f"{message.error}; {REPLY_KEPT}"
+        return StreamEvent("error", position, ErrorEvent(detail=detail))
     if message is None:
         return StreamEvent("error", position, ErrorEvent(detail=SESSION_DELETED))
     if message.status == "error":
@@ -309,7 +330,15 @@ def _final_event(position: int, message: MessageRead | None) -> StreamEvent:
 class Generation:
     """One reply being generated in this process, and what it has produced so far."""
 
-    def __init__(self, db: Database, responder: Responder, turn: Turn, *, keep_generating: bool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        responder: Responder,
+        turn: Turn,
+        *,
+        keep_generating: bool,
+        first_retry_s: float = 0.25,
+    ) -> None:
         self.turn = turn
         self.keep_generating = keep_generating
         self._db = db
@@ -328,7 +357,15 @@ class Generation:
         self._stopping = False
         self._started = False
         self._finalizing = False
+        # Once it has ended: what the final write stores (status, finish reason, error).
+        self._final: tuple[Status, FinishReason, str | None] | None = None
+        # The reply as stored; None before, and after a final write that found no row.
         self.outcome: MessageRead | None = None
+        # Ended, but the database failed the final write: the reply lives here until it lands.
+        self.kept = False
+        self.failed_writes = 0
+        self.retry_at = 0.0
+        self._retry_delay_s = first_retry_s
         self.finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -380,16 +417,61 @@ class Generation:
                     await aclose()
                 except Exception:
                     logger.exception("responder failed to close for session %s", self.turn.session_id)
+            self._final = (status, reason, error)
+            self.kept = True  # until the final write lands
             try:
-                self.outcome = await asyncio.shield(
-                    finish_reply(self._db, self.turn.reply_id, self.content, status, reason, error)
-                )
-            except Exception:
-                logger.exception("could not store the reply %s", self.turn.reply_id)
+                await self.store()
             finally:
                 self.finished.set()
                 self._notify()
                 on_finished(self)
+
+    async def store(self) -> bool:
+        """Make the final write; False if the database failed it, and the reply is kept to retry."""
+        assert self._final is not None
+        try:
+            # Shielded: a caller cancelled at shutdown must not leave the write half done.
+            stored = await asyncio.shield(
+                finish_reply(self._db, self.turn.reply_id, self.content, *self._final)
+            )
+        except Exception:
+            self.kept = True
+            self.failed_writes += 1
+            self.retry_at = anyio.current_time() + self._retry_delay_s
+            self._retry_delay_s = min(2 * self._retry_delay_s, MAX_STORE_RETRY_S)
+            if self.failed_writes == 1:
+                logger.warning(
+                    "could not store the reply %s (%d characters); it is kept and the write retried",
+                    self.turn.reply_id,
+                    self.length,
+                    exc_info=True,
+                )
+            return False
+        if self.failed_writes:
+            logger.warning(
+                "stored the reply %s, kept since the database failed (%d attempts)",
+                self.turn.reply_id,
+                self.failed_writes + 1,
+            )
+        # No row: its session was deleted, which is no failure to retry.
+        self.outcome, self.kept = stored, False
+        return True
+
+    def as_it_will_be_stored(self) -> MessageRead:
+        """A kept reply as its final write will store it."""
+        assert self._final is not None
+        status, reason, error = self._final
+        return MessageRead(
+            id=self.turn.reply_id,
+            session_id=self.turn.session_id,
+            seq=self.turn.reply_seq,
+            role="assistant",
+            content=self.content,
+            status=status,
+            created_at=self.turn.reply_created_at,
+            finish_reason=reason,
+            error=error,
+        )
 
     def _notify(self) -> None:
         self._changed.set()
@@ -412,7 +494,11 @@ class Generation:
                 index, offset = index + 1, end
             if self.finished.is_set():
                 if _ends_after(position, self.length):
-                    yield _final_event(max(self.length, position) + 1, self.outcome)
+                    end = max(self.length, position) + 1
+                    if self.kept:
+                        yield _final_event(end, self.as_it_will_be_stored(), kept=True)
+                    else:
+                        yield _final_event(end, self.outcome)
                 return
             await changed.wait()
 
@@ -426,14 +512,17 @@ class Replies:
     worker_id: str
     progress_interval_s: float
     poll_interval_s: float
+    # Replies being generated, and those ended but kept (their final write failed) until stored.
     _active: dict[str, Generation] = field(default_factory=dict)
     _flusher: asyncio.Task[None] | None = None
+    _flush_failing: bool = False
 
     async def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_periodically(), name="chatstore-reply-progress")
 
     async def stop(self) -> None:
-        """At shutdown: stop every reply (stored ``incomplete``, ``server_stopped``) and wait for them."""
+        """At shutdown: stop every reply (stored ``incomplete``, ``server_stopped``) and wait for them;
+        then one last attempt to store the kept ones, with everything they generated."""
         for generation in list(self._active.values()):
             generation.stop("server_stopped")
         for generation in list(self._active.values()):
@@ -442,12 +531,33 @@ class Replies:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        for generation in [g for g in self._active.values() if g.kept]:
+            if await generation.store():
+                self._active.pop(generation.turn.reply_id, None)
+                logger.warning("stored the reply %s at shutdown", generation.turn.reply_id)
+                continue
+            logger.error(
+                "could not store the reply %s before stopping: the database failed; its %d characters"
+                " are lost, the row keeps what its last progress write stored",
+                generation.turn.reply_id,
+                generation.length,
+            )
 
     def begin(self, turn: Turn, *, keep_generating: bool) -> Generation:
-        generation = Generation(self.db, self.responder, turn, keep_generating=keep_generating)
+        generation = Generation(
+            self.db,
+            self.responder,
+            turn,
+            keep_generating=keep_generating,
+            first_retry_s=self.progress_interval_s,
+        )
         self._active[turn.reply_id] = generation
-        generation.start(lambda done: self._active.pop(done.turn.reply_id, None))
+        generation.start(self._ended)
         return generation
+
+    def _ended(self, generation: Generation) -> None:
+        if not generation.kept:  # a kept one stays until its final write lands
+            self._active.pop(generation.turn.reply_id, None)
 
     async def stream_new(self, generation: Generation) -> AsyncIterator[StreamEvent]:
         """The stream of the request that started ``generation``; if the client goes away, the
@@ -530,9 +640,11 @@ class Replies:
         if local is not None:
             local.stop("stopped")
             await local.finished.wait()
-            if local.outcome is None:
-                raise ReplyNotFound(reply_id)
-            return local.outcome
+            if local.outcome is not None:
+                return local.outcome
+            if local.kept:
+                return local.as_it_will_be_stored()
+            raise ReplyNotFound(reply_id)
         if not is_id(reply_id):
             raise ReplyNotFound(reply_id)
 
@@ -555,15 +667,33 @@ class Replies:
         while True:
             await asyncio.sleep(self.progress_interval_s)
             try:
-                await self.flush()
+                wrote = await self.flush()
             except Exception:
-                logger.exception("could not write the progress of streaming replies")
+                # Once per outage, not every interval; the replies go on streaming meanwhile.
+                if not self._flush_failing:
+                    logger.exception("could not write the progress of streaming replies; retrying")
+                self._flush_failing = True
+            else:
+                if wrote and self._flush_failing:
+                    logger.warning("writing the progress of streaming replies works again")
+                    self._flush_failing = False
+            await self.store_kept()
 
-    async def flush(self) -> None:
-        """Write each streaming reply's new text to its row, and stop those asked to stop elsewhere."""
+    async def store_kept(self) -> None:
+        """Retry the final write of the kept replies whose next attempt is due."""
+        now = anyio.current_time()
+        due = [g for g in self._active.values() if g.kept and g.finished.is_set() and g.retry_at <= now]
+        for generation in due:
+            if not await generation.store():
+                break  # the database still fails: the others wait for the next round
+            self._active.pop(generation.turn.reply_id, None)
+
+    async def flush(self) -> bool:
+        """Write each streaming reply's new text to its row, and stop those asked to stop elsewhere;
+        False if no reply is streaming, so there was nothing to write."""
         active = [g for g in self._active.values() if not g.finished.is_set()]
         if not active:
-            return
+            return False
         progress = {g.turn.reply_id: (g.content, g.length) for g in active if g.length != g.flushed_length}
         ids = [g.turn.reply_id for g in active]
 
@@ -589,3 +719,4 @@ class Replies:
                 generation.flushed_length = progress[reply_id][1]
             if stop_requested.get(reply_id, True):  # asked to stop, or its session is gone
                 generation.stop("stopped")
+        return True
