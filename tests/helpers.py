@@ -1,16 +1,18 @@
 """Test helpers: reading the database directly, parsing SSE, and driving the ASGI app by hand."""
 
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
-from chatstore.core.db import resolve_url
+from chatstore.core.db import Database, resolve_url
 from chatstore.services.errors import ResponderError
 from chatstore.services.responders import Conversation, Responder
 
@@ -80,6 +82,55 @@ class DatabaseView:
             " WHERE session_id = :s ORDER BY seq",
             s=session_id,
         )
+
+
+T = TypeVar("T")
+
+
+class WriteFaults:
+    """Which writes fail: ``fail(when)`` makes every write whose function ``when`` picks fail (all of
+    them by default), ``heal()`` lets them through again. ``failed`` counts the writes refused."""
+
+    def __init__(self) -> None:
+        self._when: Callable[[Callable[..., Any]], bool] | None = None
+        self.failed = 0
+
+    def fail(self, when: Callable[[Callable[..., Any]], bool] = lambda _: True) -> None:
+        self._when = when
+
+    def heal(self) -> None:
+        self._when = None
+
+    def refuses(self, fn: Callable[..., Any]) -> bool:
+        refused = self._when is not None and self._when(fn)
+        self.failed += refused
+        return refused
+
+
+def written_by(name: str) -> Callable[[Callable[..., Any]], bool]:
+    """Picks the writes made by the function called ``name`` (its SQL is a function nested in it)."""
+    return lambda fn: fn.__qualname__.split(".<locals>.")[0].split(".")[-1] == name
+
+
+class FailingWrites(Database):
+    """A real database whose writes fail when ``faults`` says so, with the error the driver raises
+    on a full disk, before they reach it; reads always go through."""
+
+    def __init__(self, database: Database, faults: WriteFaults) -> None:
+        self.dialect = database.dialect
+        self._database = database
+        self._faults = faults
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await self._database.read(fn)
+
+    async def write(self, fn: Callable[[Connection], T], *, single_statement: bool = False) -> T:
+        if self._faults.refuses(fn):
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
+        return await self._database.write(fn, single_statement=single_statement)
+
+    async def close(self) -> None:
+        await self._database.close()
 
 
 class ScriptedResponder(Responder):
