@@ -36,7 +36,9 @@ name and one line of JSON `data:`.
 An event's `id` is the reply's length in characters once the event is taken into account (`start`
 is 0; `done` and `error` are one past the final length): a position to re-attach from with
 `GET /api/messages/{id}/stream`. If the client disconnects, the reply stops and what was generated
-is stored with status `incomplete`, unless the request set `keep_generating`."""
+is stored with status `incomplete`, unless the request set `keep_generating`. If the database fails
+the reply's final write, the stream ends with `error` saying so: the reply is kept by the server and
+stored when the database is back."""
 
 SSE_RESPONSE = ResponseSpec(
     data_container=str,
