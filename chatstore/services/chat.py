@@ -69,7 +69,7 @@ REPLY_KEPT = (
     "it is kept and will be stored when the database is back"
 )
 # A kept reply's final write is retried after the progress interval, then less and less often.
-MAX_STORE_RETRY_S = 5.0
+MAX_STORE_RETRY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
