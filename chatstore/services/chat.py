@@ -328,7 +328,7 @@ def _final_event(position: int, message: MessageRead | None, *, kept: bool = Fal
 
 
 class Generation:
-    """One reply being generated in this process, and what it has produced so far."""
+    """One reply generated in this process, and what it has produced so far; held until stored."""
 
     def __init__(
         self,
@@ -430,12 +430,11 @@ class Generation:
         """Make the final write; False if the database failed it, and the reply is kept to retry."""
         assert self._final is not None
         try:
-            # Shielded: a caller cancelled at shutdown must not leave the write half done.
+            # Shielded: a write in flight when its caller is cancelled (at shutdown) still ends.
             stored = await asyncio.shield(
                 finish_reply(self._db, self.turn.reply_id, self.content, *self._final)
             )
         except Exception:
-            self.kept = True
             self.failed_writes += 1
             self.retry_at = anyio.current_time() + self._retry_delay_s
             self._retry_delay_s = min(2 * self._retry_delay_s, MAX_STORE_RETRY_S)
