@@ -17,6 +17,7 @@ from chatstore.api.auth import api_key_guard, cors_config, document_api_key
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
+from chatstore.api.limits import DepthLimitedRequest
 from chatstore.api.openapi import name_error_bodies
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             "replies": Provide(provide_replies, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        request_class=DepthLimitedRequest,
         request_max_body_size=settings.max_request_body_bytes,
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         cors_config=cors_config(settings.cors_origin_list),

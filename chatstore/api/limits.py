@@ -1,20 +1,58 @@
-"""Rules a decoded body must still pass: the configured limits, and what the databases cannot store."""
+"""Rules a body must pass: a depth any JSON body stays within, the configured limits, and what the
+databases cannot store."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from litestar import Request
 
 from chatstore.core.settings import Settings
 from chatstore.schemas import MAX_CLIENT_ID_LENGTH, ChatRequest, SessionCreate, SessionExport
 from chatstore.services.errors import InvalidInput
 
 __all__ = [
+    "MAX_BODY_DEPTH",
+    "DepthLimitedRequest",
     "check_chat_request",
     "check_metadata",
     "check_session_create",
     "check_session_import",
     "check_text",
+    "check_time",
 ]
+
+# The deepest nesting of arrays and objects in any JSON body. Everything that walks a body (the
+# metadata checks, the merge patch) recurses, so without a bound a deep body would exhaust Python's
+# stack. Far above what any body needs (metadata is at most CHATSTORE_MAX_METADATA_DEPTH deep inside).
+MAX_BODY_DEPTH = 64
+
+
+class DepthLimitedRequest(Request[Any, Any, Any]):
+    """A request whose JSON body is refused (400 naming ``body``) when it nests deeper than
+    ``MAX_BODY_DEPTH``, including when it is too deep for the decoder itself (a ``RecursionError``)."""
+
+    async def json(self) -> Any:
+        too_deep = InvalidInput("body", f"nested more than {MAX_BODY_DEPTH} levels deep")
+        try:
+            value = await super().json()
+        except RecursionError:
+            raise too_deep from None
+        if _nests_deeper_than(value, MAX_BODY_DEPTH):
+            raise too_deep
+        return value
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    # A loop, not recursion: this is what keeps a deep body from reaching code that recurses.
+    pending = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def check_session_create(data: SessionCreate, settings: Settings) -> None:
@@ -39,8 +77,14 @@ def check_session_import(data: SessionExport, settings: Settings) -> None:
     if data.session.name is not None:
         check_text("session.name", data.session.name, settings.max_name_length)
     check_metadata("session.metadata", data.session.meta, settings)
+    check_time("exported_at", data.exported_at)
+    check_time("session.created_at", data.session.created_at)
+    check_time("session.updated_at", data.session.updated_at)
     for index, message in enumerate(data.messages):
         check_text(f"messages[{index}].content", message.content, settings.max_content_length)
+        if message.error is not None:
+            check_text(f"messages[{index}].error", message.error, settings.max_content_length)
+        check_time(f"messages[{index}].created_at", message.created_at)
 
 
 def check_text(field: str, value: str, max_length: int) -> None:
@@ -48,6 +92,14 @@ def check_text(field: str, value: str, max_length: int) -> None:
         raise InvalidInput(field, f"at most {max_length} characters, got {len(value)}")
     if "\x00" in value:
         raise InvalidInput(field, "must not contain the NUL character (U+0000)")
+
+
+def check_time(field: str, value: datetime) -> None:
+    """Times are stored in UTC; one that leaves years 1 to 9999 on the way cannot be stored."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field, "falls outside years 1 to 9999 once converted to UTC") from None
 
 
 def check_metadata(field: str, value: dict[str, Any], settings: Settings) -> None:

@@ -34,7 +34,7 @@ from chatstore.models.search_index import PG_DOCUMENT, PG_LESS_THAN, TS_CONFIG
 from chatstore.models.tables import UTCTimestamp
 from chatstore.schemas import SearchHit, SearchPage
 from chatstore.services.errors import InvalidInput
-from chatstore.services.pagination import decode_cursor, encode_cursor
+from chatstore.services.pagination import RowId, Score, Text, decode_cursor, encode_cursor
 
 __all__ = [
     "MAX_QUERY_LENGTH",
@@ -197,7 +197,7 @@ async def search(db: Database, q: str, *, limit: int, cursor: str | None = None)
     rendered = query.to_websearch() if dialect == "postgresql" else query.to_fts5()
     # A cursor is valid only for the query it was made for.
     kind = f"search:{dialect}:{hashlib.sha256(rendered.encode()).hexdigest()[:16]}"
-    key_type = tuple[float, str] if dialect == "postgresql" else tuple[float, int]
+    key_type = tuple[Score, Text] if dialect == "postgresql" else tuple[Score, RowId]
     after = decode_cursor(cursor, kind, key_type) if cursor else None
     # Highlight markers no message can contain (they differ per request), swapped for <mark> after
     # the rest of the text is HTML-escaped.

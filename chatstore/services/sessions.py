@@ -2,7 +2,6 @@
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -14,7 +13,7 @@ from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
 from chatstore.services.errors import InvalidInput, SessionNotFound
-from chatstore.services.pagination import decode_cursor, encode_cursor
+from chatstore.services.pagination import Seq, Text, Timestamp, decode_cursor, encode_cursor
 
 __all__ = [
     "Page",
@@ -118,7 +117,7 @@ async def list_sessions(
     """Sessions newest first, by creation or by last activity, ``limit`` at a time."""
     sort_column = SESSION_ORDERS[order]
     kind = f"sessions:{order}"
-    after = decode_cursor(cursor, kind, tuple[datetime, str]) if cursor else None
+    after = decode_cursor(cursor, kind, tuple[Timestamp, Text]) if cursor else None
 
     def select_page(connection: Connection) -> Page[SessionRead]:
         query = select(*SESSION_COLUMNS, sort_column.label("sort_key"))
@@ -142,7 +141,7 @@ async def list_messages(
     if not is_id(session_id):
         raise SessionNotFound(session_id)
     kind = f"messages:{direction}:{session_id}"
-    after_seq = decode_cursor(cursor, kind, tuple[int])[0] if cursor else None
+    after_seq = decode_cursor(cursor, kind, tuple[Seq])[0] if cursor else None
     seq = messages_table.c.seq
 
     def select_page(connection: Connection) -> Page[MessageRead] | None:
