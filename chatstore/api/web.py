@@ -4,8 +4,9 @@ from pathlib import Path
 
 from litestar import Router, get
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import File
-from litestar.static_files import create_static_files_router
 
 __all__ = ["WEB_DIR", "web_router"]
 
@@ -29,6 +30,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
 # Browsers check for a newer file on every load (cheap, with the ETag), so an upgrade shows at once.
 REVALIDATE = CacheControlHeader(no_cache=True)
 
+# The page's files, by name. A fixed set looked up by name means no part of a request path ever
+# reaches the file system: no NUL, "..", or directory can turn into an error that names a path.
+PAGE_FILES = {"app.js": "text/javascript", "api.js": "text/javascript", "style.css": "text/css"}
+
 
 @get("/", include_in_schema=False, cache_control=REVALIDATE)
 async def chat_page() -> File:
@@ -41,16 +46,12 @@ async def chat_page() -> File:
     )
 
 
-web_router = Router(
-    path="/",
-    route_handlers=[
-        chat_page,
-        create_static_files_router(
-            path="/static",
-            directories=[WEB_DIR],
-            name="web",
-            cache_control=REVALIDATE,
-            include_in_schema=False,
-        ),
-    ],
-)
+@get("/static/{name:str}", include_in_schema=False, cache_control=REVALIDATE)
+async def page_file(name: FromPath[str]) -> File:
+    media_type = PAGE_FILES.get(name)
+    if media_type is None:
+        raise NotFoundException()
+    return File(WEB_DIR / name, filename=name, content_disposition_type="inline", media_type=media_type)
+
+
+web_router = Router(path="/", route_handlers=[chat_page, page_file])
