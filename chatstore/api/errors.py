@@ -75,7 +75,8 @@ def undecodable_body(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Resp
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The path is the client's: %r escapes newlines and control characters, so it cannot forge a line.
+    logger.error("unhandled error on %s %r", request.method, request.url.path, exc_info=exc)
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
 
 
