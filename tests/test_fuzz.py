@@ -1,14 +1,19 @@
 """Property-based fuzzing against the schema: every operation of ``/schema/openapi.json``, with valid
 and invalid input that schemathesis derives from it, must answer without a 5xx, with a documented status
-code and a body that matches the schema.
+code and a body that matches the schema. Two strategies go where the schema cannot lead: cursors forged
+around the real ones (their kind kept, their key anything JSON can hold), and bodies nested far deeper
+than any decoder or walker should follow.
 
 The number of examples is bounded and generation is derandomised, so a run takes the same time and
 finds the same things every time. The summary goes to ``tests/artifacts/fuzz-summary.txt`` and into the
 assertion message.
 """
 
+import base64
 import dataclasses
+import json
 from collections.abc import Callable
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from litestar import Litestar
+from litestar.testing import TestClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
@@ -28,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from chatstore.api.limits import MAX_BODY_DEPTH
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
 
@@ -103,3 +112,124 @@ def test_every_operation_holds_up_to_generated_input(settings: Settings) -> None
     assert operations, "the schema has no operations"
     assert not failures, summary + "\n" + "\n".join(failures)
     print(summary)
+
+
+# --- Forged cursors and deep bodies ------------------------------------------------------------------
+
+FORGED_EXAMPLES = 300
+DEEP_EXAMPLES = 60
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+times = st.builds(lambda moment, zone: moment.replace(tzinfo=zone).isoformat(), st.datetimes(), offsets)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.sampled_from([2**31 - 1, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**64])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(
+        ["\u0000", "a\u0000b", "\ud800", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+    )
+    | times
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+)
+
+
+def deep(depth: int, array: bool) -> str:
+    return "[" * depth + "]" * depth if array else '{"a":' * depth + "1" + "}" * depth
+
+
+# Depths drawn as numbers (the documents are built in the test, so a failure reports a short example):
+# from just past the body limit to far past the decoder's own recursion limit (about 1,000); in a
+# cursor, as deep as fits in a URL within the header limit.
+body_depths = st.integers(min_value=MAX_BODY_DEPTH + 1, max_value=20_000)
+cursor_depths = st.integers(min_value=2, max_value=4_000)
+cursor_keys = st.lists(json_values, max_size=3).map(json.dumps) | st.tuples(cursor_depths, st.booleans())
+
+
+def listings(client: TestClient[Litestar]) -> dict[str, str]:
+    """Each listing's path, with the kind its cursors carry (read from a real one)."""
+    session_id = client.post("/api/sessions", json={"name": "hello"}).json()["id"]
+    client.post("/api/sessions", json={"name": "hello again"})
+    for _ in range(2):
+        chat = {"session_id": session_id, "messages": [{"role": "user", "content": "hello"}]}
+        assert client.post("/api/chat", json=chat).status_code == 200
+    paths = [
+        "/api/sessions?limit=1",
+        "/api/sessions?limit=1&order=activity",
+        f"/api/sessions/{session_id}/messages?limit=1",
+        f"/api/sessions/{session_id}/messages?limit=1&direction=backward",
+        "/api/search?q=hello&limit=1",
+    ]
+    kinds = {}
+    for path in paths:
+        cursor = client.get(path).headers["x-next-cursor"]
+        kinds[path] = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))[0]
+    return kinds
+
+
+def test_forged_cursors_get_a_400_naming_the_cursor_or_a_page(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        kinds = listings(client)
+
+        @given(path=st.sampled_from(sorted(kinds)), key=cursor_keys, own_kind=st.booleans())
+        @hypothesis_settings(
+            max_examples=FORGED_EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def forge(path: str, key: str | tuple[int, bool], own_kind: bool) -> None:
+            key = key if isinstance(key, str) else deep(*key)
+            kind = json.dumps(kinds[path] if own_kind else "sessions:created")
+            cursor = base64.urlsafe_b64encode(f"[{kind}, {key}]".encode()).decode().rstrip("=")
+            response = client.get(f"{path}&cursor={cursor}")
+            assert response.status_code in (200, 400), (path, key[:200], response.text[:500])
+            if response.status_code == 400:
+                assert response.json()["detail"].startswith("cursor:"), response.text
+
+        forge()
+
+
+# (method, path, where the deep document goes: DEEP in a body, or the whole body)
+DEEP = "<deep>"
+JSON_BODIES = [
+    ("POST", "/api/sessions", DEEP),
+    ("POST", "/api/sessions", '{"metadata": {"k": <deep>}}'),
+    ("PATCH", "/api/sessions/{session}", '{"metadata": {"k": <deep>}}'),
+    ("POST", "/api/sessions/import", '{"session": {"metadata": <deep>}}'),
+    ("POST", "/api/chat", '{"session_id": "{session}", "messages": <deep>}'),
+    ("POST", "/api/sessions/{session}/regenerate", DEEP),
+]
+
+
+def test_deeply_nested_bodies_get_a_400_naming_the_body(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+
+        @given(endpoint=st.sampled_from(JSON_BODIES), depth=body_depths, array=st.booleans())
+        @hypothesis_settings(
+            max_examples=DEEP_EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def send(endpoint: tuple[str, str, str], depth: int, array: bool) -> None:
+            method, path, template = endpoint
+            body = template.replace(DEEP, deep(depth, array)).replace("{session}", session_id)
+            response = client.request(
+                method,
+                path.replace("{session}", session_id),
+                content=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 400, (method, path, len(body), response.text[:500])
+            assert response.json()["detail"].startswith("body:"), response.text
+
+        send()
