@@ -6,11 +6,8 @@ import sys
 
 import uvicorn
 
+from chatstore.api.request_limits import MAX_HEADER_BYTES
 from chatstore.core.settings import Settings
-
-# The largest request line plus headers; h11 answers 400 past it. (httptools, uvicorn's other
-# parser, has no such limit, which is why chatstore runs on h11.)
-MAX_HEADER_BYTES = 16 * 1024
 
 
 def open_access_warning(host: str, settings: Settings) -> str | None:
@@ -50,11 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level,
         # chatstore.access logs each request without the query string (search words are message text).
         access_log=False,
-        http="h11",
+        # h11 (uvicorn's httptools parser has no header limit), with deadlines for slow clients.
+        http="chatstore.serving:DeadlineH11Protocol",
+        # For headers still arriving when they pass the limit; the app checks those that came whole.
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_keep_alive=settings.keep_alive_s,
-        # Past this many open connections and running requests, a process answers 503 at once.
-        limit_concurrency=settings.max_connections,
+        # No limit_concurrency: it counts sockets. The app bounds requests in progress instead.
         timeout_graceful_shutdown=10,
     )
 

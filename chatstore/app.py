@@ -19,6 +19,7 @@ from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
 from chatstore.api.limits import DepthLimitedRequest
 from chatstore.api.openapi import name_error_bodies
+from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
 from chatstore.core.db import open_database
@@ -96,8 +97,10 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
     )
     name_error_bodies(application.openapi_schema)
     document_api_key(application.openapi_schema, required=bool(settings.api_keys))
-    # Outermost, so that requests no route matches and CORS preflights are logged too.
-    application.asgi_handler = AccessLog(application.asgi_handler)
+    # Outermost, so that requests no route matches, CORS preflights and refusals are logged too.
+    application.asgi_handler = AccessLog(
+        RequestLimits(application.asgi_handler, max_requests=settings.max_connections)
+    )
     return application
 
 

@@ -74,8 +74,11 @@ class Settings:
     cors_origins: str = ""
     # How long an idle keep-alive connection is kept open, in seconds.
     keep_alive_s: int = 5
-    # Open connections and running requests a process takes before it answers 503.
+    # Requests in progress a process takes before it answers 503 (a chat stream counts until it ends).
     max_connections: int = 1000
+    # How long a client of ``python -m chatstore`` may take to send a request's headers, to send its
+    # body, or to take in a piece of what it is sent, before its connection is closed.
+    client_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -125,6 +128,8 @@ class Settings:
             raise SettingsError("CHATSTORE_KEEP_ALIVE_S must be at least 1")
         if self.max_connections < 1:
             raise SettingsError("CHATSTORE_MAX_CONNECTIONS must be at least 1")
+        if self.client_timeout_s <= 0:
+            raise SettingsError("CHATSTORE_CLIENT_TIMEOUT_S must be positive")
 
     @property
     def api_keys(self) -> tuple[str, ...]:
