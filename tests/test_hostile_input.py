@@ -9,6 +9,7 @@ included) to one server per engine, and the server's log is read after each.
 """
 
 import base64
+import dataclasses
 import http.client
 import json
 import logging
@@ -27,6 +28,8 @@ from litestar.testing import TestClient
 
 import chatstore
 from chatstore.api.errors import exception_handlers
+from chatstore.app import create_app
+from chatstore.core.settings import Settings
 from tests.conftest import postgres_url, skip_or_fail_in_ci
 from tests.helpers import postgres_schema
 from tests.servers import ServerProcess, running_servers
@@ -665,3 +668,28 @@ def test_the_error_log_shows_a_request_path_escaped(caplog: pytest.LogCaptureFix
     message = record.getMessage()
     assert not any(character in message for character in "\n\r\x00"), message
     assert "x\\nERROR - forged\\r\\x00" in message
+
+
+UNAUTHENTICATED = [
+    ("POST", "/api/chat", deep_array(5_000).encode(), 401),
+    ("POST", "/api/sessions/import", jsonb(export(session={"created_at": OVERFLOWING_TIMES[0]})), 401),
+    (
+        "GET",
+        "/api/sessions?cursor=" + base64.urlsafe_b64encode(b'["x", [' + b"[" * 3000 + b"]]").decode(),
+        None,
+        401,
+    ),
+    ("GET", "/static/app.js%00.html", None, 404),
+    ("GET", "/static/.", None, 404),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), UNAUTHENTICATED)
+def test_hostile_input_without_the_api_key_is_refused_before_anything_else(
+    settings: Settings, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    keyed = dataclasses.replace(settings, api_key="hostile-input-key-0123456789")
+    with TestClient(create_app(keyed)) as client:
+        response = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert PACKAGE_DIR not in response.text
