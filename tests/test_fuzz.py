@@ -147,7 +147,7 @@ def deep(depth: int, array: bool) -> str:
 # from just past the body limit to far past the decoder's own recursion limit (about 1,000); in a
 # cursor, as deep as fits in a URL within the header limit.
 body_depths = st.integers(min_value=MAX_BODY_DEPTH + 1, max_value=20_000)
-cursor_depths = st.integers(min_value=2, max_value=4_000)
+cursor_depths = st.integers(min_value=2, max_value=1_500)
 cursor_keys = st.lists(json_values, max_size=3).map(json.dumps) | st.tuples(cursor_depths, st.booleans())
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar.testing import TestClient
 
 from chatstore.api.request_limits import MAX_HEADER_BYTES
+from chatstore.app import create_app
+from chatstore.core.settings import Settings
 from tests.servers import BackgroundChat, ServerProcess, chat_body, running_servers, started
 
 TIMEOUT_S = 1.0  # CHATSTORE_CLIENT_TIMEOUT_S in these servers
@@ -319,3 +322,12 @@ def test_trickling_connections_do_not_starve_other_clients(server: ServerProcess
             sock.close()
 
     assert statuses and set(statuses) == {200}, statuses
+
+
+def test_the_header_size_counts_a_long_query_once(tmp_path: Path) -> None:
+    """Test clients put the query in ``raw_path`` too; it must not count twice."""
+    query = "q=" + "x" * (MAX_HEADER_BYTES * 2 // 3)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'chatstore.db'}")
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/api/search?{query}").status_code == 400  # q too long: a 400, not a 431
+        assert client.get(f"/api/search?{query}{'x' * (MAX_HEADER_BYTES // 2)}").status_code == 431
