@@ -30,7 +30,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, event, inspect, text
+from sqlalchemy import Connection, MetaData, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
@@ -288,7 +288,7 @@ def include_object(_object: Any, name: str | None, type_: str, _reflected: bool,
     return (type_, name) not in _SEARCH_OBJECTS
 
 
-def differences_from_models(connection: Connection) -> list[Any]:
+def differences_from_models(connection: Connection, metadata: MetaData = SQLModel.metadata) -> list[Any]:
     """How the database's schema differs from the SQLModel tables (Alembic's autogenerate diff)."""
     context = MigrationContext.configure(
         connection,
@@ -299,4 +299,4 @@ def differences_from_models(connection: Connection) -> list[Any]:
             "compare_server_default": True,
         },
     )
-    return list(compare_metadata(context, SQLModel.metadata))
+    return list(compare_metadata(context, metadata))
