@@ -7,16 +7,12 @@ import argparse
 import asyncio
 import ipaddress
 import sys
-from pathlib import Path
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from chatstore.core.db import connect_database, resolve_url
 from chatstore.core.migrations import (
     SchemaError,
-    SchemaState,
-    Upgrade,
     check_can_serve,
     history,
     read_schema_state,
@@ -99,7 +95,7 @@ def schema_refusal(settings: Settings) -> str | None:
     """Why start-up cannot serve this database (newer than the code; with ``CHATSTORE_MIGRATE=off``,
     not at the newest revision), or None. The upgrade itself runs in the app's start-up."""
     try:
-        check_can_serve(asyncio.run(_read_state(settings)), upgrading=settings.migrate == "auto")
+        check_can_serve(asyncio.run(read_schema_state(settings)), upgrading=settings.migrate == "auto")
     except SchemaError as refused:
         return str(refused)
     except (SQLAlchemyError, OSError):
@@ -116,11 +112,11 @@ def run_db_command(command: str, settings: Settings) -> int:
             for index, (revision, title) in enumerate(revisions):
                 print(f"{revision}  {title}{'  (newest)' if index == len(revisions) - 1 else ''}")
         elif command == "current":
-            state = asyncio.run(_read_state(settings))
+            state = asyncio.run(read_schema_state(settings))
             hint = "" if state.is_newest or not state.known else ": run python -m chatstore db upgrade"
             print(f"{state.describe()}{hint}")
         else:
-            print(asyncio.run(_upgrade(settings)).describe())
+            print(asyncio.run(upgrade_schema(settings)).describe())
     except SchemaError as refused:
         print(f"chatstore: {refused}", file=sys.stderr)
         return 1
@@ -128,25 +124,6 @@ def run_db_command(command: str, settings: Settings) -> int:
         print(f"chatstore: the database cannot be reached or read: {failed}".splitlines()[0], file=sys.stderr)
         return 1
     return 0
-
-
-async def _read_state(settings: Settings) -> SchemaState:
-    url = resolve_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
-        return SchemaState(revision=None, head=history()[-1][0], known=True, legacy=False)
-    database = connect_database(settings)
-    try:
-        return await read_schema_state(database)
-    finally:
-        await database.close()
-
-
-async def _upgrade(settings: Settings) -> Upgrade:
-    database = connect_database(settings)
-    try:
-        return await upgrade_schema(database, settings)
-    finally:
-        await database.close()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from sqlmodel import SQLModel
 
 from chatstore.__main__ import main
 from chatstore.app import create_app
-from chatstore.core.db import connect_database, resolve_url
+from chatstore.core.db import resolve_url
 from chatstore.core.migrations import (
     _SCHEMA_LOCK_KEY,
     MIGRATIONS,
@@ -215,20 +215,12 @@ def downgrade() -> None:
 '''
 
 
-async def upgrade(settings: Settings, script_location: Path = MIGRATIONS) -> Upgrade:
-    database = connect_database(settings)
-    try:
-        return await upgrade_schema(database, settings, script_location=script_location)
-    finally:
-        await database.close()
+def upgrade(settings: Settings, script_location: Path = MIGRATIONS) -> Upgrade:
+    return asyncio.run(upgrade_schema(settings, script_location=script_location))
 
 
-async def state_of(settings: Settings, script_location: Path = MIGRATIONS) -> SchemaState:
-    database = connect_database(settings)
-    try:
-        return await read_schema_state(database, script_location=script_location)
-    finally:
-        await database.close()
+def state_of(settings: Settings, script_location: Path = MIGRATIONS) -> SchemaState:
+    return asyncio.run(read_schema_state(settings, script_location=script_location))
 
 
 # --- Upgrading a real 0.1.0 database -------------------------------------------------------------
@@ -306,7 +298,7 @@ def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
 def test_revision_1_from_empty_is_exactly_the_0_1_0_schema(
     backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
 ) -> None:
-    assert asyncio.run(upgrade(settings)).describe() == "created the schema at revision 0001, the newest"
+    assert upgrade(settings).describe() == "created the schema at revision 0001, the newest"
 
     if backend == "sqlite":  # SQLite keeps each object's SQL as it was written: compare it all
         old_url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -343,7 +335,7 @@ def ddl_lines(dump: str) -> list[str]:
 
 
 def test_the_revisions_give_the_schema_of_the_models(settings: Settings, db_engine: Engine) -> None:
-    asyncio.run(upgrade(settings))
+    upgrade(settings)
     with db_engine.connect() as connection:
         assert differences_from_models(connection) == []
 
@@ -351,7 +343,7 @@ def test_the_revisions_give_the_schema_of_the_models(settings: Settings, db_engi
 def test_a_model_change_without_a_revision_fails_the_comparison(
     settings: Settings, db_engine: Engine
 ) -> None:
-    asyncio.run(upgrade(settings))
+    upgrade(settings)
     changed = MetaData()
     for table in SQLModel.metadata.tables.values():
         table.to_metadata(changed)
@@ -376,11 +368,11 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
     backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
 ) -> None:
     load_0_1_0(backend, database_url)
-    asyncio.run(upgrade(settings))
+    upgrade(settings)
     before = snapshot(db_engine)
     scripts = scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2)
 
-    done = asyncio.run(upgrade(settings, scripts))
+    done = upgrade(settings, scripts)
 
     assert done.describe() == "upgraded the database from revision 0001 to 0002, the newest"
     after = snapshot(db_engine)
@@ -397,7 +389,7 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
 def test_a_failed_upgrade_leaves_the_revision_it_had(
     database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
 ) -> None:
-    asyncio.run(upgrade(settings))
+    upgrade(settings)
     with db_engine.begin() as connection:
         connection.execute(
             text(
@@ -410,10 +402,10 @@ def test_a_failed_upgrade_leaves_the_revision_it_had(
     scripts = scripts_with(tmp_path, "0002_fails.py", FAILING_REVISION_2)
 
     with pytest.raises(RuntimeError, match="half-way"):
-        asyncio.run(upgrade(settings, scripts))
+        upgrade(settings, scripts)
 
     assert snapshot(db_engine) == before
-    assert asyncio.run(state_of(settings, scripts)).revision == "0001"
+    assert state_of(settings, scripts).revision == "0001"
 
 
 # --- A database newer than the code -------------------------------------------------------------
@@ -428,7 +420,7 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    asyncio.run(upgrade(settings, scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2)))
+    upgrade(settings, scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2))
     before = snapshot(db_engine)
 
     server = start_server(database_url, tmp_path / "server.log")

@@ -84,18 +84,13 @@ class Database(ABC):
 
 
 async def open_database(settings: Settings) -> Database:
-    """Connect, bring the schema to the newest revision (``CHATSTORE_MIGRATE=off``: check that it is
-    there), and return the database. See ``chatstore.core.migrations``."""
+    """Bring the schema to the newest revision (``CHATSTORE_MIGRATE=off``: check that it is there),
+    then connect and return the database. See ``chatstore.core.migrations``."""
     # Imported here: the migrations module builds on this one.
     from chatstore.core.migrations import prepare_schema
 
-    database = connect_database(settings)
-    try:
-        await prepare_schema(database, settings)
-    except BaseException:
-        await database.close()
-        raise
-    return database
+    await prepare_schema(settings)
+    return connect_database(settings)
 
 
 def connect_database(settings: Settings) -> Database:

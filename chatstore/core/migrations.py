@@ -22,7 +22,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from alembic import command
@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from chatstore.core.db import Database, resolve_url
+from chatstore.core.db import Work, connect_database, resolve_url
 from chatstore.core.settings import Settings
 
 __all__ = [
@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chatstore.migrations")
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The key 0.1.0 locked to create its tables: a 0.1.0 process starting during an upgrade waits too.
@@ -112,10 +114,6 @@ class Upgrade:
     before: SchemaState
     after: str
 
-    @property
-    def changed(self) -> bool:
-        return not self.before.is_newest
-
     def describe(self) -> str:
         before = self.before
         if before.is_newest:
@@ -128,19 +126,17 @@ class Upgrade:
         return f"upgraded the database from revision {before.revision} to {self.after}, the newest"
 
 
-async def prepare_schema(
-    database: Database, settings: Settings, *, script_location: Path = MIGRATIONS
-) -> None:
+async def prepare_schema(settings: Settings, *, script_location: Path = MIGRATIONS) -> None:
     """Start-up's schema step: upgrade (``CHATSTORE_MIGRATE=auto``), or only check (``off``).
 
     Raises ``SchemaError`` for a database this code cannot serve: newer than the code, or (``off``)
     not at the newest revision.
     """
     if settings.migrate == "auto":
-        upgrade = await upgrade_schema(database, settings, script_location=script_location)
+        upgrade = await upgrade_schema(settings, script_location=script_location)
         logger.info("%s", upgrade.describe())
         return
-    state = await read_schema_state(database, script_location=script_location)
+    state = await read_schema_state(settings, script_location=script_location)
     check_can_serve(state, upgrading=False)
 
 
@@ -157,67 +153,89 @@ def check_can_serve(state: SchemaState, *, upgrading: bool) -> None:
         )
 
 
-async def read_schema_state(database: Database, *, script_location: Path = MIGRATIONS) -> SchemaState:
-    """The database's revision, read without the lock (and without writing anything)."""
+async def read_schema_state(settings: Settings, *, script_location: Path = MIGRATIONS) -> SchemaState:
+    """The database's revision, read without the lock and without writing anything (a SQLite file
+    that does not exist is not created)."""
     script = _script(script_location)
-    return await database.read(lambda connection: _state(connection, script))
+    url = resolve_url(settings.database_url)
+
+    def read(connection: Connection) -> SchemaState:
+        return _state(connection, script)
+
+    if url.get_backend_name() != "sqlite":
+        return await _on_postgres(settings, read, write=False)
+    if not Path(url.database).exists():
+        return SchemaState(revision=None, head=_head(script), known=True, legacy=False)
+    return await anyio.to_thread.run_sync(_on_sqlite, settings, read, False)
 
 
-async def upgrade_schema(
-    database: Database, settings: Settings, *, script_location: Path = MIGRATIONS
-) -> Upgrade:
-    """Bring the database to the newest revision, under the schema lock; nothing to do is fine."""
+async def upgrade_schema(settings: Settings, *, script_location: Path = MIGRATIONS) -> Upgrade:
+    """Bring the database to the newest revision, under the schema lock; nothing to do is fine.
+
+    One at a time in a process: Alembic's ``op`` and ``context`` are module-wide.
+    """
     script = _script(script_location)
 
     def upgrade(connection: Connection) -> Upgrade:
-        before = _state(connection, script)
-        check_can_serve(before, upgrading=True)
-        if before.is_newest:
-            return Upgrade(before, before.head)
-        config = _config(script_location, connection)
-        command.upgrade(config, "head")
-        return Upgrade(before, before.head)
-
-    if database.dialect == "postgresql":
-
-        def locked(connection: Connection) -> Upgrade:
+        if connection.dialect.name == "postgresql":
             # Held to the end of the transaction; a second process waits here, then finds nothing to do.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-            return upgrade(connection)
+        before = _state(connection, script)
+        check_can_serve(before, upgrading=True)
+        if not before.is_newest:
+            command.upgrade(_config(script_location, connection), "head")
+        return Upgrade(before, before.head)
 
-        return await database.write(locked)
-    return await anyio.to_thread.run_sync(_in_sqlite_schema_transaction, settings, upgrade)
+    if resolve_url(settings.database_url).get_backend_name() != "sqlite":
+        return await _on_postgres(settings, upgrade, write=True)
+    return await anyio.to_thread.run_sync(_on_sqlite, settings, upgrade, True)
 
 
-def _in_sqlite_schema_transaction(settings: Settings, work: Any) -> Upgrade:
-    """Run ``work`` under SQLite's write lock on a connection of its own, with foreign keys off."""
-    engine = create_engine(resolve_url(settings.database_url), poolclass=NullPool)
+async def _on_postgres(settings: Settings, work: Work[T], *, write: bool) -> T:
+    """Run ``work`` in one transaction on a connection of chatstore's own set-up, then let it go."""
+    database = connect_database(settings)
+    try:
+        return await (database.write(work) if write else database.read(work))
+    finally:
+        await database.close()
+
+
+def _on_sqlite(settings: Settings, work: Work[T], write: bool) -> T:
+    """Run ``work`` in one transaction on a connection of its own: with ``write``, under SQLite's
+    write lock, in WAL mode and with foreign keys off.
+
+    This runs before the app's own connections open, so that they find the file in WAL mode already:
+    switching a file to WAL while another connection switches it or writes fails at once.
+    """
+    url = resolve_url(settings.database_url)
+    if write:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=NullPool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" below starts the transaction
-        timeout = max(settings.db_busy_timeout_ms, _SQLITE_SCHEMA_LOCK_TIMEOUT_MS)
+        timeout = max(settings.db_busy_timeout_ms, _SQLITE_SCHEMA_LOCK_TIMEOUT_MS if write else 0)
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(timeout)}")
-        # Before the first write, as every chatstore connection does: switching a file to WAL while
-        # another connection writes in the old mode fails at once, busy timeout or not.
-        _switch_to_wal(dbapi_connection, deadline=time.monotonic() + timeout / 1000)
-        # Off outside the transaction (it cannot change inside one): see the module's docstring.
-        dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        if write:
+            _switch_to_wal(dbapi_connection, deadline=time.monotonic() + timeout / 1000)
+            # Off outside the transaction (it cannot change inside one): see the module's docstring.
+            dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     try:
         with engine.begin() as connection:
             result = work(connection)
-            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() if write else []
             if broken:
                 raise SchemaError(
                     f"the upgrade would leave rows of {broken[0][0]} whose parent row is gone; "
                     "nothing was changed"
                 )
-            return result  # type: ignore[no-any-return]
+            return result
     finally:
         engine.dispose()
 
@@ -238,11 +256,16 @@ def _state(connection: Connection, script: ScriptDirectory) -> SchemaState:
     schema = _version_table_schema(connection)
     context = MigrationContext.configure(connection, opts={"version_table_schema": schema})
     revision = context.get_current_revision()
-    head = script.get_current_head()
-    assert head is not None, "the migrations have no revision"
+    head = _head(script)
     known = revision is None or revision in {r.revision for r in script.walk_revisions()}
     legacy = revision is None and inspect(connection).has_table("sessions", schema=schema)
     return SchemaState(revision=revision, head=head, known=known, legacy=legacy)
+
+
+def _head(script: ScriptDirectory) -> str:
+    head = script.get_current_head()
+    assert head is not None, "the migrations have no revision"
+    return head
 
 
 def _version_table_schema(connection: Connection) -> str | None:
