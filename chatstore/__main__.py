@@ -1,12 +1,24 @@
-"""``python -m chatstore [--host HOST] [--port PORT] [--workers N]``: serve the app with uvicorn."""
+"""``python -m chatstore [--host HOST] [--port PORT] [--workers N]``: serve the app with uvicorn.
+
+``python -m chatstore db upgrade|current|history``: the database's schema, for operators.
+"""
 
 import argparse
+import asyncio
 import ipaddress
 import sys
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from chatstore.api.request_limits import MAX_HEADER_BYTES
+from chatstore.core.migrations import (
+    SchemaError,
+    check_can_serve,
+    history,
+    read_schema_state,
+    upgrade_schema,
+)
 from chatstore.core.settings import Settings
 
 
@@ -31,14 +43,34 @@ def _is_loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
-    parser = argparse.ArgumentParser(prog="python -m chatstore", description="Serve chatstore.")
+    parser = argparse.ArgumentParser(
+        prog="python -m chatstore",
+        usage="%(prog)s [--host HOST] [--port PORT] [--workers N]\n"
+        "       %(prog)s db {upgrade,current,history}",
+        description="Serve chatstore, or look after its database (db).",
+    )
     parser.add_argument("--host", default=settings.host, help="address to listen on (CHATSTORE_HOST)")
     parser.add_argument("--port", type=int, default=settings.port, help="port to listen on (CHATSTORE_PORT)")
     parser.add_argument("--workers", type=int, default=1, help="number of worker processes")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="db")
+    db = commands.add_parser(
+        "db", help="the database's schema: upgrade it, show its revision, list revisions"
+    )
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="{upgrade,current,history}")
+    db_commands.add_parser("upgrade", help="upgrade the database to the newest revision")
+    db_commands.add_parser("current", help="print the database's revision and whether it is the newest")
+    db_commands.add_parser("history", help="list the revisions, oldest first")
     args = parser.parse_args(argv)
+    if args.command == "db":
+        sys.exit(run_db_command(args.db_command, settings))
     warning = open_access_warning(args.host, settings)
     if warning:
         print(f"WARNING:  {warning}", file=sys.stderr, flush=True)
+    # Here rather than in the app's start-up, so that a refusal is one line, not a traceback.
+    refusal = schema_refusal(settings)
+    if refusal:
+        print(f"ERROR:    {refusal}", file=sys.stderr, flush=True)
+        sys.exit(1)
     uvicorn.run(
         "chatstore.app:app",
         host=args.host,
@@ -55,6 +87,41 @@ def main(argv: list[str] | None = None) -> None:
         # No limit_concurrency: it counts sockets. The app bounds requests in progress instead.
         timeout_graceful_shutdown=10,
     )
+
+
+def schema_refusal(settings: Settings) -> str | None:
+    """Why start-up cannot serve this database (newer than the code; with ``CHATSTORE_MIGRATE=off``,
+    not at the newest revision), or None. The upgrade itself runs in the app's start-up."""
+    try:
+        check_can_serve(asyncio.run(read_schema_state(settings)), upgrading=settings.migrate == "auto")
+    except SchemaError as refused:
+        return str(refused)
+    except (SQLAlchemyError, OSError):
+        return None  # the app's start-up meets the same error and reports it, as it always has
+    return None
+
+
+def run_db_command(command: str, settings: Settings) -> int:
+    """``db upgrade``, ``db current`` or ``db history``: prints one line (history: one per revision);
+    returns the exit status."""
+    try:
+        if command == "history":
+            revisions = history()
+            for index, (revision, title) in enumerate(revisions):
+                print(f"{revision}  {title}{'  (newest)' if index == len(revisions) - 1 else ''}")
+        elif command == "current":
+            state = asyncio.run(read_schema_state(settings))
+            hint = "" if state.is_newest or not state.known else ": run python -m chatstore db upgrade"
+            print(f"{state.describe()}{hint}")
+        else:
+            print(asyncio.run(upgrade_schema(settings)).describe())
+    except SchemaError as refused:
+        print(f"chatstore: {refused}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as failed:
+        print(f"chatstore: the database cannot be reached or read: {failed}".splitlines()[0], file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

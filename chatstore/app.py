@@ -92,7 +92,11 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         logging_config=LoggingConfig(
-            loggers={"chatstore": {"level": settings.log_level.upper(), "propagate": True}},
+            loggers={
+                "chatstore": {"level": settings.log_level.upper(), "propagate": True},
+                # chatstore logs what an upgrade did in one line; Alembic's own lines add nothing.
+                "alembic": {"level": "WARNING", "propagate": True},
+            },
         ),
     )
     name_error_bodies(application.openapi_schema)

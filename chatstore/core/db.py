@@ -1,4 +1,4 @@
-"""The database: engines, connection set-up, table creation, and how SQL runs without blocking the loop.
+"""The database: engines, connection set-up, and how SQL runs without blocking the loop.
 
 All SQL is written as plain SQLAlchemy Core functions ``fn(connection) -> result``, handed to
 ``Database.read`` or ``Database.write``, which run each in one transaction without blocking the
@@ -25,25 +25,19 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import SQLModel
 
-import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from chatstore.core.settings import Settings, SettingsError
-from chatstore.models.search_index import create_search_index
 
-__all__ = ["Database", "open_database", "resolve_url"]
+__all__ = ["Database", "connect_database", "open_database", "resolve_url"]
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 
 logger = logging.getLogger("chatstore.db")
-
-# Any constant works; it only has to be the same in every chatstore process.
-_SCHEMA_LOCK_KEY = 0x636861747374
 
 
 def resolve_url(raw: str, *, blocking: bool = False) -> URL:
@@ -90,28 +84,22 @@ class Database(ABC):
 
 
 async def open_database(settings: Settings) -> Database:
-    """Connect, create what is missing (the SQLite file and folder, the tables), and return the database."""
+    """Bring the schema to the newest revision (``CHATSTORE_MIGRATE=off``: check that it is there),
+    then connect and return the database. See ``chatstore.core.migrations``."""
+    # Imported here: the migrations module builds on this one.
+    from chatstore.core.migrations import prepare_schema
+
+    await prepare_schema(settings)
+    return connect_database(settings)
+
+
+def connect_database(settings: Settings) -> Database:
+    """The database, with its SQLite file's folder made, and its schema neither checked nor changed."""
     url = resolve_url(settings.database_url)
-    database: Database
     if url.get_backend_name() == "sqlite":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        database = SQLiteDatabase(url, settings)
-    else:
-        database = PostgresDatabase(url, settings)
-    try:
-        await database.write(_create_tables)
-    except BaseException:
-        await database.close()
-        raise
-    return database
-
-
-def _create_tables(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        # Two processes starting at once would both try CREATE TABLE; one waits for the other here.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-    SQLModel.metadata.create_all(connection, checkfirst=True)
-    create_search_index(connection)
+        return SQLiteDatabase(url, settings)
+    return PostgresDatabase(url, settings)
 
 
 class SQLiteDatabase(Database):

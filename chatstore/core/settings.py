@@ -10,6 +10,7 @@ __all__ = ["Settings", "SettingsError"]
 
 DEFAULT_DATABASE_URL = "sqlite:///data/app.db"
 MIN_API_KEY_LENGTH = 16
+MIGRATE_MODES = ("auto", "off")
 # The characters of an RFC 6750 bearer token.
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
@@ -62,6 +63,9 @@ class Settings:
     db_pool_size: int = 8
     db_pool_timeout_s: float = 10.0
     db_busy_timeout_ms: int = 10_000
+    # ``auto``: start-up upgrades the schema to the newest revision; ``off``: it only checks that the
+    # schema is there, for operators who run ``python -m chatstore db upgrade`` themselves.
+    migrate: str = "auto"
 
     # A process that has not renewed its lease for this long is considered dead,
     # and the replies it was streaming are marked ``incomplete``.
@@ -108,6 +112,8 @@ class Settings:
             raise SettingsError("CHATSTORE_PROGRESS_INTERVAL_MS must be at least 10")
         if self.db_pool_size < 1:
             raise SettingsError("CHATSTORE_DB_POOL_SIZE must be at least 1")
+        if self.migrate not in MIGRATE_MODES:
+            raise SettingsError(f"CHATSTORE_MIGRATE must be auto or off, got {self.migrate!r}")
         if self.worker_lease_s <= 0:
             raise SettingsError("CHATSTORE_WORKER_LEASE_S must be positive")
         self._check_responder()

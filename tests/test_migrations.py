@@ -1,0 +1,605 @@
+"""Versioned schema: upgrading a real 0.1.0 database, revisions against the models, locks, refusals.
+
+The 0.1.0 databases are SQL dumps written by that release's code (``tests/data/build_0_1_0.py``),
+with what its API answered about them beside each one.
+"""
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import BigInteger, Column, DateTime, Engine, MetaData, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+from chatstore.__main__ import main
+from chatstore.app import create_app
+from chatstore.core.db import resolve_url
+from chatstore.core.migrations import (
+    _SCHEMA_LOCK_KEY,
+    MIGRATIONS,
+    SchemaError,
+    SchemaState,
+    Upgrade,
+    differences_from_models,
+    read_schema_state,
+    upgrade_schema,
+)
+from chatstore.core.settings import Settings, SettingsError
+from tests.conftest import postgres_url, skip_or_fail_in_ci
+from tests.helpers import DatabaseView, parse_sse
+from tests.servers import ServerProcess, running_servers, start_server
+
+DATA = Path(__file__).parent / "data" / "0.1.0"
+UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
+NOTHING_TO_DO = "nothing to upgrade"
+
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+
+def load_0_1_0(backend: str, database_url: str) -> None:
+    """Write the 0.1.0 dump of ``backend`` into the (empty) database of ``database_url``."""
+    if backend == "sqlite":
+        connection = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+        statement = ""
+        # Statement by statement, as the sqlite3 shell reads a dump (its FTS5 table is written into
+        # sqlite_schema directly, and later statements must see it).
+        for line in (DATA / "sqlite.sql").read_text().splitlines(keepends=True):
+            statement += line
+            if sqlite3.complete_statement(statement):
+                connection.execute(statement)
+                statement = ""
+        connection.close()
+        return
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        unaccent = connection.execute(
+            "SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'unaccent'"
+        ).fetchone()
+        if unaccent is None:
+            connection.execute("CREATE EXTENSION unaccent WITH SCHEMA public")
+            unaccent = ("public",)
+        # The dump names the schema unaccent was in where it was made.
+        sql = (DATA / "postgres.sql").read_text().replace("public.unaccent", f'"{unaccent[0]}".unaccent')
+        connection.execute(sql.encode())
+
+
+def recorded_api(backend: str) -> dict[str, Any]:
+    return dict(json.loads((DATA / f"{backend}-api.json").read_text()))
+
+
+def describe_schema(engine: Engine) -> dict[str, Any]:
+    """Every object of the schema as the database itself states it (names of the schema taken out)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            rows = connection.exec_driver_sql("SELECT type, name, tbl_name, sql FROM sqlite_master").all()
+            return {"objects": sorted(tuple(row) for row in rows)}
+        schema = connection.exec_driver_sql("SELECT current_schema()").scalar()
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            found = connection.execute(text(sql), {"schema": schema}).all()
+            return sorted(tuple(str(v).replace(f"{schema}.", "") for v in row) for row in found)
+
+        return {
+            "columns": rows(
+                "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default, "
+                "is_generated, generation_expression FROM information_schema.columns "
+                "WHERE table_schema = :schema"
+            ),
+            "constraints": rows(
+                "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) "
+                "FROM pg_constraint AS c JOIN pg_namespace AS n ON n.oid = c.connamespace "
+                "WHERE n.nspname = :schema"
+            ),
+            "indexes": rows("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :schema"),
+            "search_configuration": rows(
+                "SELECT m.maptokentype, m.mapseqno, m.mapdict::regdictionary::text "
+                "FROM pg_ts_config_map AS m JOIN pg_ts_config AS c ON c.oid = m.mapcfg "
+                "JOIN pg_namespace AS n ON n.oid = c.cfgnamespace "
+                "WHERE c.cfgname = 'chatstore_search' AND n.nspname = :schema"
+            ),
+            "triggers": rows(
+                "SELECT t.tgname FROM pg_trigger AS t JOIN pg_class AS r ON r.oid = t.tgrelid "
+                "JOIN pg_namespace AS n ON n.oid = r.relnamespace "
+                "WHERE n.nspname = :schema AND NOT t.tgisinternal"
+            ),
+        }
+
+
+def without_version_table(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        kind: [row for row in rows if "alembic_version" not in " ".join(map(str, row))]
+        for kind, rows in schema.items()
+    }
+
+
+def snapshot(engine: Engine) -> dict[str, Any]:
+    """The schema and every row of chatstore's tables (and the version table, if there is one)."""
+    state: dict[str, Any] = {"schema": describe_schema(engine)}
+    with engine.connect() as connection:
+        tables = ["sessions", "messages", "workers", "alembic_version"]
+        for table in tables:
+            if engine.dialect.has_table(connection, table):
+                rows = connection.exec_driver_sql(f"SELECT * FROM {table}").all()
+                state[table] = sorted(tuple(str(v) for v in row) for row in rows)
+    return state
+
+
+def db_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, *args: str
+) -> Any:
+    """Run ``python -m chatstore db …`` in this process; returns (exit status, stdout, stderr)."""
+    monkeypatch.setenv("CHATSTORE_DATABASE_URL", url)
+    with pytest.raises(SystemExit) as exited:
+        main(["db", *args])
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+def scripts_with(tmp_path: Path, name: str, body: str) -> Path:
+    """A copy of chatstore's migrations with one more revision file: what the next release adds."""
+    location = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
+    (location / "versions" / name).write_text(body)
+    return location
+
+
+# One file, as the README says: archive a session (a column on a table messages refer to, so that
+# SQLite copies the table: its messages must survive the copy), and index by it.
+REVISION_2 = '''"""Sessions can be archived.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    recreate = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+    with op.batch_alter_table("sessions", recreate=recreate) as batch:
+        batch.add_column(sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True))
+        batch.create_index("ix_sessions_archived", ["archived_at"])
+    op.execute("UPDATE sessions SET archived_at = created_at WHERE name = 'Imported'")
+
+
+def downgrade() -> None:
+    raise NotImplementedError
+'''
+
+# Changes the schema, then fails: none of it may stay.
+FAILING_REVISION_2 = '''"""Fails half-way.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("archive", sa.Column("id", sa.String(), primary_key=True))
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("pinned", sa.Boolean(), nullable=True))
+    op.execute("UPDATE sessions SET name = 'changed'")
+    raise RuntimeError("the upgrade broke half-way")
+
+
+def downgrade() -> None:
+    raise NotImplementedError
+'''
+
+
+def upgrade(settings: Settings, script_location: Path = MIGRATIONS) -> Upgrade:
+    return asyncio.run(upgrade_schema(settings, script_location=script_location))
+
+
+def state_of(settings: Settings, script_location: Path = MIGRATIONS) -> SchemaState:
+    return asyncio.run(read_schema_state(settings, script_location=script_location))
+
+
+# --- Upgrading a real 0.1.0 database -------------------------------------------------------------
+
+
+def test_a_0_1_0_database_upgrades_and_reads_back_as_before(
+    backend: str,
+    database_url: str,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    load_0_1_0(backend, database_url)
+    expected = recorded_api(backend)
+
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
+    assert status == 0
+    assert out.startswith("the database is a chatstore 0.1.0 one, without a version table"), out
+    assert "run python -m chatstore db upgrade" in out
+
+    with TestClient(create_app(settings)) as client:  # start-up upgrades it
+
+        def get(path: str, **params: Any) -> Any:
+            response = client.get(path, params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        assert get("/api/sessions", limit=100) == expected["sessions"]
+        assert get("/api/sessions", limit=100, order="activity") == expected["sessions_by_activity"]
+        for session_id, detail in expected["details"].items():
+            assert get(f"/api/sessions/{session_id}") == detail
+        for q, page in expected["searches"].items():
+            assert get("/api/search", q=q, limit=50) == page, q
+        # The reply another host still streams is left to it.
+        statuses = {m["status"] for d in expected["details"].values() for m in d["messages"]}
+        assert statuses == {"complete", "incomplete", "error", "in_progress"}
+        # The index keeps up with what is written after the upgrade.
+        session_id = expected["sessions"][0]["id"]
+        response = client.post(
+            "/api/chat",
+            json={"session_id": session_id, "messages": [{"role": "user", "content": "zeppelin"}]},
+        )
+        assert response.status_code == 200, response.text
+        [stored] = parse_sse(response.text)[0].data["message_ids"]
+        assert stored in [hit["message_id"] for hit in get("/api/search", q="zeppelin")["results"]]
+
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
+    assert (status, out) == (0, "the database is at revision 0001, the newest\n")
+
+
+def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
+    backend: str,
+    database_url: str,
+    db_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    load_0_1_0(backend, database_url)
+    before = snapshot(db_engine)
+
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
+    assert (status, out) == (0, "recorded the chatstore 0.1.0 database as revision 0001, the newest\n")
+
+    after = snapshot(db_engine)
+    assert after.pop("alembic_version") == [("0001",)]
+    after["schema"] = without_version_table(after["schema"])
+    assert after == before  # nothing else was touched
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
+    assert (status, out) == (0, "the database is at revision 0001, the newest: nothing to upgrade\n")
+
+
+# --- The revisions against the 0.1.0 schema and the models -------------------------------------
+
+
+def test_revision_1_from_empty_is_exactly_the_0_1_0_schema(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
+) -> None:
+    assert upgrade(settings).describe() == "created the schema at revision 0001, the newest"
+
+    if backend == "sqlite":  # SQLite keeps each object's SQL as it was written: compare it all
+        old_url = f"sqlite:///{tmp_path / 'old.db'}"
+        load_0_1_0(backend, old_url)
+        old_engine = create_engine(resolve_url(old_url, blocking=True))
+        assert describe_schema(old_engine) == without_version_table(describe_schema(db_engine))
+        old_engine.dispose()
+        return
+    # PostgreSQL states a constraint differently once it has gone through a dump: compare the dumps.
+    if shutil.which("pg_dump") is None:
+        skip_or_fail_in_ci("comparing PostgreSQL schemas needs pg_dump (PostgreSQL's client programs)")
+    with db_engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE alembic_version")
+    assert ddl_lines(pg_dump(database_url)) == ddl_lines((DATA / "postgres.sql").read_text())
+
+
+def pg_dump(database_url: str) -> str:
+    url = make_url(database_url)
+    schema = str(url.query["options"]).removeprefix("-csearch_path=")
+    plain = url.difference_update_query(["options"]).render_as_string(hide_password=False)
+    dumped = subprocess.run(
+        ["pg_dump", "--schema", schema, "--schema-only", "--no-owner", "--no-privileges", plain],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dumped.replace(f"{schema}.", "")
+
+
+def ddl_lines(dump: str) -> list[str]:
+    """A dump's statements but its rows, comments, psql commands, and the schema and search path."""
+    skipped = ("--", "\\", "INSERT INTO", "CREATE SCHEMA", "SELECT pg_catalog.set_config('search_path'")
+    return [line for line in dump.splitlines() if line.strip() and not line.startswith(skipped)]
+
+
+def test_the_revisions_give_the_schema_of_the_models(settings: Settings, db_engine: Engine) -> None:
+    upgrade(settings)
+    with db_engine.connect() as connection:
+        assert differences_from_models(connection) == []
+
+
+def test_a_model_change_without_a_revision_fails_the_comparison(
+    settings: Settings, db_engine: Engine
+) -> None:
+    upgrade(settings)
+    changed = MetaData()
+    for table in SQLModel.metadata.tables.values():
+        table.to_metadata(changed)
+    changed.tables["sessions"].append_column(Column("archived_at", DateTime(timezone=True), nullable=True))
+    changed.tables["messages"].c.seq.type = BigInteger()
+
+    with db_engine.connect() as connection:
+        found = differences_from_models(connection, changed)
+
+    # Alembic gives an added column as a tuple, a changed one as a list of tuples.
+    entries = [diff[0] if isinstance(diff, list) else diff for diff in found]
+    assert sorted((entry[0], entry[2]) for entry in entries) == [
+        ("add_column", "sessions"),
+        ("modify_type", "messages"),
+    ], found
+
+
+# --- The next revision --------------------------------------------------------------------------
+
+
+def test_the_next_revision_is_one_file_and_keeps_every_row(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
+) -> None:
+    load_0_1_0(backend, database_url)
+    upgrade(settings)
+    before = snapshot(db_engine)
+    scripts = scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2)
+
+    done = upgrade(settings, scripts)
+
+    assert done.describe() == "upgraded the database from revision 0001 to 0002, the newest"
+    after = snapshot(db_engine)
+    assert after["alembic_version"] == [("0002",)]
+    assert len(after["messages"]) == len(before["messages"]) == 22  # the copy of sessions cascaded nothing
+    assert after["messages"] == before["messages"]
+    archived = [row for row in after["sessions"] if row[-1] != "None"]
+    assert [row[1] for row in archived] == ["Imported"]
+    if backend == "sqlite":  # the table SQLite copied is not the one the search triggers are on
+        triggers = {row[1] for row in after["schema"]["objects"] if row[0] == "trigger"}
+        assert triggers == {"messages_search_insert", "messages_search_update", "messages_search_delete"}
+
+
+def test_a_failed_upgrade_leaves_the_revision_it_had(
+    database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
+) -> None:
+    upgrade(settings)
+    with db_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sessions (id, name, metadata, created_at, updated_at, last_seq, activity_at) "
+                "VALUES ('s', 'kept', '{}', :t, :t, 0, :t)"
+            ),
+            {"t": "2026-01-01 00:00:00+00:00"},
+        )
+    before = snapshot(db_engine)
+    scripts = scripts_with(tmp_path, "0002_fails.py", FAILING_REVISION_2)
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        upgrade(settings, scripts)
+
+    assert snapshot(db_engine) == before
+    assert state_of(settings, scripts).revision == "0001"
+
+
+# --- A database newer than the code -------------------------------------------------------------
+
+
+@pytest.mark.server
+def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
+    database_url: str,
+    settings: Settings,
+    db_engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    upgrade(settings, scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2))
+    before = snapshot(db_engine)
+
+    server = start_server(database_url, tmp_path / "server.log")
+    assert server.process.wait(30) != 0
+    log = server.log()
+    assert "Traceback" not in log
+    [refusal] = log.strip().splitlines()
+    assert refusal.startswith(
+        "ERROR:    the database is at revision 0002, which this chatstore does not have"
+    )
+    assert "this one's newest revision is 0001" in refusal
+    assert "nothing was changed" in refusal
+
+    status, _, err = db_command(monkeypatch, capsys, database_url, "upgrade")
+    assert status == 1
+    assert "revision 0002" in err and "0001" in err
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
+    assert status == 0
+    assert out.startswith("the database is at revision 0002, which this chatstore does not have")
+
+    # The app's own start-up (any other launcher) refuses too, under the lock.
+    with pytest.raises(BaseExceptionGroup) as caught, TestClient(create_app(settings)):
+        pass
+    assert caught.group_contains(SchemaError, match="revision 0002")
+    assert snapshot(db_engine) == before
+
+
+# --- CHATSTORE_MIGRATE=off ----------------------------------------------------------------------
+
+
+def test_with_upgrades_off_start_up_refuses_until_db_upgrade_ran(
+    backend: str,
+    database_url: str,
+    tmp_path: Path,
+    db_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    load_0_1_0(backend, database_url)
+    settings = Settings(database_url=database_url, migrate="off")
+    before = snapshot(db_engine)
+
+    refusal = "CHATSTORE_MIGRATE=off: run python -m chatstore db upgrade first"
+    with pytest.raises(BaseExceptionGroup) as caught, TestClient(create_app(settings)):
+        pass
+    assert caught.group_contains(SchemaError, match=refusal)
+    assert snapshot(db_engine) == before
+
+    assert db_command(monkeypatch, capsys, database_url, "upgrade")[0] == 0
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_an_unknown_upgrade_mode_names_its_variable() -> None:
+    with pytest.raises(SettingsError, match="CHATSTORE_MIGRATE must be auto or off"):
+        Settings.from_env({"CHATSTORE_MIGRATE": "sometimes"})
+
+
+def test_history_lists_the_revisions(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, out, _ = db_command(monkeypatch, capsys, f"sqlite:///{tmp_path / 'none.db'}", "history")
+    assert status == 0
+    assert out == (
+        "0001  The schema of release 0.1.0: sessions, messages, workers, and the full-text index of messages."
+        "  (newest)\n"
+    )
+    assert not (tmp_path / "none.db").exists()  # history reads no database
+
+
+# --- Processes starting together ----------------------------------------------------------------
+
+
+@contextmanager
+def holding_schema_lock(backend: str, database_url: str) -> Iterator[threading.Event]:
+    """Hold the schema lock, as a process upgrading would, until the yielded event is set."""
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        if backend == "sqlite":
+            connection = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(60)
+            connection.execute("COMMIT")
+            connection.close()
+            return
+        with psycopg.connect(database_url) as connection:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold, name="schema-lock", daemon=True)
+    holder.start()
+    assert held.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def release_when_all_start(log_dir: Path, count: int, release: threading.Event) -> list[bool]:
+    """Let go of the schema lock once every process has reached its start-up (in the background), so
+    that all of them ask for the lock while it is held; the list says whether they all got there."""
+    reached: list[bool] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        logs = [log_dir / f"server-{i}.log" for i in range(count)]
+        while time.monotonic() < deadline:
+            if all(p.exists() and "Waiting for application startup" in p.read_text() for p in logs):
+                reached.append(True)
+                time.sleep(1.0)  # and on into the wait for the lock
+                break
+            time.sleep(0.05)
+        release.set()
+
+    threading.Thread(target=watch, name="release-lock", daemon=True).start()
+    return reached
+
+
+def assert_upgraded_once(servers: list[ServerProcess], expected: str) -> None:
+    upgrades = [
+        line for s in servers for line in s.log().splitlines() if any(u in line for u in UPGRADE_LINES)
+    ]
+    assert len(upgrades) == 1, "\n".join(s.log() for s in servers)
+    assert expected in upgrades[0]
+    waited = [s for s in servers if NOTHING_TO_DO in s.log()]
+    assert len(waited) == len(servers) - 1
+    for server in servers:
+        assert "Traceback" not in server.log(), server.log()
+
+
+PROCESSES = 4
+INFO_LOGS = {"CHATSTORE_LOG_LEVEL": "info", "CHATSTORE_DB_BUSY_TIMEOUT_MS": "30000"}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("start", ["empty", "0.1.0"])
+def test_processes_starting_together_upgrade_once(
+    start: str, backend: str, database_url: str, tmp_path: Path, db: DatabaseView
+) -> None:
+    if start == "0.1.0":
+        load_0_1_0(backend, database_url)
+
+    with holding_schema_lock(backend, database_url) as release:
+        reached = release_when_all_start(tmp_path, PROCESSES, release)
+        with running_servers(PROCESSES, database_url, tmp_path, INFO_LOGS) as servers:
+            assert reached == [True]
+            for server in servers:
+                assert httpx.get(f"{server.base_url}/api/sessions", timeout=10).status_code == 200
+            upgraded = "created the schema" if start == "empty" else "recorded the chatstore 0.1.0"
+            assert_upgraded_once(servers, upgraded)
+    assert db.rows("SELECT version_num FROM alembic_version") == [{"version_num": "0001"}]
+    assert db.scalar("SELECT count(*) FROM messages") == (0 if start == "empty" else 22)
+
+
+@pytest.mark.server
+def test_processes_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "chatstore.db"
+    url = f"sqlite:///{path}"
+
+    with running_servers(PROCESSES, url, tmp_path, INFO_LOGS) as servers:
+        assert_upgraded_once(servers, "created the schema")
+
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_search_path_without_a_schema_that_exists_is_named() -> None:
+    base = postgres_url()
+    if base is None:
+        skip_or_fail_in_ci("this test needs PostgreSQL (CHATSTORE_TEST_POSTGRES_URL)")
+    settings = Settings(database_url=f"{base}?options=-csearch_path%3Dnowhere_at_all")
+
+    with pytest.raises(BaseExceptionGroup) as caught, TestClient(create_app(settings)):
+        pass
+    assert caught.group_contains(SchemaError, match="search_path names no schema that exists")
