@@ -17,7 +17,7 @@ from chatstore.api.auth import api_key_guard, cors_config, document_api_key
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
-from chatstore.api.openapi import name_error_bodies
+from chatstore.api.openapi import document_database_errors, name_error_bodies
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
 from chatstore.core.db import open_database
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         ),
     )
     name_error_bodies(application.openapi_schema)
+    document_database_errors(application.openapi_schema)
     document_api_key(application.openapi_schema, required=bool(settings.api_keys))
     # Outermost, so that requests no route matches and CORS preflights are logged too.
     application.asgi_handler = AccessLog(application.asgi_handler)

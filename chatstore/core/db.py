@@ -197,8 +197,9 @@ class _Outage:
 def _describe(error: BaseException) -> str:
     if isinstance(error, DatabaseUnavailable):  # chatstore's own finding, logged where it was made
         return error.reason
-    # SQLAlchemy appends a link to its documentation; the first line is the driver's own message.
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    # SQLAlchemy appends a link to its documentation: the driver's own message is what comes before.
+    message = str(error).split("(Background on this error at:")[0].strip()
+    return f"{type(error).__name__}: {' '.join(message.split())}"
 
 
 class Database(ABC):
