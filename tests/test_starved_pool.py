@@ -75,8 +75,8 @@ def test_a_starved_pool_answers_503_and_never_costs_a_live_process_its_lease(
         retry_after is not None and int(retry_after) > 0 for code, retry_after in answers if code == 503
     )
     # The lease never ran out, it kept moving ahead, and the live reply was never swept.
-    assert all(expires > at for at, expires, _ in samples), samples
-    assert samples[-1][1] > samples[0][1]
+    assert all(expires is not None and expires > at for at, expires, _ in samples), samples
+    assert samples[-1][1] is not None and samples[0][1] is not None and samples[-1][1] > samples[0][1]
     assert {status for _, _, status in samples} == {"in_progress"}, samples
     assert chat.events[-1].event == "done", chat.events[-3:]
     assert chat.events[-1].data["status"] == "complete"
@@ -85,11 +85,11 @@ def test_a_starved_pool_answers_503_and_never_costs_a_live_process_its_lease(
 
 def _starve(
     base_url: str, engine: Any, locked_id: str, worker_id: str, reply_id: str
-) -> tuple[list[tuple[int, str | None]], list[tuple[datetime, datetime, str]]]:
+) -> tuple[list[tuple[int, str | None]], list[tuple[datetime, datetime | None, str]]]:
     """Hold every connection of the pool for ``HOLD_S``: two updates wait on a row the test has
     locked while more clients keep asking. Returns what they got, and the lease as sampled."""
     answers: list[tuple[int, str | None]] = []
-    samples: list[tuple[datetime, datetime, str]] = []
+    samples: list[tuple[datetime, datetime | None, str]] = []
     stop = threading.Event()
 
     def client(number: int) -> None:
@@ -104,21 +104,23 @@ def _starve(
     with engine.connect() as holder, ThreadPoolExecutor(CLIENTS) as pool:
         holder.execute(text("SELECT id FROM sessions WHERE id = :id FOR UPDATE"), {"id": locked_id})
         futures = [pool.submit(client, number) for number in range(CLIENTS)]
-        deadline = time.monotonic() + HOLD_S
-        with engine.connect() as reader:
-            while time.monotonic() < deadline:
-                row = reader.execute(
-                    text(
-                        "SELECT w.lease_expires_at, m.status FROM workers w, messages m"
-                        " WHERE w.id = :worker AND m.id = :reply"
-                    ),
-                    {"worker": worker_id, "reply": reply_id},
-                ).one()
-                reader.rollback()
-                samples.append((datetime.now(UTC), row.lease_expires_at, row.status))
-                time.sleep(0.2)
-        stop.set()
-        holder.rollback()  # the two waiting updates go through; the clients stop
+        try:
+            deadline = time.monotonic() + HOLD_S
+            with engine.connect() as reader:
+                while time.monotonic() < deadline:
+                    row = reader.execute(
+                        text(
+                            "SELECT (SELECT lease_expires_at FROM workers WHERE id = :worker) AS expires,"
+                            " status FROM messages WHERE id = :reply"
+                        ),
+                        {"worker": worker_id, "reply": reply_id},
+                    ).one()
+                    reader.rollback()
+                    samples.append((datetime.now(UTC), row.expires, row.status))
+                    time.sleep(0.2)
+        finally:
+            stop.set()
+            holder.rollback()  # the two waiting updates go through; the clients stop
         for future in futures:
             future.result()
     return answers, samples

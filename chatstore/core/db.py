@@ -302,15 +302,16 @@ class SQLiteDatabase(Database):
 
     async def _read(self, fn: Work[T]) -> T:
         # Waiting for a connection is bounded as on PostgreSQL: a starved pool answers "busy".
+        borrower = object()  # one token per read, whichever task asks
         try:
             with anyio.fail_after(self._pool_timeout_s):
-                await self._read_limiter.acquire()
+                await self._read_limiter.acquire_on_behalf_of(borrower)
         except TimeoutError:
             raise DatabaseUnavailable("busy", retry_after_s=1) from None
         try:
             return await anyio.to_thread.run_sync(self._read_in_thread, fn)
         finally:
-            self._read_limiter.release()
+            self._read_limiter.release_on_behalf_of(borrower)
 
     def _read_in_thread(self, fn: Work[T]) -> T:
         self._file.check()
