@@ -185,8 +185,9 @@ def test_a_full_disk_serves_reads_refuses_writes_with_507_and_recovers(
         stored = store_before_the_fault(server)
         disk.fill()
         try:
-            answers = run_probes(server, stored)
+            # First, before any request has failed: only a write can tell that the disk is full.
             unhealthy = health(server)
+            answers = run_probes(server, stored)
         finally:
             disk.free()
         writes = {probe.name for probe in probes(stored) if probe.writes}
