@@ -18,7 +18,7 @@ from chatstore.api.dependencies import provide_db, provide_replies, provide_sett
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
 from chatstore.api.limits import DepthLimitedRequest
-from chatstore.api.openapi import name_error_bodies
+from chatstore.api.openapi import document_database_errors, name_error_bodies
 from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         ),
     )
     name_error_bodies(application.openapi_schema)
+    document_database_errors(application.openapi_schema)
     document_api_key(application.openapi_schema, required=bool(settings.api_keys))
     # Outermost, so that requests no route matches, CORS preflights and refusals are logged too.
     application.asgi_handler = AccessLog(

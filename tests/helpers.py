@@ -117,17 +117,18 @@ class FailingWrites(Database):
     on a full disk, before they reach it; reads always go through."""
 
     def __init__(self, database: Database, faults: WriteFaults) -> None:
+        super().__init__()
         self.dialect = database.dialect
         self._database = database
         self._faults = faults
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
         return await self._database.read(fn)
 
-    async def write(self, fn: Callable[[Connection], T], *, single_statement: bool = False) -> T:
+    async def _write(self, fn: Callable[[Connection], T], single_statement: bool, priority: bool) -> T:
         if self._faults.refuses(fn):
             raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
-        return await self._database.write(fn, single_statement=single_statement)
+        return await self._database.write(fn, single_statement=single_statement, priority=priority)
 
     async def close(self) -> None:
         await self._database.close()

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from chatstore.app import create_app
+from chatstore.core.db import DatabaseUnavailable
 from chatstore.core.settings import Settings
 from chatstore.services.workers import process_namespace
 from tests.helpers import DatabaseView
@@ -165,8 +166,9 @@ def test_a_file_that_is_not_a_database_stops_start_up_instead_of_hanging(tmp_pat
 
 
 def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_path: Path) -> None:
-    """Past the busy timeout every queued write fails with "database is locked", as one batch, and
-    the writer goes on working once the lock is released."""
+    """Past the busy timeout every queued write fails with "database is locked" (as
+    ``DatabaseUnavailable``, reason ``busy``), as one batch, and the writer goes on working once the
+    lock is released."""
     path = tmp_path / "app.db"
     settings = Settings(database_url=f"sqlite:///{path}", db_busy_timeout_ms=300)
     with TestClient(create_app(settings)) as client:
@@ -184,7 +186,7 @@ def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_p
                             lambda connection: connection.exec_driver_sql("DELETE FROM workers WHERE 0")
                         )
                         results.append(None)
-                    except OperationalError as exc:
+                    except DatabaseUnavailable as exc:
                         results.append(exc)
 
                 async with anyio.create_task_group() as group:
@@ -197,5 +199,8 @@ def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_p
             blocker.execute("ROLLBACK")
             blocker.close()
         assert len(results) == 5
-        assert all(isinstance(r, OperationalError) and "locked" in str(r) for r in results)
+        assert all(isinstance(r, DatabaseUnavailable) and r.reason == "busy" for r in results)
+        assert all(
+            isinstance(r.__cause__, OperationalError) and "locked" in str(r.__cause__) for r in results
+        )
         assert client.post("/api/sessions").status_code == 201

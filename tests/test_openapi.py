@@ -12,20 +12,20 @@ from chatstore.app import create_app
 from chatstore.core.settings import Settings
 
 EXPECTED = {
-    ("post", "/api/sessions"): {"201", "400", "413"},
-    ("get", "/api/sessions"): {"200"},
-    ("get", "/api/sessions/{session_id}"): {"200", "404"},
-    ("delete", "/api/sessions/{session_id}"): {"204", "404"},
-    ("post", "/api/chat"): {"200", "400", "404", "413"},
-    ("patch", "/api/sessions/{session_id}"): {"200", "400", "404", "413"},
-    ("get", "/api/sessions/{session_id}/messages"): {"200", "400", "404"},
-    ("get", "/api/sessions/{session_id}/export"): {"200", "400", "404"},
-    ("post", "/api/sessions/import"): {"201", "400", "413"},
+    ("post", "/api/sessions"): {"201", "400", "413", "503", "507"},
+    ("get", "/api/sessions"): {"200", "503"},
+    ("get", "/api/sessions/{session_id}"): {"200", "404", "503"},
+    ("delete", "/api/sessions/{session_id}"): {"204", "404", "503", "507"},
+    ("post", "/api/chat"): {"200", "400", "404", "413", "503", "507"},
+    ("patch", "/api/sessions/{session_id}"): {"200", "400", "404", "413", "503", "507"},
+    ("get", "/api/sessions/{session_id}/messages"): {"200", "400", "404", "503"},
+    ("get", "/api/sessions/{session_id}/export"): {"200", "400", "404", "503"},
+    ("post", "/api/sessions/import"): {"201", "400", "413", "503", "507"},
     ("get", "/healthz"): {"200", "503"},
-    ("get", "/api/search"): {"200", "400"},
-    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "404", "409", "413"},
-    ("get", "/api/messages/{message_id}/stream"): {"200", "400", "404"},
-    ("post", "/api/messages/{message_id}/stop"): {"200", "404"},
+    ("get", "/api/search"): {"200", "400", "503"},
+    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "404", "409", "413", "503", "507"},
+    ("get", "/api/messages/{message_id}/stream"): {"200", "400", "404", "503"},
+    ("post", "/api/messages/{message_id}/stop"): {"200", "404", "503", "507"},
 }
 
 
@@ -103,3 +103,11 @@ def test_paged_lists_document_their_parameters_and_headers(schema: dict[str, Any
         operation = schema["paths"][path]["get"]
         assert {"limit", "cursor"} <= {p["name"] for p in operation["parameters"]}
         assert {"Link", "X-Next-Cursor"} <= set(operation["responses"]["200"]["headers"])
+
+
+def test_database_refusals_are_documented_with_retry_after(schema: dict[str, Any]) -> None:
+    for path, method in (("/api/sessions", "get"), ("/api/chat", "post")):
+        refused = schema["paths"][path][method]["responses"]["503"]
+        assert refused["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+        assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "507" not in schema["paths"]["/api/sessions"]["get"]["responses"]

@@ -11,8 +11,11 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_507_INSUFFICIENT_STORAGE,
 )
 
+from chatstore.core.db import DatabaseUnavailable, DiskFull
 from chatstore.services.errors import InvalidInput, NothingToRegenerate, ReplyNotFound, SessionNotFound
 
 __all__ = ["exception_handlers"]
@@ -74,6 +77,12 @@ def undecodable_body(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Resp
     return _error(HTTP_400_BAD_REQUEST, f"body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
 
 
+def database_unavailable(_: Request[Any, Any, Any], exc: DatabaseUnavailable) -> Response[Any]:
+    """503 while the database is away, 507 when its disk is full; the database layer logs the cause."""
+    status = HTTP_507_INSUFFICIENT_STORAGE if isinstance(exc, DiskFull) else HTTP_503_SERVICE_UNAVAILABLE
+    return _error(status, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # The path is the client's: %r escapes newlines and control characters, so it cannot forge a line.
     logger.error("unhandled error on %s %r", request.method, request.url.path, exc_info=exc)
@@ -87,5 +96,6 @@ exception_handlers: dict[Any, Any] = {
     InvalidInput: invalid_input,
     ClientException: client_error,
     UnicodeDecodeError: undecodable_body,
+    DatabaseUnavailable: database_unavailable,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
 }

@@ -5,9 +5,25 @@ from typing import Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPI, OpenAPIResponse, Operation, Reference
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    Schema,
+)
+from litestar.openapi.spec.enums import OpenAPIType
 
-__all__ = ["ERROR_BODY_REF", "ErrorBody", "OptionalBodyOperation", "error_response", "name_error_bodies"]
+__all__ = [
+    "ERROR_BODY_REF",
+    "ErrorBody",
+    "OptionalBodyOperation",
+    "document_database_errors",
+    "error_response",
+    "name_error_bodies",
+]
 
 ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 
@@ -49,3 +65,38 @@ def name_error_bodies(openapi: OpenAPI) -> None:
                 media = (response.content or {}).get("application/json")
                 if media is not None and not isinstance(media.schema, Reference):
                     media.schema = Reference(ref=ERROR_BODY_REF)
+
+
+_WRITING_METHODS = ("post", "put", "patch", "delete")
+
+
+def document_database_errors(openapi: OpenAPI) -> None:
+    """Add to every ``/api`` operation the 503 it gets while the database is unavailable, and to
+    those that write the 507 of a full disk, in place (Litestar has no layered ``responses``)."""
+    retry_after = OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER),
+        description="Seconds to wait before trying again.",
+    )
+
+    def refusal(description: str) -> OpenAPIResponse:
+        return OpenAPIResponse(
+            description=description,
+            headers={"Retry-After": retry_after},
+            content={"application/json": OpenAPIMediaType(schema=Reference(ref=ERROR_BODY_REF))},
+        )
+
+    unavailable = refusal(
+        "The database is unavailable (unreachable, out of connections, or its file is gone): "
+        "nothing was changed; try again after `Retry-After` seconds."
+    )
+    full = refusal("The database's disk is full: nothing was stored. Reads still work.")
+    for path, item in (openapi.paths or {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation: Operation | None = getattr(item, method)
+            if operation is None or operation.responses is None:
+                continue
+            operation.responses["503"] = unavailable
+            if method in _WRITING_METHODS:
+                operation.responses["507"] = full

@@ -11,13 +11,22 @@ event loop:
   Reads use a small pool of connections, which WAL lets run beside the writer.
 - PostgreSQL runs them on asyncpg through SQLAlchemy's ``run_sync``, each in its own transaction
   on a pool, with no thread at all.
+
+When the database cannot run a transaction (unreachable, out of connections, a full disk, a file
+deleted under the process), ``read`` and ``write`` raise ``DatabaseUnavailable`` instead of the
+driver's error and log the driver's message once per outage. The process's own housekeeping
+(its lease, the progress of streaming replies) writes with ``priority=True``: it never queues behind
+requests, whatever they hold.
 """
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
+import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -27,12 +36,13 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chatstore.core.settings import Settings, SettingsError
 
-__all__ = ["Database", "connect_database", "open_database", "resolve_url"]
+__all__ = ["Database", "DatabaseUnavailable", "DiskFull", "connect_database", "open_database", "resolve_url"]
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -64,20 +74,176 @@ def resolve_url(raw: str, *, blocking: bool = False) -> URL:
     )
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot run a transaction now; the request may succeed later.
+
+    ``str(error)`` is what a client may read; the driver's own error is the ``__cause__`` and goes to
+    the log only. ``reason`` says which failure it is, for the health check: ``unreachable`` (the
+    server or file cannot be reached), ``busy`` (no connection or lock came free in time),
+    ``disk_full`` or ``file_deleted``.
+    """
+
+    def __init__(self, reason: str, detail: str | None = None, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail or "the database is unavailable; try again later")
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class DiskFull(DatabaseUnavailable):
+    """The database's disk is full: nothing more can be stored, but what is stored can be read."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "disk_full", "the database cannot store anything more: its disk is full", retry_after_s=30
+        )
+
+
+# SQLite's primary result codes that mean the file, not the statement, is the problem.
+_SQLITE_FULL = 13
+_SQLITE_BUSY_CODES = {5, 6}  # BUSY, LOCKED: past the busy timeout
+_SQLITE_UNAVAILABLE_CODES = {8, 10, 14}  # READONLY, IOERR, CANTOPEN
+# PostgreSQL's SQLSTATE classes and codes of a server that is away, shutting down or out of resources.
+_POSTGRES_UNAVAILABLE_CLASSES = ("08", "53", "58")
+_POSTGRES_UNAVAILABLE_CODES = {"57P01", "57P02", "57P03"}
+_POSTGRES_DISK_FULL = "53100"
+
+
+def unavailability(error: BaseException) -> DatabaseUnavailable | None:
+    """The ``DatabaseUnavailable`` a driver's error amounts to, or None if it is not one (a bug)."""
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    if isinstance(error, PoolTimeout):
+        return DatabaseUnavailable("busy", retry_after_s=1)
+    if isinstance(error, DBAPIError):
+        cause = error.orig
+        if isinstance(cause, sqlite3.Error):
+            code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
+            if code == _SQLITE_FULL:
+                return DiskFull()
+            if code in _SQLITE_BUSY_CODES:
+                return DatabaseUnavailable("busy", retry_after_s=1)
+            if code in _SQLITE_UNAVAILABLE_CODES:
+                return DatabaseUnavailable("unreachable")
+            return None
+        if error.connection_invalidated:
+            return DatabaseUnavailable("unreachable")
+        if cause is not None:
+            error = cause
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        if sqlstate == _POSTGRES_DISK_FULL:
+            return DiskFull()
+        if sqlstate.startswith(_POSTGRES_UNAVAILABLE_CLASSES) or sqlstate in _POSTGRES_UNAVAILABLE_CODES:
+            return DatabaseUnavailable("unreachable")
+        return None
+    # Raw from asyncpg when a connection cannot be made, or breaks: refused, reset, timed out.
+    if isinstance(error, OSError | TimeoutError):
+        return DatabaseUnavailable("unreachable")
+    return None
+
+
+class _Outage:
+    """Logs an outage once when it begins and once when it ends, rather than once per request.
+
+    It ends with a write that works a little while after the last failure: reads work on a full disk,
+    and a write that changes nothing works there too, so neither says that the outage is over.
+    """
+
+    settle_s = 2.0
+    reminder_s = 60.0
+
+    def __init__(self) -> None:
+        self._failing = False
+        self._since = self._last_failure = self._last_logged = 0.0
+        self._refused = 0
+
+    def failed(self, kind: str, error: DatabaseUnavailable, cause: BaseException) -> None:
+        now = time.monotonic()
+        self._refused += 1
+        self._last_failure = now
+        if not self._failing:
+            self._failing = True
+            self._since = self._last_logged = now
+            self._refused = 1
+            logger.warning(
+                "the database is unavailable (%s, on a %s): %s", error.reason, kind, _describe(cause)
+            )
+        elif now - self._last_logged > self.reminder_s:
+            self._last_logged = now
+            logger.warning(
+                "the database is still unavailable (%s) after %.0f s, %d transaction(s) refused: %s",
+                error.reason,
+                now - self._since,
+                self._refused,
+                _describe(cause),
+            )
+
+    def wrote(self) -> None:
+        if self._failing and time.monotonic() - self._last_failure >= self.settle_s:
+            self._failing = False
+            logger.warning(
+                "the database answers again, after %.1f s and %d refused transaction(s)",
+                self._last_failure - self._since,
+                self._refused,
+            )
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, DatabaseUnavailable):  # chatstore's own finding, logged where it was made
+        return error.reason
+    # SQLAlchemy appends a link to its documentation: the driver's own message is what comes before.
+    message = str(error).split("(Background on this error at:")[0].strip()
+    return f"{type(error).__name__}: {' '.join(message.split())}"
+
+
 class Database(ABC):
     dialect: str
 
-    @abstractmethod
+    def __init__(self) -> None:
+        self._outage = _Outage()
+
     async def read(self, fn: Work[T]) -> T:
         """Run ``fn`` in a read transaction (one consistent snapshot)."""
+        try:
+            result = await self._read(fn)
+        except Exception as exc:
+            if (failure := self._failed("read", exc)) is exc:
+                raise
+            raise failure from exc
+        return result
 
-    @abstractmethod
-    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
+    async def write(self, fn: Work[T], *, single_statement: bool = False, priority: bool = False) -> T:
         """Run ``fn`` in a write transaction; returns once it is committed.
 
         ``single_statement=True`` promises that ``fn`` runs exactly one statement, which is atomic
         by itself: PostgreSQL then runs it without BEGIN and COMMIT, two round trips fewer.
+        ``priority=True`` is for the process's own small, periodic writes (its lease, the progress
+        of replies): they go ahead of requests' writes on SQLite and have their own connections on
+        PostgreSQL, so that no load of requests can hold them up.
         """
+        try:
+            result = await self._write(fn, single_statement, priority)
+        except Exception as exc:
+            if (failure := self._failed("write", exc)) is exc:
+                raise
+            raise failure from exc
+        self._outage.wrote()
+        return result
+
+    def _failed(self, kind: str, error: Exception) -> Exception:
+        unavailable = unavailability(error)
+        if unavailable is None:
+            return error
+        self._outage.failed(
+            kind, unavailable, error if unavailable is not error else error.__cause__ or error
+        )
+        return unavailable
+
+    @abstractmethod
+    async def _read(self, fn: Work[T]) -> T: ...
+
+    @abstractmethod
+    async def _write(self, fn: Work[T], single_statement: bool, priority: bool) -> T: ...
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -106,6 +272,7 @@ class SQLiteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(self, url: URL, settings: Settings) -> None:
+        super().__init__()
         busy_timeout_ms = settings.db_busy_timeout_ms
         self._reader = create_engine(
             url, pool_size=settings.db_pool_size, max_overflow=0, pool_timeout=settings.db_pool_timeout_s
@@ -114,22 +281,40 @@ class SQLiteDatabase(Database):
         _configure_sqlite(self._reader, busy_timeout_ms, begin="BEGIN")
         # IMMEDIATE takes the write lock up front: a transaction that read first and then wrote
         # could otherwise fail at once with SQLITE_BUSY when another process wrote in between.
-        _configure_sqlite(writer, busy_timeout_ms, begin="BEGIN IMMEDIATE")
-        self._writer = _GroupCommitWriter(writer)
+        # The writer connects first, before any reader: it alone switches the file to WAL.
+        _configure_sqlite(writer, busy_timeout_ms, begin="BEGIN IMMEDIATE", sets_wal=True)
+        self._file = _DatabaseFile(str(url.database))
+        self._writer = _GroupCommitWriter(writer, connected=self._file.remember, check=self._file.check)
         self._read_limiter = anyio.CapacityLimiter(settings.db_pool_size)
+        self._pool_timeout_s = settings.db_pool_timeout_s
 
-    async def read(self, fn: Work[T]) -> T:
-        return await anyio.to_thread.run_sync(_in_transaction, self._reader, fn, limiter=self._read_limiter)
+    async def _read(self, fn: Work[T]) -> T:
+        # Waiting for a connection is bounded as on PostgreSQL: a starved pool answers "busy".
+        borrower = object()  # one token per read, whichever task asks
+        try:
+            with anyio.fail_after(self._pool_timeout_s):
+                await self._read_limiter.acquire_on_behalf_of(borrower)
+        except TimeoutError:
+            raise DatabaseUnavailable("busy", retry_after_s=1) from None
+        try:
+            return await anyio.to_thread.run_sync(self._read_in_thread, fn)
+        finally:
+            self._read_limiter.release_on_behalf_of(borrower)
 
-    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
-        return await self._writer.submit(fn)
+    def _read_in_thread(self, fn: Work[T]) -> T:
+        self._file.check()
+        with self._reader.begin() as connection:
+            return fn(connection)
+
+    async def _write(self, fn: Work[T], single_statement: bool, priority: bool) -> T:
+        return await self._writer.submit(fn, priority=priority)
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self._writer.stop)
         self._reader.dispose()
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str, *, sets_wal: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
@@ -137,7 +322,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if sets_wal:
+            switch_to_wal(cursor, busy_timeout_ms)
         # In WAL mode NORMAL loses no committed transaction when a process crashes;
         # only a power loss can take back the last ones.
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -148,9 +334,69 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
         connection.exec_driver_sql(begin)
 
 
-def _in_transaction(engine: Engine, fn: Work[T]) -> T:
-    with engine.begin() as connection:
-        return fn(connection)
+def switch_to_wal(cursor: sqlite3.Cursor | sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Put the file in WAL mode; WAL is kept in the file, so later connections find it set.
+
+    The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY at once instead of waiting
+    for the busy timeout: processes starting together on a new file retry here, within that timeout.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause_s = 0.001
+    while True:
+        try:
+            mode = str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY_CODES
+            if not busy or time.monotonic() + pause_s > deadline:
+                raise
+        else:
+            if mode.lower() != "wal":
+                logger.warning("SQLite kept the journal mode %r instead of WAL", mode)
+            return
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.05)
+
+
+class _DatabaseFile:
+    """The SQLite file as this process opened it.
+
+    Deleting the file (or its folder) while chatstore runs does not stop SQLite: it goes on writing
+    to the open, unlinked file, and every write acknowledged from then on is gone at the next start.
+    So the path is checked against the file opened (device and inode) around every transaction.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._opened: tuple[int, int] | None = None
+        self._lost = False
+        self._lock = threading.Lock()
+
+    def remember(self) -> None:
+        with contextlib.suppress(OSError):  # not a plain file (a URI): nothing to watch
+            stat = self.path.stat()
+            self._opened = (stat.st_dev, stat.st_ino)
+
+    def check(self) -> None:
+        if self._opened is None:
+            return
+        if not self._lost:
+            try:
+                stat = self.path.stat()
+                moved = (stat.st_dev, stat.st_ino) != self._opened
+            except (FileNotFoundError, NotADirectoryError):
+                moved = True
+            if not moved:
+                return
+            with self._lock:
+                if not self._lost:
+                    self._lost = True
+                    logger.error(
+                        "the database file %s was deleted or replaced while chatstore runs: every "
+                        "request that needs the database now gets 503; restore the file (or its "
+                        "folder) and restart chatstore",
+                        self.path,
+                    )
+        raise DatabaseUnavailable("file_deleted", retry_after_s=30)
 
 
 class _Job:
@@ -176,31 +422,45 @@ def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseExceptio
         future.set_exception(error)
 
 
+_PRIORITY, _NORMAL, _STOP = 0, 1, 2
+
+
 class _GroupCommitWriter:
-    """One thread, one connection: runs queued write jobs, many to a transaction."""
+    """One thread, one connection: runs queued write jobs, many to a transaction.
+
+    Jobs queue by priority, then in order: a priority job (the lease, the progress of replies) goes
+    into the next transaction however many requests' writes wait. ``connected`` runs once the
+    connection is made; ``check`` before and after each transaction, raising ``DatabaseUnavailable``
+    to fail it.
+    """
 
     max_batch = 128
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connected: Callable[[], None], check: Callable[[], None]) -> None:
         self._engine = engine
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._connected = connected
+        self._check = check
+        self._order = itertools.count()
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._thread = threading.Thread(target=self._run, name="chatstore-sqlite-writer", daemon=True)
         self._thread.start()
 
-    async def submit(self, fn: Work[T]) -> T:
+    async def submit(self, fn: Work[T], *, priority: bool = False) -> T:
         job = _Job(fn, asyncio.get_running_loop())
-        self._jobs.put(job)
+        self._jobs.put((_PRIORITY if priority else _NORMAL, next(self._order), job))
         # Once queued the job runs and commits even if this caller is cancelled.
         return await job.future
 
     def stop(self) -> None:
-        self._jobs.put(None)
+        # Last in the queue: every job queued before it still runs.
+        self._jobs.put((_STOP, next(self._order), None))
         self._thread.join()
         self._engine.dispose()
 
     def _run(self) -> None:
         try:
             connection = self._engine.connect()
+            self._connected()
         except Exception as exc:
             # Without a connection every write fails, at once rather than never.
             logger.exception("the SQLite writer cannot connect")
@@ -208,14 +468,14 @@ class _GroupCommitWriter:
             return
         with connection:
             while True:
-                job = self._jobs.get()
+                job = self._jobs.get()[2]
                 if job is None:
                     return
                 batch = [job]
                 stopping = False
                 while len(batch) < self.max_batch:
                     try:
-                        queued = self._jobs.get_nowait()
+                        queued = self._jobs.get_nowait()[2]
                     except queue.Empty:
                         break
                     if queued is None:
@@ -227,11 +487,12 @@ class _GroupCommitWriter:
                     return
 
     def _fail_every_job(self, error: Exception) -> None:
-        while (job := self._jobs.get()) is not None:
+        while (job := self._jobs.get()[2]) is not None:
             job.settle(error=error)
 
     def _commit(self, connection: Connection, batch: list[_Job]) -> None:
         try:
+            self._check()
             with connection.begin():
                 results = []
                 for job in batch:
@@ -239,9 +500,14 @@ class _GroupCommitWriter:
                         results.append(job.fn(connection))
                     except Exception as exc:
                         raise _JobFailed from exc
+            # Committed into a file deleted meanwhile is not stored: say so rather than acknowledge.
+            self._check()
         except _JobFailed as failed:
-            if len(batch) == 1:
-                batch[0].settle(error=failed.__cause__)
+            cause = failed.__cause__
+            if len(batch) == 1 or unavailability(cause) is not None:  # type: ignore[arg-type]
+                # A full disk or a lost file fails every job alike: no use trying them one by one.
+                for job in batch:
+                    job.settle(error=cause)
                 return
             # The transaction was rolled back for all; run them one by one so only the bad one fails.
             for job in batch:
@@ -266,12 +532,25 @@ class PostgresDatabase(Database):
     without a thread hop, on the fastest PostgreSQL driver for asyncio."""
 
     dialect = "postgresql"
+    # The heartbeat and the progress writer: one connection each, apart from the requests' pool.
+    priority_pool_size = 2
 
     def __init__(self, url: URL, settings: Settings) -> None:
+        super().__init__()
         url, server_settings = _server_settings_from_options(url)
-        self._engine = create_async_engine(
+        self._engine = self._create_engine(url, server_settings, settings, settings.db_pool_size)
+        self._priority = self._create_engine(url, server_settings, settings, self.priority_pool_size)
+        # Same pools, without BEGIN and COMMIT.
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._priority_autocommit = self._priority.execution_options(isolation_level="AUTOCOMMIT")
+
+    @staticmethod
+    def _create_engine(
+        url: URL, server_settings: dict[str, str], settings: Settings, pool_size: int
+    ) -> AsyncEngine:
+        engine = create_async_engine(
             url,
-            pool_size=settings.db_pool_size,
+            pool_size=pool_size,
             max_overflow=0,
             pool_timeout=settings.db_pool_timeout_s,
             # No pre-ping: on asyncpg it costs three round trips per checkout. A connection the
@@ -279,26 +558,28 @@ class PostgresDatabase(Database):
             pool_pre_ping=False,
             connect_args={"timeout": settings.db_pool_timeout_s, "server_settings": server_settings},
         )
-        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")  # same pool
 
-        @event.listens_for(self._engine.sync_engine, "checkout")
+        @event.listens_for(engine.sync_engine, "checkout")
         def _drop_closed(_dbapi_connection: Any, _record: Any, proxy: Any) -> None:
             if proxy.driver_connection.is_closed():
                 raise DisconnectionError("the server closed this connection")  # the pool connects anew
 
-    async def read(self, fn: Work[T]) -> T:
+        return engine
+
+    async def _read(self, fn: Work[T]) -> T:
         async with self._engine.begin() as connection:
             return await connection.run_sync(fn)
 
-    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
+    async def _write(self, fn: Work[T], single_statement: bool, priority: bool) -> T:
         if single_statement:
-            async with self._autocommit.connect() as connection:
+            async with (self._priority_autocommit if priority else self._autocommit).connect() as connection:
                 return await connection.run_sync(fn)
-        async with self._engine.begin() as connection:
+        async with (self._priority if priority else self._engine).begin() as connection:
             return await connection.run_sync(fn)
 
     async def close(self) -> None:
         await self._engine.dispose()
+        await self._priority.dispose()
 
 
 def _server_settings_from_options(url: URL) -> tuple[URL, dict[str, str]]:

@@ -18,8 +18,6 @@ here, never configured by an ``alembic.ini``:
 """
 
 import logging
-import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 import chatstore.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from chatstore.core.db import Work, connect_database, resolve_url
+from chatstore.core.db import Work, connect_database, resolve_url, switch_to_wal
 from chatstore.core.settings import Settings
 
 __all__ = [
@@ -218,7 +216,7 @@ def _on_sqlite(settings: Settings, work: Work[T], write: bool) -> T:
         timeout = max(settings.db_busy_timeout_ms, _SQLITE_SCHEMA_LOCK_TIMEOUT_MS if write else 0)
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(timeout)}")
         if write:
-            _switch_to_wal(dbapi_connection, deadline=time.monotonic() + timeout / 1000)
+            switch_to_wal(dbapi_connection, timeout)
             # Off outside the transaction (it cannot change inside one): see the module's docstring.
             dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
@@ -238,18 +236,6 @@ def _on_sqlite(settings: Settings, work: Work[T], write: bool) -> T:
             return result
     finally:
         engine.dispose()
-
-
-def _switch_to_wal(dbapi_connection: Any, deadline: float) -> None:
-    while True:
-        try:
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            # Two new connections switching a new file at once: one waits for the other.
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _state(connection: Connection, script: ScriptDirectory) -> SchemaState:

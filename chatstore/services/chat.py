@@ -711,7 +711,7 @@ class Replies:
             ).all()
             return {row.id: row.stop_requested for row in rows}
 
-        stop_requested = await self.db.write(write)
+        stop_requested = await self.db.write(write, priority=True)
         for generation in active:
             reply_id = generation.turn.reply_id
             if reply_id in progress:

@@ -4,6 +4,9 @@ Every process registers a row in ``workers`` and renews its lease on a heartbeat
 id of the process streaming them. A reply whose process has let its lease expire (or, on the same
 host and in the same PID namespace, whose process id no longer runs) is swept to ``incomplete``; a
 reply of a live process, in this process or another, is never touched.
+
+The lease is written with the database's priority: its writes go ahead of requests' writes and have
+connections of their own, so that a load that exhausts the request pool cannot let it lapse.
 """
 
 import asyncio
@@ -11,12 +14,13 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from chatstore.core.db import Database
+from chatstore.core.db import Database, DatabaseUnavailable
 from chatstore.models import messages_table, workers_table
 from chatstore.models.tables import new_id, utc_now
 
@@ -54,10 +58,12 @@ class WorkerLease:
         self._hostname = process_namespace()
         self._pid = os.getpid()
         self._task: asyncio.Task[None] | None = None
+        self._renewed_at = 0.0
+        self._released = False
 
     async def start(self) -> None:
         """Register this process, sweep what dead ones left behind, and keep the lease alive."""
-        await self._db.write(self._renew)
+        await self.renew()
         await self.sweep()
         self._task = asyncio.create_task(self._heartbeat(), name="chatstore-heartbeat")
 
@@ -67,21 +73,44 @@ class WorkerLease:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._db.write(self._release)
+        self._released = True
+        try:
+            await self._db.write(self._release, priority=True)
+        except DatabaseUnavailable:
+            # Nothing more to do at shutdown: the lease runs out, and another process sweeps then.
+            logger.warning("could not release the process lease: the database is unavailable")
+
+    async def renew(self) -> None:
+        """Push the lease's expiry ``lease_s`` ahead (and register the process if it is not)."""
+        if self._released:  # shutting down: a health check must not register the process again
+            return
+        await self._db.write(self._renew, priority=True)
+        self._renewed_at = time.monotonic()
 
     async def sweep(self) -> int:
         """Mark ``incomplete`` the replies whose process is dead; returns how many."""
-        swept = await self._db.write(self._sweep)
+        swept = await self._db.write(self._sweep, priority=True)
         if swept:
             logger.warning("marked %d reply(ies) of stopped processes incomplete", swept)
         return swept
 
     async def _heartbeat(self) -> None:
+        lapsed = False
         while True:
             await asyncio.sleep(self._interval_s)
             try:
-                await self._db.write(self._renew)
+                await self.renew()
+                lapsed = False
                 await self.sweep()
+            except DatabaseUnavailable:
+                # The database layer logs the outage; what matters here is whether the lease ran out.
+                if not lapsed and time.monotonic() - self._renewed_at > self._lease.total_seconds():
+                    lapsed = True
+                    logger.error(
+                        "the process lease has not been renewed for %.0f s: other processes may mark "
+                        "the replies this process streams incomplete",
+                        time.monotonic() - self._renewed_at,
+                    )
             except Exception:
                 logger.exception("could not renew the process lease; retrying")
 
