@@ -12,6 +12,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from chatstore.api.request_limits import MAX_HEADER_BYTES
+from chatstore.core.db import DatabaseUnavailable
 from chatstore.core.migrations import (
     SchemaError,
     check_can_serve,
@@ -96,7 +97,7 @@ def schema_refusal(settings: Settings) -> str | None:
         check_can_serve(asyncio.run(read_schema_state(settings)), upgrading=settings.migrate == "auto")
     except SchemaError as refused:
         return str(refused)
-    except (SQLAlchemyError, OSError):
+    except (DatabaseUnavailable, SQLAlchemyError, OSError):
         return None  # the app's start-up meets the same error and reports it, as it always has
     return None
 
@@ -117,6 +118,11 @@ def run_db_command(command: str, settings: Settings) -> int:
             print(asyncio.run(upgrade_schema(settings)).describe())
     except SchemaError as refused:
         print(f"chatstore: {refused}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as failed:
+        # An operator reads this, so the driver's own words may come too.
+        cause = f": {failed.__cause__}".splitlines()[0] if failed.__cause__ else ""
+        print(f"chatstore: {failed} ({failed.reason}{cause})", file=sys.stderr)
         return 1
     except (SQLAlchemyError, OSError) as failed:
         print(f"chatstore: the database cannot be reached or read: {failed}".splitlines()[0], file=sys.stderr)

@@ -87,16 +87,32 @@ class DatabaseView:
 T = TypeVar("T")
 
 
+def _disk_full() -> sqlite3.OperationalError:
+    """What SQLite's driver raises when the disk is full: its message, and the result code."""
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode = 13  # SQLITE_FULL
+    error.sqlite_errorname = "SQLITE_FULL"
+    return error
+
+
 class WriteFaults:
     """Which writes fail: ``fail(when)`` makes every write whose function ``when`` picks fail (all of
-    them by default), ``heal()`` lets them through again. ``failed`` counts the writes refused."""
+    them by default) with a full disk, or with what ``error`` makes; ``heal()`` lets them through
+    again. ``failed`` counts the writes refused."""
 
     def __init__(self) -> None:
         self._when: Callable[[Callable[..., Any]], bool] | None = None
+        self.error: Callable[[], Exception] = lambda: OperationalError("COMMIT", {}, _disk_full())
         self.failed = 0
 
-    def fail(self, when: Callable[[Callable[..., Any]], bool] = lambda _: True) -> None:
+    def fail(
+        self,
+        when: Callable[[Callable[..., Any]], bool] = lambda _: True,
+        error: Callable[[], Exception] | None = None,
+    ) -> None:
         self._when = when
+        if error is not None:
+            self.error = error
 
     def heal(self) -> None:
         self._when = None
@@ -113,8 +129,8 @@ def written_by(name: str) -> Callable[[Callable[..., Any]], bool]:
 
 
 class FailingWrites(Database):
-    """A real database whose writes fail when ``faults`` says so, with the error the driver raises
-    on a full disk, before they reach it; reads always go through."""
+    """A real database whose writes fail when ``faults`` says so (by default with the error the
+    driver raises on a full disk), before they reach it; reads always go through."""
 
     def __init__(self, database: Database, faults: WriteFaults) -> None:
         super().__init__()
@@ -127,7 +143,7 @@ class FailingWrites(Database):
 
     async def _write(self, fn: Callable[[Connection], T], single_statement: bool, priority: bool) -> T:
         if self._faults.refuses(fn):
-            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
+            raise self._faults.error()
         return await self._database.write(fn, single_statement=single_statement, priority=priority)
 
     async def close(self) -> None:

@@ -40,7 +40,7 @@ from chatstore.core.migrations import (
 from chatstore.core.settings import Settings, SettingsError
 from tests.conftest import postgres_url, skip_or_fail_in_ci
 from tests.helpers import DatabaseView, parse_sse
-from tests.servers import ServerProcess, running_servers, start_server
+from tests.servers import ServerProcess, free_port, running_servers, start_server
 
 DATA = Path(__file__).parent / "data" / "0.1.0"
 UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
@@ -121,7 +121,7 @@ def describe_schema(engine: Engine) -> dict[str, Any]:
 
 def without_version_table(schema: dict[str, Any]) -> dict[str, Any]:
     return {
-        kind: [row for row in rows if "alembic_version" not in " ".join(map(str, row))]
+        kind: [row for row in rows if "chatstore_alembic_version" not in " ".join(map(str, row))]
         for kind, rows in schema.items()
     }
 
@@ -130,7 +130,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     """The schema and every row of chatstore's tables (and the version table, if there is one)."""
     state: dict[str, Any] = {"schema": describe_schema(engine)}
     with engine.connect() as connection:
-        tables = ["sessions", "messages", "workers", "alembic_version"]
+        tables = ["sessions", "messages", "workers", "chatstore_alembic_version"]
         for table in tables:
             if engine.dialect.has_table(connection, table):
                 rows = connection.exec_driver_sql(f"SELECT * FROM {table}").all()
@@ -285,7 +285,7 @@ def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
     assert (status, out) == (0, "recorded the chatstore 0.1.0 database as revision 0001, the newest\n")
 
     after = snapshot(db_engine)
-    assert after.pop("alembic_version") == [("0001",)]
+    assert after.pop("chatstore_alembic_version") == [("0001",)]
     after["schema"] = without_version_table(after["schema"])
     assert after == before  # nothing else was touched
     status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
@@ -311,7 +311,7 @@ def test_revision_1_from_empty_is_exactly_the_0_1_0_schema(
     if shutil.which("pg_dump") is None:
         skip_or_fail_in_ci("comparing PostgreSQL schemas needs pg_dump (PostgreSQL's client programs)")
     with db_engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE alembic_version")
+        connection.exec_driver_sql("DROP TABLE chatstore_alembic_version")
     assert ddl_lines(pg_dump(database_url)) == ddl_lines((DATA / "postgres.sql").read_text())
 
 
@@ -376,7 +376,7 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
 
     assert done.describe() == "upgraded the database from revision 0001 to 0002, the newest"
     after = snapshot(db_engine)
-    assert after["alembic_version"] == [("0002",)]
+    assert after["chatstore_alembic_version"] == [("0002",)]
     assert len(after["messages"]) == len(before["messages"]) == 22  # the copy of sessions cascaded nothing
     assert after["messages"] == before["messages"]
     archived = [row for row in after["sessions"] if row[-1] != "None"]
@@ -491,6 +491,32 @@ def test_history_lists_the_revisions(
     assert not (tmp_path / "none.db").exists()  # history reads no database
 
 
+@pytest.mark.parametrize("command", ["current", "upgrade"])
+def test_db_commands_say_in_one_line_that_the_database_cannot_be_reached(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    status, out, err = db_command(
+        monkeypatch, capsys, f"postgresql://postgres@127.0.0.1:{free_port()}/x", command
+    )
+    assert (status, out) == (1, "")
+    [line] = [line for line in err.splitlines() if line.startswith("chatstore:")]
+    assert "the database is unavailable" in line and "unreachable" in line
+    assert "Traceback" not in err
+
+
+def test_another_apps_alembic_version_table_in_the_same_database_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str, db: DatabaseView
+) -> None:
+    db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    db.execute("INSERT INTO alembic_version VALUES ('3f2a9c1b7d4e')")
+
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
+
+    assert status == 0, out
+    assert db.rows("SELECT version_num FROM alembic_version") == [{"version_num": "3f2a9c1b7d4e"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0001"}]
+
+
 # --- Processes starting together ----------------------------------------------------------------
 
 
@@ -577,7 +603,7 @@ def test_processes_starting_together_upgrade_once(
                 assert httpx.get(f"{server.base_url}/api/sessions", timeout=10).status_code == 200
             upgraded = "created the schema" if start == "empty" else "recorded the chatstore 0.1.0"
             assert_upgraded_once(servers, upgraded)
-    assert db.rows("SELECT version_num FROM alembic_version") == [{"version_num": "0001"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0001"}]
     assert db.scalar("SELECT count(*) FROM messages") == (0 if start == "empty" else 22)
 
 
@@ -590,7 +616,9 @@ def test_processes_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> Non
         assert_upgraded_once(servers, "created the schema")
 
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert connection.execute("SELECT version_num FROM chatstore_alembic_version").fetchall() == [
+            ("0001",)
+        ]
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

@@ -23,12 +23,13 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 
 import chatstore.app as app_module
 from chatstore.app import create_app
 from chatstore.core.db import Database, open_database, resolve_url
 from chatstore.core.settings import Settings
-from chatstore.services.chat import REPLY_KEPT, SESSION_DELETED
+from chatstore.services.chat import REPLY_KEPT, SESSION_DELETED, UNEXPECTED_FAILURE
 from tests.conftest import postgres_url, skip_or_fail_in_ci
 from tests.faults import TcpProxy, can_mount, small_disk
 from tests.helpers import (
@@ -165,6 +166,52 @@ def test_a_kept_reply_whose_session_is_deleted_meanwhile_is_gone_once_the_databa
     assert parse_sse(raw.decode())[-1].data == {"detail": SESSION_DELETED}
     assert SESSION_DELETED != REPLY_KEPT
     assert db.scalar("SELECT count(*) FROM messages") == 0
+
+
+def test_a_final_write_that_fails_by_itself_is_stored_as_a_failed_reply_not_kept_for_ever(
+    settings: Settings, faults: WriteFaults, db: DatabaseView
+) -> None:
+    """An error that is not the database being away (a bug, a value it refuses) would fail every
+    retry: the reply is stored as failed, without the text, and the client is told so."""
+    refused: list[bool] = []
+
+    def first_final_write(fn: Callable[..., Any]) -> bool:
+        if written_by("finish_reply")(fn) and not refused:
+            refused.append(True)
+            return True
+        return False
+
+    with TestClient(scripted_app(settings)) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        faults.fail(first_final_write, error=lambda: DataError("UPDATE", {}, ValueError("refused value")))
+        events = chat(client, session_id)
+        reply_id = events[0].data["assistant_message_id"]
+        stopped = client.post(f"/api/messages/{reply_id}/stop")
+
+    assert deltas_text(events) == TEXT
+    assert events[-1] == Event(len(TEXT) + 1, "error", {"detail": UNEXPECTED_FAILURE})
+    assert reply_row(db, reply_id) == {
+        "status": "error",
+        "finish_reason": "error",
+        "error": UNEXPECTED_FAILURE,
+        "content": "",
+        "worker_id": None,
+    }
+    assert faults.failed == 1, "not retried"
+    assert stopped.status_code == 200 and stopped.json()["status"] == "error"
+
+
+def test_a_nul_from_the_responder_is_stored_as_a_replacement_character_on_every_engine(
+    settings: Settings, db: DatabaseView
+) -> None:
+    app = create_app(settings, responder=ScriptedResponder(["hello ", "wor\0ld"]))
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        events = chat(client, session_id)
+
+    assert deltas_text(events) == "hello wor\ufffdld"
+    assert events[-1].event == "done" and events[-1].data["content"] == "hello wor\ufffdld"
+    assert reply_row(db, events[0].data["assistant_message_id"])["content"] == "hello wor\ufffdld"
 
 
 @pytest.mark.parametrize("outage", ["progress writes", "every write, until mid-reply"])

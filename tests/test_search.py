@@ -336,7 +336,7 @@ def test_messages_stored_before_the_index_existed_are_found(
         [message_id] = store(client, session["id"], "an older armadillo")
     # As a database from before search: no index, nothing that keeps one, and no version table
     # (which came later still), so that start-up takes it for the 0.1.0 schema's first state.
-    db.execute("DROP TABLE alembic_version")
+    db.execute("DROP TABLE chatstore_alembic_version")
     if backend == "sqlite":
         for trigger in ("insert", "update", "delete"):
             db.execute(f"DROP TRIGGER messages_search_{trigger}")

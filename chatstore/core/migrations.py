@@ -38,6 +38,7 @@ from chatstore.core.settings import Settings
 
 __all__ = [
     "MIGRATIONS",
+    "VERSION_TABLE",
     "SchemaError",
     "SchemaState",
     "Upgrade",
@@ -63,7 +64,8 @@ _SQLITE_SCHEMA_LOCK_TIMEOUT_MS = 10 * 60 * 1000
 # tables), PostgreSQL's generated column and its index. The triggers are never compared.
 _SEARCH_TABLES = "messages_search"
 _SEARCH_OBJECTS = {("column", "search_vector"), ("index", "ix_messages_search")}
-_VERSION_TABLE = "alembic_version"
+# Named for chatstore, not Alembic's default: another Alembic app may share the schema.
+VERSION_TABLE = "chatstore_alembic_version"
 
 
 class SchemaError(Exception):
@@ -240,7 +242,9 @@ def _on_sqlite(settings: Settings, work: Work[T], write: bool) -> T:
 
 def _state(connection: Connection, script: ScriptDirectory) -> SchemaState:
     schema = _version_table_schema(connection)
-    context = MigrationContext.configure(connection, opts={"version_table_schema": schema})
+    context = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
+    )
     revision = context.get_current_revision()
     head = _head(script)
     known = revision is None or revision in {r.revision for r in script.walk_revisions()}
@@ -289,7 +293,7 @@ def history(script_location: Path = MIGRATIONS) -> list[tuple[str, str]]:
 def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
     """Leave out of the comparison with the models what the models do not describe: the search index."""
     if type_ == "table":
-        return name != _VERSION_TABLE and not (name or "").startswith(_SEARCH_TABLES)
+        return name != VERSION_TABLE and not (name or "").startswith(_SEARCH_TABLES)
     return (type_, name) not in _SEARCH_OBJECTS
 
 

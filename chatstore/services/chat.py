@@ -35,7 +35,7 @@ import anyio
 import msgspec
 from sqlalchemy import Connection, insert, select, update
 
-from chatstore.core.db import Database
+from chatstore.core.db import Database, DatabaseUnavailable
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import (
@@ -363,6 +363,8 @@ class Generation:
         self.outcome: MessageRead | None = None
         # Ended, but the database failed the final write: the reply lives here until it lands.
         self.kept = False
+        # Its final write failed other than by the database being away: stored as failed, no text.
+        self._unstorable = False
         self.failed_writes = 0
         self.retry_at = 0.0
         self._retry_delay_s = first_retry_s
@@ -396,6 +398,8 @@ class Generation:
                 raise asyncio.CancelledError
             async for piece in self._pieces:
                 if piece:
+                    if "\0" in piece:  # PostgreSQL's text cannot hold NUL; both engines store the same
+                        piece = piece.replace("\0", "\ufffd")
                     self._parts.append(piece)
                     self.length += len(piece)
                     self._notify()
@@ -432,9 +436,9 @@ class Generation:
         try:
             # Shielded: a write in flight when its caller is cancelled (at shutdown) still ends.
             stored = await asyncio.shield(
-                finish_reply(self._db, self.turn.reply_id, self.content, *self._final)
+                finish_reply(self._db, self.turn.reply_id, self._stored_content(), *self._final)
             )
-        except Exception:
+        except DatabaseUnavailable:
             self.failed_writes += 1
             self.retry_at = anyio.current_time() + self._retry_delay_s
             self._retry_delay_s = min(2 * self._retry_delay_s, MAX_STORE_RETRY_S)
@@ -446,6 +450,16 @@ class Generation:
                     exc_info=True,
                 )
             return False
+        except Exception:
+            # Not the database being away but this write failing by itself (a bug): a retry would
+            # fail forever, so the reply is stored as failed, without the text that would not go in.
+            logger.exception("could not store the reply %s", self.turn.reply_id)
+            if self._unstorable:  # not even that: the row keeps its last progress
+                self.kept = False
+                return True
+            self._unstorable = True
+            self._final = ("error", "error", UNEXPECTED_FAILURE)
+            return await self.store()
         if self.failed_writes:
             logger.warning(
                 "stored the reply %s, kept since the database failed (%d attempts)",
@@ -456,6 +470,9 @@ class Generation:
         self.outcome, self.kept = stored, False
         return True
 
+    def _stored_content(self) -> str:
+        return "" if self._unstorable else self.content
+
     def as_it_will_be_stored(self) -> MessageRead:
         """A kept reply as its final write will store it."""
         assert self._final is not None
@@ -465,7 +482,7 @@ class Generation:
             session_id=self.turn.session_id,
             seq=self.turn.reply_seq,
             role="assistant",
-            content=self.content,
+            content=self._stored_content(),
             status=status,
             created_at=self.turn.reply_created_at,
             finish_reason=reason,
@@ -496,6 +513,8 @@ class Generation:
                     end = max(self.length, position) + 1
                     if self.kept:
                         yield _final_event(end, self.as_it_will_be_stored(), kept=True)
+                    elif self.outcome is None and self._unstorable:
+                        yield StreamEvent("error", end, ErrorEvent(detail=UNEXPECTED_FAILURE))
                     else:
                         yield _final_event(end, self.outcome)
                 return
@@ -530,11 +549,14 @@ class Replies:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        database_away = False
         for generation in [g for g in self._active.values() if g.kept]:
-            if await generation.store():
+            # Once one attempt fails the database is still away: the others would each wait as long.
+            if not database_away and await generation.store():
                 self._active.pop(generation.turn.reply_id, None)
                 logger.warning("stored the reply %s at shutdown", generation.turn.reply_id)
                 continue
+            database_away = True
             logger.error(
                 "could not store the reply %s before stopping: the database failed; its %d characters"
                 " are lost, the row keeps what its last progress write stored",

@@ -56,7 +56,7 @@ async def database_problem(db: Database, lease: WorkerLease) -> DatabaseProblem 
         logger.warning("health check: the database did not answer: %s: %s", type(exc).__name__, exc)
         return DatabaseProblem(_DETAILS["unreachable"])
     try:
-        await lease.renew()
+        await lease.renew(priority=False)
     except DatabaseUnavailable as exc:
         return _problem(exc, writing=True)
     except Exception as exc:

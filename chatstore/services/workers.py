@@ -80,11 +80,14 @@ class WorkerLease:
             # Nothing more to do at shutdown: the lease runs out, and another process sweeps then.
             logger.warning("could not release the process lease: the database is unavailable")
 
-    async def renew(self) -> None:
-        """Push the lease's expiry ``lease_s`` ahead (and register the process if it is not)."""
+    async def renew(self, *, priority: bool = True) -> None:
+        """Push the lease's expiry ``lease_s`` ahead (and register the process if it is not).
+
+        The heartbeat renews with priority; a health check without, as the requests' writes go, so
+        that it reports what they meet and a flood of checks cannot hold the requests up."""
         if self._released:  # shutting down: a health check must not register the process again
             return
-        await self._db.write(self._renew, priority=True)
+        await self._db.write(self._renew, priority=priority)
         self._renewed_at = time.monotonic()
 
     async def sweep(self) -> int:
@@ -96,13 +99,21 @@ class WorkerLease:
 
     async def _heartbeat(self) -> None:
         lapsed = False
+        failing = False
+        sweeps_from = 0.0
         while True:
             await asyncio.sleep(self._interval_s)
             try:
                 await self.renew()
-                lapsed = False
-                await self.sweep()
+                if failing:
+                    # Every lease may have run out while the database was away. The other processes
+                    # get a whole lease term to renew theirs before this one takes them for dead.
+                    sweeps_from = time.monotonic() + self._lease.total_seconds()
+                failing = lapsed = False
+                if time.monotonic() >= sweeps_from:
+                    await self.sweep()
             except DatabaseUnavailable:
+                failing = True
                 # The database layer logs the outage; what matters here is whether the lease ran out.
                 if not lapsed and time.monotonic() - self._renewed_at > self._lease.total_seconds():
                     lapsed = True
