@@ -6,9 +6,11 @@ with what its API answered about them beside each one.
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -492,16 +494,19 @@ def test_history_lists_the_revisions(
 
 
 @pytest.mark.parametrize("command", ["current", "upgrade"])
-def test_db_commands_say_in_one_line_that_the_database_cannot_be_reached(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
-) -> None:
-    status, out, err = db_command(
-        monkeypatch, capsys, f"postgresql://postgres@127.0.0.1:{free_port()}/x", command
+def test_db_commands_say_in_one_line_that_the_database_cannot_be_reached(command: str) -> None:
+    env = {**os.environ, "CHATSTORE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
+    done = subprocess.run(
+        [sys.executable, "-m", "chatstore", "db", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert (status, out) == (1, "")
-    [line] = [line for line in err.splitlines() if line.startswith("chatstore:")]
+    assert (done.returncode, done.stdout) == (1, "")
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("chatstore:")]
     assert "the database is unavailable" in line and "unreachable" in line
-    assert "Traceback" not in err
+    assert "Traceback" not in done.stderr
 
 
 def test_another_apps_alembic_version_table_in_the_same_database_is_left_alone(
