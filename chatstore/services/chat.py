@@ -601,8 +601,10 @@ class Replies:
     async def attach(
         self, reply_id: str, position: int | None, started: ReplyStarted | None = None
     ) -> AsyncIterator[StreamEvent] | None:
-        """``follow``, but the reply is looked up first: an unknown one raises ``ReplyNotFound`` here,
-        before any stream, and the row read for that is the one the stream starts from.
+        """A reply's events after ``position`` (all, ``start`` included, if None): live if this process
+        generates it, else from its row. The reply is looked up first: an unknown one raises
+        ``ReplyNotFound`` here, before any stream, and the row read for that is the one the stream
+        starts from.
 
         None if the reply has ended and ``position`` is the id of its final event: nothing more will
         come, which the client is told before any stream (SSE clients stop on a 204)."""
