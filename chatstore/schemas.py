@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 __all__ = [
     "ChatRequest",
     "ErrorEvent",
+    "ErrorEventName",
     "FinishReason",
     "MessageIn",
     "MessageRead",
@@ -83,15 +84,22 @@ class SessionDetail(msgspec.Struct, kw_only=True):
     messages: list[MessageRead]
 
 
+# The name of the stream's event for a failed reply. "error" is also the name of EventSource's own
+# event for a lost connection, so a client can ask for "failure" instead.
+ErrorEventName = Literal["error", "failure"]
+
+
 class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     session_id: str
     messages: Annotated[list[MessageIn], msgspec.Meta(min_length=1)]
     # Go on generating (and store the whole reply) if the client goes away, instead of stopping.
     keep_generating: bool = False
+    error_event: ErrorEventName = "error"
 
 
 class RegenerateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keep_generating: bool = False
+    error_event: ErrorEventName = "error"
 
 
 class ReplyStarted(msgspec.Struct, kw_only=True):

@@ -85,14 +85,13 @@ def test_re_attaching_to_the_reply_of_a_killed_process_ends_instead_of_hanging(
             chat.wait_until_finished()
         last_id = max(e.id for e in chat.events)
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
-            rest = parse_sse(
-                client.get(
-                    f"{server_b.base_url}/api/messages/{chat.reply_id}/stream",
-                    headers={"Last-Event-ID": str(last_id)},
-                ).text
-            )
+            url = f"{server_b.base_url}/api/messages/{chat.reply_id}/stream"
+            rest = parse_sse(client.get(url, headers={"Last-Event-ID": str(last_id)}).text)
+            # What EventSource does next: reconnect with the id of the end it got. That is the end.
+            again = client.get(url, headers={"Last-Event-ID": str(rest[-1].id)})
 
     assert rest[-1].event == "done"
+    assert again.status_code == 204
     final = rest[-1].data
     assert (final["status"], final["finish_reason"]) == ("incomplete", "server_stopped")
     assert final["content"].startswith(reply_text(chat.events)[: len(final["content"])])

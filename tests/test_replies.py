@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
 from chatstore.schemas import MessageIn
-from chatstore.services.chat import start_turn
+from chatstore.services.chat import CANNOT_RESUME, start_turn
 from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, failing_responder, parse_sse
 
 PIECES = [f"w{i} " for i in range(30)]
@@ -142,10 +142,10 @@ def test_re_attaching_after_the_last_event_gives_nothing_more(
     session_id = make_session()["id"]
     events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
     reply_id = events[0].data["assistant_message_id"]
-    assert (
-        client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(events[-1].id)}).text
-        == ""
-    )
+    response = client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(events[-1].id)})
+    # 204, not an empty 200: per the SSE specification that is what makes EventSource stop reconnecting.
+    assert response.status_code == 204
+    assert response.text == ""
 
 
 @pytest.mark.parametrize(
@@ -400,3 +400,227 @@ def test_a_partly_retried_request_gives_the_responder_only_the_new_messages(sett
         client.post("/api/chat", json=body(session_id, "one", ids=["a"]))
         client.post("/api/chat", json=body(session_id, "one", "two", ids=["a", "b"]))
     assert [m.content for m in responder.conversations[-1].new_messages] == ["two"]
+
+
+# --- Streams as stock SSE clients handle them (see test_sse_clients.py for the clients themselves) ---
+
+
+def test_re_attaching_by_query_after_the_last_event_is_204(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
+    session_id = make_session()["id"]
+    events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
+    reply_id = events[0].data["assistant_message_id"]
+
+    response = client.get(f"/api/messages/{reply_id}/stream?last_event_id={events[-1].id}")
+
+    assert (response.status_code, response.text) == (204, "")
+
+
+def test_re_attaching_past_the_end_gets_the_end_once_then_204(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
+    """A position past the end (a client that saw more than was stored, or a stray id) gets the final
+    event with the id of the stored end; reconnecting with that id, as EventSource does, gets 204
+    instead of the end again and again."""
+    session_id = make_session()["id"]
+    events = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)
+    reply_id, final = events[0].data["assistant_message_id"], events[-1]
+
+    after = parse_sse(
+        client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": "100000"}).text
+    )
+    again = client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": str(after[-1].id)})
+
+    assert after == [final]
+    assert again.status_code == 204
+
+
+def test_re_attaching_to_a_streaming_reply_is_never_204(settings: Settings) -> None:
+    """Only a reply that has ended gets 204: a position one past a streaming reply's current length
+    is not its end, and the client gets the rest once it comes."""
+    app, _ = slow_app(settings, delay_s=0.03)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        client.blocking_portal.call(
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q", keep_generating=True), on_body=cut_after(1)
+            )
+        )
+        reply_id = client.get(f"/api/sessions/{session_id}").json()["messages"][1]["id"]
+        # One delta seen: the reply is "w0 " long, and 4 would be the id of its end if it ended now.
+        followed = client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": "4"})
+
+    assert followed.status_code == 200
+    rest = parse_sse(followed.text)
+    assert rest[-1].event == "done"
+    assert "".join(PIECES)[:4] + deltas_text(rest) == rest[-1].data["content"] == "".join(PIECES)
+
+
+@pytest.mark.parametrize("keep_generating", [True, False])
+def test_a_retried_post_with_last_event_id_continues_from_there(
+    settings: Settings, db: DatabaseView, keep_generating: bool
+) -> None:
+    """fetch-event-source retries a cut POST with the same body and the last id it saw: the retry
+    streams the rest of the first attempt's reply, with nothing twice, shown or stored."""
+    app, responder = slow_app(settings, delay_s=0.01)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        request = body(session_id, "hi", keep_generating=keep_generating, ids=["q-1"])
+        _, raw = client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", request, on_body=cut_after(3))
+        )
+        before = parse_sse(raw.decode())
+        last_id = before[-1].id
+        retry = client.post("/api/chat", json=request, headers={"Last-Event-ID": str(last_id)})
+
+    after = parse_sse(retry.text)
+    assert retry.status_code == 200
+    assert "start" not in {e.event for e in after}, "the stream goes on after the last event seen"
+    assert all(e.id > last_id for e in after)
+    final = after[-1]
+    assert final.event == "done"
+    assert deltas_text(before) + deltas_text(after) == final.data["content"]
+    if keep_generating:
+        assert final.data["content"] == "".join(PIECES)
+    else:
+        assert final.data["finish_reason"] == "client_disconnected"
+    stored = db.messages(session_id)
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "hi"),
+        ("assistant", final.data["content"]),
+    ]
+    assert len(responder.conversations) == 1, "the retry started no second reply"
+
+
+def test_a_retried_post_with_the_last_event_id_is_204(
+    client: TestClient[Litestar], make_session: Any, db: DatabaseView
+) -> None:
+    session_id = make_session()["id"]
+    request = body(session_id, "hi", ids=["q-1"])
+    events = parse_sse(client.post("/api/chat", json=request).text)
+
+    retry = client.post("/api/chat", json=request, headers={"Last-Event-ID": str(events[-1].id)})
+    from_start = parse_sse(client.post("/api/chat", json=request, headers={"Last-Event-ID": "0"}).text)
+
+    assert (retry.status_code, retry.text) == (204, "")
+    assert deltas_text(from_start) == events[-1].data["content"] and from_start[-1] == events[-1]
+    assert len(db.messages(session_id)) == 2
+
+
+@pytest.mark.parametrize(
+    ("messages", "stored_first"),
+    [
+        ([{"role": "user", "content": "hi"}], False),
+        ([{"role": "user", "content": "hi", "id": "new-1"}], False),
+        ([{"role": "user", "content": "one", "id": "a"}, {"role": "user", "content": "two"}], True),
+    ],
+    ids=["without client ids", "ids not stored", "one message without its id"],
+)
+def test_a_post_with_last_event_id_but_no_earlier_attempt_is_400_and_stores_nothing(
+    client: TestClient[Litestar],
+    make_session: Any,
+    db: DatabaseView,
+    messages: list[dict[str, str]],
+    stored_first: bool,
+) -> None:
+    """Last-Event-ID on a POST says "go on with the stream I had". If no earlier attempt of these
+    messages is stored, storing them as new would store them twice (and a client that reconnects
+    after every reply, as EventSource does, would start a new turn each time): 400 instead."""
+    session_id = make_session()["id"]
+    if stored_first:
+        client.post("/api/chat", json=body(session_id, "one", ids=["a"]))
+    before = db.messages(session_id)
+
+    response = client.post(
+        "/api/chat", json={"session_id": session_id, "messages": messages}, headers={"Last-Event-ID": "5"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == f"Last-Event-ID: {CANNOT_RESUME}"
+    assert response.json()["extra"] == [
+        {"key": "Last-Event-ID", "message": CANNOT_RESUME, "source": "header"}
+    ]
+    assert db.messages(session_id) == before
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", ""])
+def test_a_post_with_a_bad_last_event_id_is_400_and_stores_nothing(
+    client: TestClient[Litestar], make_session: Any, db: DatabaseView, value: str
+) -> None:
+    session_id = make_session()["id"]
+    response = client.post(
+        "/api/chat", json=body(session_id, "hi", ids=["q"]), headers={"Last-Event-ID": value}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Last-Event-ID: ")
+    assert db.messages(session_id) == []
+
+
+def failure_app(settings: Settings) -> Litestar:
+    return create_app(settings, responder=failing_responder(["so ", "far"], detail="the model is overloaded"))
+
+
+def test_the_error_event_keeps_its_name_by_default(settings: Settings) -> None:
+    with TestClient(failure_app(settings)) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        events = parse_sse(client.post("/api/chat", json=body(session_id, "hi")).text)
+
+    assert [e.event for e in events] == ["start", "delta", "delta", "error"]
+    assert events[-1].data == {"detail": "the model is overloaded"}
+
+
+def test_error_event_failure_names_the_event_of_a_failed_reply_failure_everywhere(settings: Settings) -> None:
+    """``failure`` cannot be mistaken for EventSource's own ``error`` event: the chat stream, a retry,
+    a re-attach and a regeneration all use it when asked, with the same data and id."""
+    with TestClient(failure_app(settings)) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        request = {**body(session_id, "hi", ids=["q"]), "error_event": "failure"}
+        chat = parse_sse(client.post("/api/chat", json=request).text)
+        reply_id = chat[0].data["assistant_message_id"]
+        retried = parse_sse(client.post("/api/chat", json=request).text)
+        attached = parse_sse(client.get(f"/api/messages/{reply_id}/stream?error_event=failure").text)
+        attached_default = parse_sse(client.get(f"/api/messages/{reply_id}/stream").text)
+        regenerated = parse_sse(
+            client.post(f"/api/sessions/{session_id}/regenerate", json={"error_event": "failure"}).text
+        )
+
+    expected = Event(len("so far") + 1, "failure", {"detail": "the model is overloaded"})
+    for events in (chat, retried, attached, regenerated):
+        assert events[0].event == "start"
+        assert deltas_text(events) == "so far"
+        assert events[-1] == expected
+        assert "error" not in {e.event for e in events}
+    assert attached_default[-1] == dataclasses.replace(expected, event="error")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_body", "key"),
+    [
+        ("POST", "/api/chat", {"error_event": "message"}, "error_event"),
+        ("POST", "/api/sessions/{session}/regenerate", {"error_event": "delta"}, "error_event"),
+        ("GET", "/api/messages/{reply}/stream?error_event=done", None, "error_event"),
+    ],
+)
+def test_error_event_accepts_only_its_two_names(
+    client: TestClient[Litestar],
+    make_session: Any,
+    db: DatabaseView,
+    method: str,
+    path: str,
+    request_body: dict[str, Any] | None,
+    key: str,
+) -> None:
+    session_id = make_session()["id"]
+    start = parse_sse(client.post("/api/chat", json=body(session_id, "hello")).text)[0].data
+    before = db.messages(session_id)
+    url = path.format(session=session_id, reply=start["assistant_message_id"])
+    if request_body is not None and path == "/api/chat":
+        request_body = {**body(session_id, "again"), **request_body}
+
+    response = client.request(method, url, json=request_body)
+
+    assert response.status_code == 400
+    assert key in response.json()["detail"]
+    assert db.messages(session_id) == before

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
@@ -17,7 +17,7 @@ from chatstore.api.limits import check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.schemas import ChatRequest, MessageRead, RegenerateRequest
+from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest
 from chatstore.services.chat import Generation, Replies, StreamEvent, start_regeneration, start_turn
 from chatstore.services.errors import InvalidInput
 
@@ -33,12 +33,23 @@ name and one line of JSON `data:`.
 | `done` | the stored assistant message (`MessageRead`); its content is all deltas joined |
 | `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` |
 
+**`error` is also the name of EventSource's own event for a lost connection**, so its listeners get
+both. With `error_event` set to `failure` (in the body of a POST, the query of a GET) the event for a
+failed reply is named `failure` instead; its data and id are the same.
+
 An event's `id` is the reply's length in characters once the event is taken into account (`start`
 is 0; `done` and `error` are one past the final length): a position to re-attach from with
 `GET /api/messages/{id}/stream`. If the client disconnects, the reply stops and what was generated
 is stored with status `incomplete`, unless the request set `keep_generating`. If the database fails
 the reply's final write, the stream ends with `error` saying so: the reply is kept by the server and
 stored when the database is back."""
+
+NOTHING_MORE = ResponseSpec(
+    data_container=None,
+    description="Nothing more to send: the reply has ended and `Last-Event-ID` is its last event's id. "
+    "Per the SSE specification, EventSource stops reconnecting on a 204.",
+    generate_examples=False,
+)
 
 SSE_RESPONSE = ResponseSpec(
     data_container=str,
@@ -49,20 +60,35 @@ SSE_RESPONSE = ResponseSpec(
 TOO_LARGE = error_response("The body is larger than the configured limit.")
 
 
-async def _to_server_sent_events(events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEventMessage]:
+async def _to_server_sent_events(
+    events: AsyncIterator[StreamEvent], error_event: ErrorEventName
+) -> AsyncIterator[ServerSentEventMessage]:
     async for event in events:
         yield ServerSentEventMessage(
-            id=event.id, event=event.event, data=msgspec.json.encode(event.data).decode()
+            id=event.id,
+            event=error_event if event.event == "error" else event.event,
+            data=msgspec.json.encode(event.data).decode(),
         )
 
 
-def _stream_new_reply(replies: Replies, generation: Generation) -> ServerSentEvent:
+def _stream(events: AsyncIterator[StreamEvent] | None, error_event: ErrorEventName) -> Response[Any]:
+    if events is None:
+        return Response(None, status_code=204)
+    return ServerSentEvent(_to_server_sent_events(events, error_event))
+
+
+def _stream_new_reply(
+    replies: Replies, generation: Generation, error_event: ErrorEventName
+) -> ServerSentEvent:
     # The background task runs after the body, also when the client went away: a reply that is not
     # kept going is stopped and stored before the request is over.
     return ServerSentEvent(
-        _to_server_sent_events(replies.stream_new(generation)),
+        _to_server_sent_events(replies.stream_new(generation), error_event),
         background=BackgroundTask(replies.settle, generation),
     )
+
+
+LAST_EVENT_ID = HeaderParameter(name="Last-Event-ID", description="The `id` of the last event received.")
 
 
 class ChatController(Controller):
@@ -75,10 +101,13 @@ class ChatController(Controller):
         operation_id="chat",
         summary="Add messages to a session and stream the reply",
         description="Messages may carry a client-chosen `id`, unique within the session: a request sent "
-        "again with the same ids stores nothing twice and streams the reply of its first attempt "
-        "(from the start; it may still be streaming).",
+        "again with the same ids stores nothing twice and streams the reply of its first attempt (it may "
+        "still be streaming): from the start, or, if the retry carries `Last-Event-ID` (as "
+        "fetch-event-source's retries do), the events after that one, and 204 if that was the last. "
+        "A request with `Last-Event-ID` whose earlier attempt is not stored (its messages lack their "
+        "client ids, or no message with them is stored) gets 400 and stores nothing.",
         raises=[NotFoundException],
-        responses={200: SSE_RESPONSE, 413: TOO_LARGE},
+        responses={200: SSE_RESPONSE, 204: NOTHING_MORE, 413: TOO_LARGE},
     )
     async def chat(
         self,
@@ -87,13 +116,18 @@ class ChatController(Controller):
         settings: NamedDependency[Settings],
         replies: NamedDependency[Replies],
         data: JSONBody[ChatRequest],
-    ) -> ServerSentEvent:
+        last_event_id: Annotated[str | None, LAST_EVENT_ID] = None,
+    ) -> Response[Any]:
         note_session_id(request, data.session_id)  # for the access log: the body is read once, here
         check_chat_request(data, settings)
-        turn = await start_turn(db, data.session_id, data.messages, replies.worker_id)
+        position = _position(last_event_id, None)
+        turn = await start_turn(
+            db, data.session_id, data.messages, replies.worker_id, resuming=position is not None
+        )
         if turn.is_retry:
-            return ServerSentEvent(_to_server_sent_events(replies.follow(turn.reply_id, None, turn.started)))
-        return _stream_new_reply(replies, replies.begin(turn, keep_generating=data.keep_generating))
+            return _stream(await replies.attach(turn.reply_id, position, turn.started), data.error_event)
+        generation = replies.begin(turn, keep_generating=data.keep_generating)
+        return _stream_new_reply(replies, generation, data.error_event)
 
     @post(
         "/sessions/{session_id:str}/regenerate",
@@ -116,11 +150,14 @@ class ChatController(Controller):
         db: NamedDependency[Database],
         replies: NamedDependency[Replies],
         session_id: FromPath[str],
-        data: Annotated[RegenerateRequest | None, Body(description="Optional: `keep_generating`.")] = None,
+        data: Annotated[
+            RegenerateRequest | None, Body(description="Optional: `keep_generating`, `error_event`.")
+        ] = None,
     ) -> ServerSentEvent:
         turn = await start_regeneration(db, session_id, replies.worker_id)
-        keep_generating = data.keep_generating if data is not None else False
-        return _stream_new_reply(replies, replies.begin(turn, keep_generating=keep_generating))
+        options = data if data is not None else RegenerateRequest()
+        generation = replies.begin(turn, keep_generating=options.keep_generating)
+        return _stream_new_reply(replies, generation, options.error_event)
 
     @get(
         "/messages/{message_id:str}/stream",
@@ -129,28 +166,34 @@ class ChatController(Controller):
         description="The events of the reply after the position given by the standard `Last-Event-ID` "
         "header (or the `last_event_id` query parameter): the rest of the deltas, then `done` or `error`, "
         "nothing missing and nothing twice. Without a position the stream starts with `start`. Works "
-        "whichever process generates the reply, and for a finished reply too.",
+        "whichever process generates the reply, and for a finished reply too; 204 if the reply has "
+        "ended and the position is its last event, so that EventSource stops reconnecting.",
         raises=[NotFoundException],
-        responses={200: SSE_RESPONSE},
+        responses={200: SSE_RESPONSE, 204: NOTHING_MORE},
     )
     async def follow(
         self,
         replies: NamedDependency[Replies],
         message_id: FromPath[str],
-        last_event_id_header: Annotated[
-            str | None,
-            HeaderParameter(name="Last-Event-ID", description="The `id` of the last event received."),
-        ] = None,
+        last_event_id_header: Annotated[str | None, LAST_EVENT_ID] = None,
         last_event_id: Annotated[
             int | None,
             QueryParameter(
                 name="last_event_id", description="The same, for clients that cannot set headers."
             ),
         ] = None,
-    ) -> ServerSentEvent:
+        error_event: Annotated[
+            ErrorEventName,
+            QueryParameter(
+                name="error_event",
+                description="The name of the event for a failed reply: `error`, or `failure`, which "
+                "EventSource's listeners cannot mistake for its own `error` event.",
+            ),
+        ] = "error",
+    ) -> Response[Any]:
         position = _position(last_event_id_header, last_event_id)
-        events = await replies.attach(message_id, position)  # an unknown reply is a plain 404
-        return ServerSentEvent(_to_server_sent_events(events))
+        # An unknown reply is a plain 404; None means there is nothing more to send.
+        return _stream(await replies.attach(message_id, position), error_event)
 
     @post(
         "/messages/{message_id:str}/stop",
@@ -179,8 +222,9 @@ def _position(header: str | None, query: int | None) -> int | None:
             position = int(header)
         except ValueError:
             raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header") from None
-    else:
-        position = query
-    if position is not None and position < 0:
+        if position < 0:
+            raise InvalidInput("Last-Event-ID", "must not be negative", source="header")
+        return position
+    if query is not None and query < 0:
         raise InvalidInput("last_event_id", "must not be negative", source="query")
-    return position
+    return query

@@ -21,7 +21,8 @@ A client following a reply that another process generates tails its row in the d
 
 Event ids are positions: a ``delta``'s id is the reply's length in characters once that delta is
 added (``start`` is 0; ``done`` and ``error`` are one past the final length). A client that lost its
-connection re-attaches with the last id it saw and receives exactly what follows it.
+connection re-attaches with the last id it saw and receives exactly what follows it; one that has
+the final event already is told there is nothing more (``attach`` returns None), so that it stops.
 """
 
 import asyncio
@@ -67,6 +68,10 @@ SESSION_DELETED = "the session was deleted while the reply was streaming"
 REPLY_KEPT = (
     "the reply could not be stored yet because the database failed; "
     "it is kept and will be stored when the database is back"
+)
+CANNOT_RESUME = (
+    "continues an earlier attempt of this request, but none is stored: a retry resumes a stream "
+    "only when every message carries the client id it had in the first attempt"
 )
 # A kept reply's final write is retried after the progress interval, then less and less often.
 MAX_STORE_RETRY_S = 2.0
@@ -120,16 +125,29 @@ def _message_row(
     return row
 
 
-async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn], worker_id: str) -> Turn:
-    """Append the request's messages and the reply's ``in_progress`` row, in one committed transaction."""
+async def start_turn(
+    db: Database,
+    session_id: str,
+    messages: Sequence[MessageIn],
+    worker_id: str,
+    *,
+    resuming: bool = False,
+) -> Turn:
+    """Append the request's messages and the reply's ``in_progress`` row, in one committed transaction.
+
+    ``resuming``: the client continues the stream of an earlier attempt (it sent ``Last-Event-ID``),
+    so the earlier attempt must be found; storing the messages as new would store them twice.
+    """
     if not is_id(session_id):
         raise SessionNotFound(session_id)
     client_ids = [m.id for m in messages if m.id is not None]
     if len(set(client_ids)) != len(client_ids):
         index = next(i for i, m in enumerate(messages) if m.id is not None and client_ids.count(m.id) > 1)
         raise InvalidInput(f"messages[{index}].id", "the same id is given to two messages")
+    if resuming and len(client_ids) != len(messages):
+        raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
 
-    def append(connection: Connection) -> Turn | None:
+    def append(connection: Connection) -> Turn | InvalidInput | None:
         stored: dict[str, tuple[str, int]] = {}
         if client_ids:
             # Lock the session row first, so that two attempts of one request cannot both store it.
@@ -148,6 +166,8 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
                 earlier = _earlier_attempt(connection, session_id, [stored[str(m.id)] for m in messages])
                 if earlier is not None:
                     return earlier
+            if resuming:  # returned, not raised: a raising job would roll back a whole group commit
+                return InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
         now = utc_now()
         new_count = sum(1 for m in messages if m.id not in stored)
         last_seq = connection.execute(
@@ -178,6 +198,8 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
     turn = await db.write(append)
     if turn is None:
         raise SessionNotFound(session_id)
+    if isinstance(turn, InvalidInput):
+        raise turn
     return turn
 
 
@@ -308,7 +330,9 @@ def _ends_after(position: int, length: int) -> bool:
     """Whether a client at ``position`` still needs the final event of a reply ``length`` long.
 
     Its id is ``length + 1``. A client past that saw more than was stored: the process generating
-    the reply died before its last progress write. It gets the end too, numbered after its position.
+    the reply died before its last progress write. It gets the end too, with that same id, the end
+    of the reply as stored: a client that reconnects with it (as EventSource does) is then told
+    there is nothing more, instead of getting the end again and again.
     """
     return position != length + 1
 
@@ -510,7 +534,7 @@ class Generation:
                 index, offset = index + 1, end
             if self.finished.is_set():
                 if _ends_after(position, self.length):
-                    end = max(self.length, position) + 1
+                    end = self.length + 1
                     if self.kept:
                         yield _final_event(end, self.as_it_will_be_stored(), kept=True)
                     elif self.outcome is None and self._unstorable:
@@ -596,25 +620,30 @@ class Replies:
             generation.stop("client_disconnected")
             await generation.finished.wait()
 
-    async def follow(
+    async def attach(
         self, reply_id: str, position: int | None, started: ReplyStarted | None = None
-    ) -> AsyncIterator[StreamEvent]:
-        """A reply's events after ``position``: live if this process generates it, else from its row."""
-        local = self._active.get(reply_id)
-        if local is not None:
-            async for event in local.follow(position, started):
-                yield event
-            return
-        async for event in self._follow_stored(reply_id, position, started):
-            yield event
+    ) -> AsyncIterator[StreamEvent] | None:
+        """A reply's events after ``position`` (all, ``start`` included, if None): live if this process
+        generates it, else from its row. The reply is looked up first: an unknown one raises
+        ``ReplyNotFound`` here, before any stream, and the row read for that is the one the stream
+        starts from.
 
-    async def attach(self, reply_id: str, position: int | None) -> AsyncIterator[StreamEvent]:
-        """``follow``, but the reply is looked up first: an unknown one raises ``ReplyNotFound`` here,
-        before any stream, and the row read for that is the one the stream starts from."""
+        None if the reply has ended and ``position`` is the id of its final event: nothing more will
+        come, which the client is told before any stream (SSE clients stop on a 204)."""
         local = self._active.get(reply_id)
         if local is not None:
-            return local.follow(position, None)
-        return self._follow_stored(reply_id, position, None, await read_reply(self.db, reply_id))
+            if position is not None and local.finished.is_set() and not _ends_after(position, local.length):
+                return None
+            return local.follow(position, started)
+        stored = await read_reply(self.db, reply_id)
+        reply = stored[0]
+        if (
+            position is not None
+            and reply.status != "in_progress"
+            and not _ends_after(position, len(reply.content))
+        ):
+            return None
+        return self._follow_stored(reply_id, position, started, stored)
 
     async def _follow_stored(
         self,
@@ -640,7 +669,7 @@ class Replies:
                 position = len(reply.content)
             if reply.status != "in_progress":
                 if _ends_after(position, len(reply.content)):
-                    yield _final_event(max(len(reply.content), position) + 1, reply)
+                    yield _final_event(len(reply.content) + 1, reply)
                 return
             await asyncio.sleep(self.poll_interval_s)
             # The process generating it may have ended meanwhile; it may be this one now.
