@@ -129,7 +129,7 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
         index = next(i for i, m in enumerate(messages) if m.id is not None and client_ids.count(m.id) > 1)
         raise InvalidInput(f"messages[{index}].id", "the same id is given to two messages")
 
-    def append(connection: Connection) -> Turn | None:
+    def append(connection: Connection) -> Turn:
         stored: dict[str, tuple[str, int]] = {}
         if client_ids:
             # Lock the session row first, so that two attempts of one request cannot both store it.
@@ -137,7 +137,7 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
                 select(sessions_table.c.id).where(sessions_table.c.id == session_id).with_for_update()
             ).first()
             if locked is None:
-                return None
+                raise SessionNotFound(session_id)
             rows = connection.execute(
                 select(messages_table.c.client_id, messages_table.c.id, messages_table.c.seq).where(
                     messages_table.c.session_id == session_id, messages_table.c.client_id.in_(client_ids)
@@ -157,7 +157,7 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
             .returning(sessions_table.c.last_seq)
         ).scalar()
         if last_seq is None:
-            return None
+            raise SessionNotFound(session_id)
         seq = last_seq - new_count
         rows, message_ids = [], []
         for message in messages:
@@ -175,10 +175,7 @@ async def start_turn(db: Database, session_id: str, messages: Sequence[MessageIn
         new = [message for message in messages if message.id not in stored]
         return Turn(session_id, message_ids, str(reply["id"]), last_seq, last_seq, now, new_messages=new)
 
-    turn = await db.write(append)
-    if turn is None:
-        raise SessionNotFound(session_id)
-    return turn
+    return await db.write(append)
 
 
 def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple[str, int]]) -> Turn | None:
@@ -205,7 +202,7 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
     if not is_id(session_id):
         raise SessionNotFound(session_id)
 
-    def append_reply(connection: Connection) -> Turn | Exception:
+    def append_reply(connection: Connection) -> Turn:
         question_seq = connection.execute(
             select(messages_table.c.seq)
             .where(messages_table.c.session_id == session_id, messages_table.c.role == "user")
@@ -216,7 +213,7 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             exists = connection.execute(
                 select(sessions_table.c.id).where(sessions_table.c.id == session_id)
             ).first()
-            return NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
+            raise NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
         now = utc_now()
         last_seq = connection.execute(
             update(sessions_table)
@@ -225,18 +222,14 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             .returning(sessions_table.c.last_seq)
         ).scalar()
         if last_seq is None:  # deleted since the question was read (PostgreSQL reads are not locked)
-            return SessionNotFound(session_id)
+            raise SessionNotFound(session_id)
         reply = _message_row(
             session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
         )
         connection.execute(insert(messages_table).values(**reply))
         return Turn(session_id, [], str(reply["id"]), question_seq + 1, last_seq, now)
 
-    # The refusal is returned rather than raised: a raising job would roll back a whole group commit.
-    turn = await db.write(append_reply)
-    if isinstance(turn, Exception):
-        raise turn
-    return turn
+    return await db.write(append_reply)
 
 
 async def load_history(db: Database, session_id: str, before_seq: int) -> list[MessageRead]:
@@ -301,7 +294,7 @@ async def finish_reply(
         ).first()
         return None if row is None else to_messages([row])[0]
 
-    return await db.write(store, single_statement=True)
+    return await db.write(store)
 
 
 def _ends_after(position: int, length: int) -> bool:

@@ -271,7 +271,7 @@ class RecordingDatabase(Database):
         with self.engine.begin() as connection:
             return fn(connection)
 
-    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
+    async def write(self, fn: Work[T], *, priority: bool = False) -> T:
         return await self.read(fn)
 
     async def close(self) -> None:
