@@ -66,7 +66,7 @@ def _stream_new_reply(replies: Replies, generation: Generation) -> ServerSentEve
 
 
 class ChatController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["chat"]
 
     @post(
