@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ERROR:    {refusal}", file=sys.stderr, flush=True)
         sys.exit(1)
     uvicorn.run(
-        "chatstore.app:app",
+        "chatstore.app:create_app",
+        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -1,24 +1,29 @@
-"""The application: ``create_app()`` assembles it, ``app`` is the one ``python -m chatstore`` serves."""
+"""The application: ``create_app()`` assembles it; ``python -m chatstore`` serves it through that factory.
+
+``chatstore.app:app`` is still there for ``uvicorn chatstore.app:app``: it is built on first access,
+so that importing this module reads no environment.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
 from chatstore import __version__
 from chatstore.api import ChatController, SessionController
 from chatstore.api.access_log import AccessLog
-from chatstore.api.auth import api_key_guard, cors_config, document_api_key
+from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
 from chatstore.api.limits import DepthLimitedRequest
-from chatstore.api.openapi import document_database_errors, name_error_bodies
+from chatstore.api.openapi import complete_error_responses
 from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
@@ -30,6 +35,8 @@ from chatstore.services.upstream import OpenAIResponder
 from chatstore.services.workers import WorkerLease
 
 __all__ = ["app", "create_app"]
+
+app: Litestar  # built by the module's ``__getattr__`` on first access
 
 
 def _make_responder(settings: Settings) -> Responder:
@@ -70,8 +77,15 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
                 await own_responder.aclose()
             await db.close()
 
+    # The API, behind the key when there are keys; the page, its files and /healthz stay open.
+    api = Router(
+        path="/api",
+        route_handlers=[SessionController, ChatController, SearchController],
+        guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
+        security=api_security(required=bool(settings.api_keys)),
+    )
     application = Litestar(
-        route_handlers=[SessionController, ChatController, SearchController, web_router, health],
+        route_handlers=[api, web_router, health],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={
@@ -82,7 +96,6 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         exception_handlers=exception_handlers,
         request_class=DepthLimitedRequest,
         request_max_body_size=settings.max_request_body_bytes,
-        guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         cors_config=cors_config(settings.cors_origin_list),
         openapi_config=OpenAPIConfig(
             title="chatstore",
@@ -90,6 +103,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             description="Chat sessions and their messages, with replies streamed as Server-Sent Events.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={BEARER_SCHEME: bearer_scheme()}),
         ),
         logging_config=LoggingConfig(
             loggers={
@@ -99,14 +113,21 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             },
         ),
     )
-    name_error_bodies(application.openapi_schema)
-    document_database_errors(application.openapi_schema)
-    document_api_key(application.openapi_schema, required=bool(settings.api_keys))
-    # Outermost, so that requests no route matches, CORS preflights and refusals are logged too.
+    complete_error_responses(application.openapi_schema, api_key_required=bool(settings.api_keys))
+    # Around Litestar's own handler, not in ``middleware=``: Litestar runs its middleware only once a
+    # route has matched, inside its CORS handling, so requests no route matches (404, 405) and CORS
+    # preflights would go unlogged and unlimited. The access log is outermost, so that it also logs
+    # what the limits refuse.
     application.asgi_handler = AccessLog(
         RequestLimits(application.asgi_handler, max_requests=settings.max_connections)
     )
     return application
 
 
-app = create_app()
+def __getattr__(name: str) -> Litestar:
+    """``app``: an app from the environment's settings, built on first access and kept."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    application = create_app()
+    globals()["app"] = application
+    return application

@@ -141,10 +141,10 @@ class FailingWrites(Database):
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         return await self._database.read(fn)
 
-    async def _write(self, fn: Callable[[Connection], T], single_statement: bool, priority: bool) -> T:
+    async def _write(self, fn: Callable[[Connection], T], priority: bool) -> T:
         if self._faults.refuses(fn):
             raise self._faults.error()
-        return await self._database.write(fn, single_statement=single_statement, priority=priority)
+        return await self._database.write(fn, priority=priority)
 
     async def close(self) -> None:
         await self._database.close()

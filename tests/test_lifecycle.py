@@ -1,8 +1,10 @@
 """Start-up and shutdown: the database is created, data survives, orphaned replies are swept."""
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,11 @@ from typing import Any
 import anyio
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from chatstore.app import create_app
-from chatstore.core.db import DatabaseUnavailable
+from chatstore.core.db import DatabaseUnavailable, open_database
 from chatstore.core.settings import Settings
 from chatstore.services.workers import process_namespace
 from tests.helpers import DatabaseView
@@ -163,6 +166,64 @@ def test_a_file_that_is_not_a_database_stops_start_up_instead_of_hanging(tmp_pat
     with pytest.raises(BaseExceptionGroup) as caught, TestClient(app):
         pass
     assert caught.group_contains(DatabaseError, match="not a database")
+
+
+def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_path: Path) -> None:
+    """SQLite's writer commits queued writes together, each in a SAVEPOINT: one that raises is rolled
+    back alone and its caller gets its error, while the writes before and after it are stored."""
+
+    async def run() -> tuple[list[Any], list[int], list[Any]]:
+        database = await open_database(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
+        release = threading.Event()
+        transactions: list[Any] = []  # kept alive, so that distinct ones cannot share an id
+
+        def insert(*numbers: int, then: Exception | None = None) -> Any:
+            def write(connection: Connection) -> int:
+                transactions.append(connection.get_transaction())
+                for n in numbers:
+                    connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
+                if then is not None:
+                    raise then
+                return numbers[0]
+
+            return write
+
+        try:
+            await database.write(
+                lambda connection: connection.exec_driver_sql("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+            )
+            holding = asyncio.ensure_future(database.write(lambda _: release.wait(10)))
+            await asyncio.sleep(0.05)  # the writer is busy: the next four queue into one batch
+            queued = [
+                asyncio.ensure_future(database.write(fn))
+                for fn in (
+                    insert(1),
+                    insert(2, 1),  # 2 goes in, then 1 again: the primary key refuses it
+                    insert(3),
+                    insert(4, then=LookupError("refused by the function itself")),
+                )
+            ]
+            await asyncio.sleep(0.05)
+            release.set()
+            await holding
+            results = await asyncio.gather(*queued, return_exceptions=True)
+            stored = await database.read(
+                lambda connection: [
+                    n for (n,) in connection.execute(text("SELECT n FROM numbers ORDER BY n"))
+                ]
+            )
+        finally:
+            release.set()
+            await database.close()
+        return results, stored, transactions
+
+    results, stored, transactions = anyio.run(run)
+    assert results[0] == 1
+    assert isinstance(results[1], IntegrityError)
+    assert results[2] == 3
+    assert isinstance(results[3], LookupError) and str(results[3]) == "refused by the function itself"
+    assert stored == [1, 3]
+    assert len(transactions) == 4 and all(t is transactions[0] for t in transactions)  # one batch
 
 
 def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ LAST_EVENT_ID = HeaderParameter(name="Last-Event-ID", description="The `id` of t
 
 
 class ChatController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["chat"]
 
     @post(

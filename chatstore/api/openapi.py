@@ -20,9 +20,8 @@ __all__ = [
     "ERROR_BODY_REF",
     "ErrorBody",
     "OptionalBodyOperation",
-    "document_database_errors",
+    "complete_error_responses",
     "error_response",
-    "name_error_bodies",
 ]
 
 ERROR_BODY_REF = "#/components/schemas/ErrorBody"
@@ -49,54 +48,55 @@ class OptionalBodyOperation(Operation):
             self.request_body.required = False
 
 
-def name_error_bodies(openapi: OpenAPI) -> None:
-    """Point every error response at the one ``ErrorBody`` schema, in place.
+def complete_error_responses(openapi: OpenAPI, *, api_key_required: bool) -> None:
+    """Complete the error responses of the generated document, in place: the one step after
+    construction, because Litestar cannot declare either part.
 
-    Litestar documents the 400 it adds, and the errors in ``raises=``, with an unnamed inline schema
-    whose ``extra`` is "null, object or array": generators (openapi-python-client) cannot type that
-    and drop the response. Every error leaves through ``chatstore.api.errors`` as an ``ErrorBody``.
+    - Litestar documents the 400 it adds, and the errors in ``raises=``, with an unnamed inline
+      schema whose ``extra`` is "null, object or array": generators (openapi-python-client) cannot
+      type that and drop the response. Every error leaves through ``chatstore.api.errors`` as an
+      ``ErrorBody``, so each points at that one schema.
+    - Litestar has ``responses=`` on handlers only, not on routers or controllers: the responses
+      every ``/api`` operation shares (401 without the key, 503 while the database is unavailable,
+      507 on a full disk for those that write) are added here rather than on each handler.
     """
-    for item in (openapi.paths or {}).values():
-        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
-            operation: Operation | None = getattr(item, method)
-            for status, response in ((operation and operation.responses) or {}).items():
-                if not status.isdigit() or int(status) < 400 or not isinstance(response, OpenAPIResponse):
-                    continue
-                media = (response.content or {}).get("application/json")
-                if media is not None and not isinstance(media.schema, Reference):
-                    media.schema = Reference(ref=ERROR_BODY_REF)
-
-
-_WRITING_METHODS = ("post", "put", "patch", "delete")
-
-
-def document_database_errors(openapi: OpenAPI) -> None:
-    """Add to every ``/api`` operation the 503 it gets while the database is unavailable, and to
-    those that write the 507 of a full disk, in place (Litestar has no layered ``responses``)."""
     retry_after = OpenAPIHeader(
         schema=Schema(type=OpenAPIType.INTEGER),
         description="Seconds to wait before trying again.",
     )
 
-    def refusal(description: str) -> OpenAPIResponse:
+    def error(description: str, *, retry: bool = False) -> OpenAPIResponse:
         return OpenAPIResponse(
             description=description,
-            headers={"Retry-After": retry_after},
+            headers={"Retry-After": retry_after} if retry else None,
             content={"application/json": OpenAPIMediaType(schema=Reference(ref=ERROR_BODY_REF))},
         )
 
-    unavailable = refusal(
+    unauthorized = error("The `Authorization: Bearer <key>` header is missing, or the key is not valid.")
+    unavailable = error(
         "The database is unavailable (unreachable, out of connections, or its file is gone): "
-        "nothing was changed; try again after `Retry-After` seconds."
+        "nothing was changed; try again after `Retry-After` seconds.",
+        retry=True,
     )
-    full = refusal("The database's disk is full: nothing was stored. Reads still work.")
+    full = error("The database's disk is full: nothing was stored. Reads still work.", retry=True)
     for path, item in (openapi.paths or {}).items():
-        if not path.startswith("/api/"):
-            continue
-        for method in ("get", "put", "post", "delete", "patch"):
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
             operation: Operation | None = getattr(item, method)
             if operation is None or operation.responses is None:
+                continue
+            for status, response in operation.responses.items():
+                if not status.isdigit() or int(status) < 400 or not isinstance(response, OpenAPIResponse):
+                    continue
+                media = (response.content or {}).get("application/json")
+                if media is not None and not isinstance(media.schema, Reference):
+                    media.schema = Reference(ref=ERROR_BODY_REF)
+            if not path.startswith("/api/"):
                 continue
             operation.responses["503"] = unavailable
             if method in _WRITING_METHODS:
                 operation.responses["507"] = full
+            if api_key_required:
+                operation.responses["401"] = unauthorized
+
+
+_WRITING_METHODS = ("post", "put", "patch", "delete")

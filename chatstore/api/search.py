@@ -29,7 +29,7 @@ the next page; paging never repeats or skips a hit, even while messages are bein
 
 
 class SearchController(Controller):
-    path = "/api/search"
+    path = "/search"
     tags = ["search"]
 
     @get(

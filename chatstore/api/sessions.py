@@ -39,9 +39,12 @@ Cursor = Annotated[
 
 __all__ = ["SessionController"]
 
+# Where a session is read: this controller's path under the ``/api`` router that ``create_app`` mounts.
+SESSIONS_URL = "/api/sessions"
+
 LOCATION_HEADER = ResponseHeader(
     name="Location",
-    value="/api/sessions/{id}",
+    value=SESSIONS_URL + "/{id}",
     description="Where the new session can be read.",
     documentation_only=True,
 )
@@ -54,7 +57,7 @@ DISPOSITION_HEADER = ResponseHeader(
 
 
 class SessionController(Controller):
-    path = "/api/sessions"
+    path = "/sessions"
     tags = ["sessions"]
 
     @post(
@@ -80,7 +83,7 @@ class SessionController(Controller):
         data = data or SessionCreate()
         check_session_create(data, settings)
         session = await sessions.create_session(db, data)
-        return Response(session, status_code=201, headers={"Location": f"{self.path}/{session.id}"})
+        return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @get(
         operation_id="listSessions",
@@ -190,7 +193,7 @@ class SessionController(Controller):
     ) -> Response[SessionRead]:
         check_session_import(data, settings)
         session = await transfer.import_session(db, data)
-        return Response(session, status_code=201, headers={"Location": f"{self.path}/{session.id}"})
+        return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @patch(
         "/{session_id:str}",

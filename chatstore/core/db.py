@@ -7,7 +7,8 @@ event loop:
 - SQLite's driver blocks, so the functions run in worker threads: one thread hop per transaction,
   not per statement. SQLite has a single writer however many connections ask, so every write of
   this process goes through one writer thread that commits whatever is queued in one transaction
-  (group commit); each caller still gets its own durable commit before its ``await`` returns.
+  (group commit), each write in a SAVEPOINT of its own so that one that raises fails alone; each
+  caller still gets its own durable commit before its ``await`` returns.
   Reads use a small pool of connections, which WAL lets run beside the writer.
 - PostgreSQL runs them on asyncpg through SQLAlchemy's ``run_sync``, each in its own transaction
   on a pool, with no thread at all.
@@ -212,17 +213,26 @@ class Database(ABC):
             raise failure from exc
         return result
 
-    async def write(self, fn: Work[T], *, single_statement: bool = False, priority: bool = False) -> T:
-        """Run ``fn`` in a write transaction; returns once it is committed.
+    async def write(self, fn: Work[T], *, priority: bool = False) -> T:
+        """Run ``fn`` in a write transaction; returns its result once it is committed.
 
-        ``single_statement=True`` promises that ``fn`` runs exactly one statement, which is atomic
-        by itself: PostgreSQL then runs it without BEGIN and COMMIT, two round trips fewer.
+        A write function's contract:
+
+        - it is pure apart from ``connection``: it reads and writes the database through it and
+          touches nothing else (no I/O, no shared state), since it may run in another thread;
+        - it may be run again from the start, in a new transaction, after a rolled-back attempt: it
+          keeps nothing between runs (a fresh time or id on each run is fine);
+        - it raises to refuse (``SessionNotFound``, ``InvalidInput`` …), like any function: its own
+          changes are rolled back and the error reaches the caller of ``write``. On SQLite other
+          callers' writes share the transaction; each runs in a SAVEPOINT of its own, so one that
+          raises fails alone while the others commit.
+
         ``priority=True`` is for the process's own small, periodic writes (its lease, the progress
         of replies): they go ahead of requests' writes on SQLite and have their own connections on
         PostgreSQL, so that no load of requests can hold them up.
         """
         try:
-            result = await self._write(fn, single_statement, priority)
+            result = await self._write(fn, priority)
         except Exception as exc:
             if (failure := self._failed("write", exc)) is exc:
                 raise
@@ -243,7 +253,7 @@ class Database(ABC):
     async def _read(self, fn: Work[T]) -> T: ...
 
     @abstractmethod
-    async def _write(self, fn: Work[T], single_statement: bool, priority: bool) -> T: ...
+    async def _write(self, fn: Work[T], priority: bool) -> T: ...
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -306,7 +316,7 @@ class SQLiteDatabase(Database):
         with self._reader.begin() as connection:
             return fn(connection)
 
-    async def _write(self, fn: Work[T], single_statement: bool, priority: bool) -> T:
+    async def _write(self, fn: Work[T], priority: bool) -> T:
         return await self._writer.submit(fn, priority=priority)
 
     async def close(self) -> None:
@@ -426,7 +436,8 @@ _PRIORITY, _NORMAL, _STOP = 0, 1, 2
 
 
 class _GroupCommitWriter:
-    """One thread, one connection: runs queued write jobs, many to a transaction.
+    """One thread, one connection: runs queued write jobs, many to a transaction, each job in a
+    SAVEPOINT of its own so that one that raises fails alone.
 
     Jobs queue by priority, then in order: a priority job (the lease, the progress of replies) goes
     into the next transaction however many requests' writes wait. ``connected`` runs once the
@@ -491,40 +502,40 @@ class _GroupCommitWriter:
             job.settle(error=error)
 
     def _commit(self, connection: Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             self._check()
             with connection.begin():
-                results = []
                 for job in batch:
-                    try:
-                        results.append(job.fn(connection))
-                    except Exception as exc:
-                        raise _JobFailed from exc
+                    outcomes.append(self._run_job(connection, job))
             # Committed into a file deleted meanwhile is not stored: say so rather than acknowledge.
             self._check()
-        except _JobFailed as failed:
-            cause = failed.__cause__
-            if len(batch) == 1 or unavailability(cause) is not None:  # type: ignore[arg-type]
-                # A full disk or a lost file fails every job alike: no use trying them one by one.
-                for job in batch:
-                    job.settle(error=cause)
-                return
-            # The transaction was rolled back for all; run them one by one so only the bad one fails.
-            for job in batch:
-                self._commit(connection, [job])
-            return
         except Exception as exc:
-            # BEGIN or COMMIT failed (the database is busy past the timeout, or broken): the same
-            # would happen to each job alone, so they all fail now instead of one timeout each.
+            # BEGIN or COMMIT failed (the database is busy past the timeout, or broken), or a job met a
+            # full disk or a lost file: the same would happen to each job alone, so they all fail now.
             for job in batch:
                 job.settle(error=exc)
             return
-        for job, result in zip(batch, results, strict=True):
-            job.settle(result)
+        for job, (result, error) in zip(batch, outcomes, strict=True):
+            job.settle(result, error)
 
-
-class _JobFailed(Exception):
-    """A job's own function raised (the cause); the other jobs of its batch may still succeed."""
+    @staticmethod
+    def _run_job(connection: Connection, job: _Job) -> tuple[Any, BaseException | None]:
+        """Run one job in a SAVEPOINT of the batch: if it raises, its own changes are rolled back and
+        its caller gets the error, while the other jobs of the batch commit."""
+        try:
+            with connection.begin_nested():
+                return job.fn(connection), None
+        except Exception as exc:
+            error = exc
+        # A full disk or a lost file fails the batch, not the job. SQLite may then have rolled the
+        # whole transaction back itself, and the rollback to the savepoint failed in turn.
+        for failure in (error, error.__context__):
+            if failure is not None and unavailability(failure) is not None:
+                raise failure
+        if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            raise error
+        return None, error
 
 
 class PostgresDatabase(Database):
@@ -540,9 +551,6 @@ class PostgresDatabase(Database):
         url, server_settings = _server_settings_from_options(url)
         self._engine = self._create_engine(url, server_settings, settings, settings.db_pool_size)
         self._priority = self._create_engine(url, server_settings, settings, self.priority_pool_size)
-        # Same pools, without BEGIN and COMMIT.
-        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._priority_autocommit = self._priority.execution_options(isolation_level="AUTOCOMMIT")
 
     @staticmethod
     def _create_engine(
@@ -570,10 +578,7 @@ class PostgresDatabase(Database):
         async with self._engine.begin() as connection:
             return await connection.run_sync(fn)
 
-    async def _write(self, fn: Work[T], single_statement: bool, priority: bool) -> T:
-        if single_statement:
-            async with (self._priority_autocommit if priority else self._autocommit).connect() as connection:
-                return await connection.run_sync(fn)
+    async def _write(self, fn: Work[T], priority: bool) -> T:
         async with (self._priority if priority else self._engine).begin() as connection:
             return await connection.run_sync(fn)
 

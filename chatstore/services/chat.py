@@ -147,7 +147,7 @@ async def start_turn(
     if resuming and len(client_ids) != len(messages):
         raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
 
-    def append(connection: Connection) -> Turn | InvalidInput | None:
+    def append(connection: Connection) -> Turn:
         stored: dict[str, tuple[str, int]] = {}
         if client_ids:
             # Lock the session row first, so that two attempts of one request cannot both store it.
@@ -155,7 +155,7 @@ async def start_turn(
                 select(sessions_table.c.id).where(sessions_table.c.id == session_id).with_for_update()
             ).first()
             if locked is None:
-                return None
+                raise SessionNotFound(session_id)
             rows = connection.execute(
                 select(messages_table.c.client_id, messages_table.c.id, messages_table.c.seq).where(
                     messages_table.c.session_id == session_id, messages_table.c.client_id.in_(client_ids)
@@ -166,8 +166,8 @@ async def start_turn(
                 earlier = _earlier_attempt(connection, session_id, [stored[str(m.id)] for m in messages])
                 if earlier is not None:
                     return earlier
-            if resuming:  # returned, not raised: a raising job would roll back a whole group commit
-                return InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
+            if resuming:
+                raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
         now = utc_now()
         new_count = sum(1 for m in messages if m.id not in stored)
         last_seq = connection.execute(
@@ -177,7 +177,7 @@ async def start_turn(
             .returning(sessions_table.c.last_seq)
         ).scalar()
         if last_seq is None:
-            return None
+            raise SessionNotFound(session_id)
         seq = last_seq - new_count
         rows, message_ids = [], []
         for message in messages:
@@ -195,12 +195,7 @@ async def start_turn(
         new = [message for message in messages if message.id not in stored]
         return Turn(session_id, message_ids, str(reply["id"]), last_seq, last_seq, now, new_messages=new)
 
-    turn = await db.write(append)
-    if turn is None:
-        raise SessionNotFound(session_id)
-    if isinstance(turn, InvalidInput):
-        raise turn
-    return turn
+    return await db.write(append)
 
 
 def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple[str, int]]) -> Turn | None:
@@ -227,7 +222,7 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
     if not is_id(session_id):
         raise SessionNotFound(session_id)
 
-    def append_reply(connection: Connection) -> Turn | Exception:
+    def append_reply(connection: Connection) -> Turn:
         question_seq = connection.execute(
             select(messages_table.c.seq)
             .where(messages_table.c.session_id == session_id, messages_table.c.role == "user")
@@ -238,7 +233,7 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             exists = connection.execute(
                 select(sessions_table.c.id).where(sessions_table.c.id == session_id)
             ).first()
-            return NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
+            raise NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
         now = utc_now()
         last_seq = connection.execute(
             update(sessions_table)
@@ -247,18 +242,14 @@ async def start_regeneration(db: Database, session_id: str, worker_id: str) -> T
             .returning(sessions_table.c.last_seq)
         ).scalar()
         if last_seq is None:  # deleted since the question was read (PostgreSQL reads are not locked)
-            return SessionNotFound(session_id)
+            raise SessionNotFound(session_id)
         reply = _message_row(
             session_id, last_seq, "assistant", "", now, status="in_progress", worker_id=worker_id
         )
         connection.execute(insert(messages_table).values(**reply))
         return Turn(session_id, [], str(reply["id"]), question_seq + 1, last_seq, now)
 
-    # The refusal is returned rather than raised: a raising job would roll back a whole group commit.
-    turn = await db.write(append_reply)
-    if isinstance(turn, Exception):
-        raise turn
-    return turn
+    return await db.write(append_reply)
 
 
 async def load_history(db: Database, session_id: str, before_seq: int) -> list[MessageRead]:
@@ -323,7 +314,7 @@ async def finish_reply(
         ).first()
         return None if row is None else to_messages([row])[0]
 
-    return await db.write(store, single_statement=True)
+    return await db.write(store)
 
 
 def _ends_after(position: int, length: int) -> bool:

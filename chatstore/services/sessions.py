@@ -12,7 +12,7 @@ from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_id, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
-from chatstore.services.errors import InvalidInput, SessionNotFound
+from chatstore.services.errors import SessionNotFound
 from chatstore.services.pagination import Seq, Text, Timestamp, decode_cursor, encode_cursor
 
 __all__ = [
@@ -178,7 +178,7 @@ async def update_session(
     if not is_id(session_id):
         raise SessionNotFound(session_id)
 
-    def apply(connection: Connection) -> SessionRead | InvalidInput | None:
+    def apply(connection: Connection) -> SessionRead:
         values: dict[str, Any] = {"updated_at": utc_now()}
         if patch.name is not UNSET:
             values["name"] = patch.name
@@ -189,13 +189,9 @@ async def update_session(
                 select(sessions_table.c.metadata).where(sessions_table.c.id == session_id).with_for_update()
             ).scalar()
             if current is None:
-                return None
+                raise SessionNotFound(session_id)
             merged = merge_patch(current, patch.meta)
-            try:
-                check_metadata(merged)
-            except InvalidInput as refused:
-                # Returned, not raised: a raising job would roll back a whole group commit.
-                return refused
+            check_metadata(merged)
             values["metadata"] = merged
         row = connection.execute(
             update(sessions_table)
@@ -203,14 +199,11 @@ async def update_session(
             .values(**values)
             .returning(*SESSION_COLUMNS)
         ).first()
-        return None if row is None else to_session(row)
+        if row is None:
+            raise SessionNotFound(session_id)
+        return to_session(row)
 
-    session = await db.write(apply)
-    if session is None:
-        raise SessionNotFound(session_id)
-    if isinstance(session, InvalidInput):
-        raise session
-    return session
+    return await db.write(apply)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -251,9 +244,9 @@ async def delete_session(db: Database, session_id: str) -> None:
     if not is_id(session_id):
         raise SessionNotFound(session_id)
 
-    def delete_row(connection: Connection) -> int:
+    def delete_row(connection: Connection) -> None:
         # Its messages go with it: ON DELETE CASCADE, in the database.
-        return connection.execute(delete(sessions_table).where(sessions_table.c.id == session_id)).rowcount
+        if connection.execute(delete(sessions_table).where(sessions_table.c.id == session_id)).rowcount == 0:
+            raise SessionNotFound(session_id)
 
-    if await db.write(delete_row) == 0:
-        raise SessionNotFound(session_id)
+    await db.write(delete_row)

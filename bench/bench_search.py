@@ -1,8 +1,8 @@
 """Search benchmark: the latency of ``GET /api/search`` over 100,000 stored messages, through a real server.
 
-Run it by hand from the repository root (pytest does not collect it):
+Run it by hand from the repository root:
 
-    python tests/benchmarks/bench_search.py [--messages 100000] [--requests 200]
+    python bench/bench_search.py [--messages 100000] [--requests 300]
         [--backends sqlite,postgres] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 
 For each backend it creates a fresh database (a SQLite file in a temporary folder, or a PostgreSQL
@@ -32,7 +32,7 @@ import anyio
 import httpx
 from sqlalchemy import create_engine, insert, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.servers
 
 from chatstore.core.db import open_database, resolve_url
 from chatstore.core.settings import Settings

@@ -1,8 +1,8 @@
 """Pagination benchmark: is a deep page as fast as the first one? 100,000 sessions, a real server.
 
-Run it by hand from the repository root (pytest does not collect it):
+Run it by hand from the repository root:
 
-    python tests/benchmarks/bench_pages.py [--sessions 100000] [--messages 5000] [--requests 50]
+    python bench/bench_pages.py [--sessions 100000] [--messages 5000] [--requests 50]
         [--backends sqlite,postgres] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 
 For each backend it creates a fresh database (a SQLite file in a temporary folder, or a PostgreSQL
@@ -51,7 +51,7 @@ import httpx
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.servers
 
 from chatstore.core.db import Database, Work, open_database, resolve_url
 from chatstore.core.settings import Settings
@@ -271,7 +271,7 @@ class RecordingDatabase(Database):
         with self.engine.begin() as connection:
             return fn(connection)
 
-    async def write(self, fn: Work[T], *, single_statement: bool = False) -> T:
+    async def write(self, fn: Work[T], *, priority: bool = False) -> T:
         return await self.read(fn)
 
     async def close(self) -> None:

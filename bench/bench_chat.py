@@ -1,8 +1,8 @@
 """Chat-turn benchmark of chatstore against real server processes, and against the framework's own limit.
 
-Run it by hand from the repository root (pytest does not collect it):
+Run it by hand from the repository root:
 
-    python tests/benchmarks/bench_chat.py [--clients 16] [--duration 8]
+    python bench/bench_chat.py [--clients 16] [--duration 8]
         [--configs sqlite-1,sqlite-2,postgres-1,postgres-2,memory]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--get-messages 10000]
 
