@@ -89,6 +89,7 @@ def test_page_is_served_at_root_with_a_strict_content_security_policy(
     [
         ("/static/app.js", "text/javascript"),
         ("/static/api.js", "text/javascript"),
+        ("/static/markdown.js", "text/javascript"),
         ("/static/style.css", "text/css"),
     ],
 )
@@ -217,8 +218,15 @@ def chat_page(browser: Browser, tmp_path: Path) -> Iterator[Callable[..., ChatPa
     pages: list[ChatPage] = []
     with ExitStack() as stack:
 
-        def start(*, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light", **env: str) -> ChatPage:
-            url = f"sqlite:///{tmp_path / 'chatstore.db'}"
+        def start(
+            *,
+            viewport: dict[str, int] = DESKTOP,
+            color_scheme: str = "light",
+            has_touch: bool = False,
+            database_url: str | None = None,
+            **env: str,
+        ) -> ChatPage:
+            url = database_url or f"sqlite:///{tmp_path / 'chatstore.db'}"
             env = {"CHATSTORE_MOCK_DELAY_MS": "20", **env}
             [server] = stack.enter_context(
                 running_servers(1, url, tmp_path, env, name=f"server-{len(pages)}")
@@ -228,6 +236,7 @@ def chat_page(browser: Browser, tmp_path: Path) -> Iterator[Callable[..., ChatPa
                 viewport=viewport,
                 color_scheme=color_scheme,  # type: ignore[arg-type]
                 reduced_motion="reduce",
+                has_touch=has_touch,
             )
             stack.callback(context.close)
             chat = ChatPage(context.new_page(), server)
@@ -830,3 +839,255 @@ def test_chat_view_screenshot(
         expect(menu).to_have_attribute("aria-expanded", "false")
     expect(chat.messages).to_have_count(4)
     chat.page.screenshot(path=ARTIFACTS / f"chat-{name}.png")
+
+
+# ---- the Markdown renderer, in Chromium ---------------------------------------------------------
+
+# Every element and attribute the renderer may produce; anything else in its output is a hole.
+RENDERED_TAGS = {
+    "p", "h3", "h4", "h5", "h6", "strong", "em", "del", "code", "pre", "ul", "ol", "li", "blockquote",
+    "hr", "a", "span", "div", "button", "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+RENDERED_ATTRIBUTES = {"class", "href", "target", "rel", "type", "start"}
+SAFE_HREF = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def markdown(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """A tab on the page with ``window.markdown``: the module as the server serves it."""
+    tmp_path = tmp_path_factory.mktemp("markdown")
+    with running_servers(1, f"sqlite:///{tmp_path / 'chatstore.db'}", tmp_path, {}, name="markdown") as [server]:
+        context = browser.new_context()
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{server.base_url}/")
+        page.evaluate("async () => { window.markdown = await import('/static/markdown.js'); }")
+        yield page
+        context.close()
+        assert errors == [], "the page threw"
+
+
+def render(page: Page, source: str) -> str:
+    return str(
+        page.evaluate(
+            "(source) => { const div = document.createElement('div');"
+            " div.append(window.markdown.renderMarkdown(source)); return div.innerHTML; }",
+            source,
+        )
+    )
+
+
+def rendered_elements(page: Page, source: str) -> tuple[list[tuple[str, dict[str, str]]], str]:
+    """Every element the source renders to, with its attributes, and the text of the whole."""
+    tags, text = page.evaluate(
+        """(source) => {
+            const div = document.createElement('div');
+            div.append(window.markdown.renderMarkdown(source));
+            const tags = [...div.querySelectorAll('*')].map((node) =>
+                [node.localName, Object.fromEntries([...node.attributes].map((a) => [a.name, a.value]))]);
+            return [tags, div.textContent];
+        }""",
+        source,
+    )
+    return [(tag, attributes) for tag, attributes in tags], text
+
+
+LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("source", "html"),
+    [
+        pytest.param(
+            "Hello **bold**, *em*, ***both***, ~~gone~~, `code` and snake_case_name",
+            "<p>Hello <strong>bold</strong>, <em>em</em>, <strong><em>both</em></strong>, <del>gone</del>, "
+            "<code>code</code> and snake_case_name</p>",
+            id="emphasis",
+        ),
+        pytest.param("line one\nline two\n\nnext", "<p>line one\nline two</p>\n<p>next</p>", id="paragraphs"),
+        pytest.param("# One\n## Two\n###### Six\n#nothing", "<h3>One</h3>\n<h4>Two</h4>\n<h6>Six</h6>\n<p>#nothing</p>", id="headings"),
+        pytest.param(
+            "- a\n- b\n  - nested\n- c",
+            '<ul><li><p class="tight">a</p></li><li><p class="tight">b</p>\n'
+            '<ul><li><p class="tight">nested</p></li></ul></li><li><p class="tight">c</p></li></ul>',
+            id="nested-list",
+        ),
+        pytest.param(
+            "3. three\n4. four", '<ol start="3"><li><p class="tight">three</p></li><li><p class="tight">four</p></li></ol>', id="ordered"
+        ),
+        pytest.param(
+            "1. **Step**\n\n   Details\n\n2. Next",
+            "<ol><li><p><strong>Step</strong></p>\n<p>Details</p></li><li><p>Next</p></li></ol>",
+            id="loose-list",
+        ),
+        pytest.param(
+            "```python\nprint('<b>hi</b>')\n\n  indented\n```\nafter",
+            '<div class="code-block"><div class="code-bar"><span class="code-language">python</span>'
+            '<button class="button subtle code-copy" type="button">Copy code</button></div>'
+            "<pre><code>print('&lt;b&gt;hi&lt;/b&gt;')\n\n  indented</code></pre></div>\n<p>after</p>",
+            id="fenced-code",
+        ),
+        pytest.param(
+            "| a | b |\n|:--|--:|\n| 1 | `x|y` |\n| 2 \\| 3 | **z** |",
+            '<div class="table-scroll"><table><thead><tr><th class="align-left">a</th><th class="align-right">b</th>'
+            '</tr></thead><tbody><tr><td class="align-left">1</td><td class="align-right"><code>x|y</code></td></tr>'
+            '<tr><td class="align-left">2 | 3</td><td class="align-right"><strong>z</strong></td></tr></tbody>'
+            "</table></div>",
+            id="table",
+        ),
+        pytest.param("> quoted\n> more\n\n---\n\ntext", "<blockquote><p>quoted\nmore</p></blockquote>\n<hr>\n<p>text</p>", id="quote-rule"),
+        pytest.param(
+            "[site](https://example.com/a?b=1), <https://x.org>, https://y.org/p). [m](mailto:a@b.c)",
+            f'<p><a href="https://example.com/a?b=1" {LINK}>site</a>, <a href="https://x.org/" {LINK}>https://x.org</a>, '
+            f'<a href="https://y.org/p" {LINK}>https://y.org/p</a>). <a href="mailto:a@b.c" {LINK}>m</a></p>',
+            id="links",
+        ),
+        pytest.param("\\*not em\\* 2 * 3 * 4", "<p>*not em* 2 * 3 * 4</p>", id="escapes"),
+    ],
+)
+def test_markdown_renders_each_construct(markdown: Page, source: str, html: str) -> None:
+    assert render(markdown, source) == html
+
+
+XSS_PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:alert(1)">x</a>',
+    "<svg onload=alert(1)>",
+    "<iframe src=javascript:alert(1)></iframe>",
+    '" onmouseover="alert(1)',
+]
+XSS_LINKS = [
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "&#106;avascript:alert(1)",
+    "&#x6A;avascript:alert(1)",
+    "java%0ascript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "//evil.example/x",
+    "<javascript:alert(1)>",
+]
+
+
+def inert(elements: list[tuple[str, dict[str, str]]]) -> None:
+    for tag, attributes in elements:
+        assert tag in RENDERED_TAGS, tag
+        assert set(attributes) <= RENDERED_ATTRIBUTES, attributes
+        if "href" in attributes:
+            assert SAFE_HREF.match(attributes["href"]), attributes["href"]
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+@pytest.mark.parametrize(
+    "construct",
+    [
+        "{}",
+        "**{}**",
+        "*{}*",
+        "~~{}~~",
+        "`{}`",
+        "# {}",
+        "- {}",
+        "1. {}",
+        "> {}",
+        "```{}\n{}\n```",
+        "| {} | b |\n| --- | --- |\n| {} | `{}` |",
+        "[{}](https://example.com)",
+        "[x](https://example.com/{})",
+        "![{}](https://example.com/i.png)",
+    ],
+)
+def test_markdown_shows_html_in_every_construct_as_text(markdown: Page, construct: str, payload: str) -> None:
+    elements, text = rendered_elements(markdown, construct.replace("{}", payload))
+
+    inert(elements)
+    if "(https://example.com/{})" not in construct:  # in an address it is the link's, not the text's
+        assert payload.strip() in text
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize("href", XSS_LINKS)
+@pytest.mark.parametrize("construct", ["[click]({})", "![click]({})", "<{}>", "{}", "| [click]({}) |\n| - |", "- [click]({})"])
+def test_markdown_links_only_to_http_https_and_mailto(markdown: Page, construct: str, href: str) -> None:
+    elements, _ = rendered_elements(markdown, construct.format(href))
+
+    inert(elements)
+    assert not [tag for tag, _ in elements if tag == "a"]
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_markdown_streamed_piece_by_piece_ends_as_the_whole_renders_and_keeps_finished_blocks(
+    markdown: Page,
+) -> None:
+    source = (
+        "# Plan\n\nFirst **day**: the castle.\n\n- one\n- two\n\n| a | b |\n| - | - |\n| 1 | 2 |\n\n"
+        "```js\nlet x = `<b>`;\n\n```\n> done\n\nThe *end*."
+    )
+    result = markdown.evaluate(
+        """(source) => {
+            const root = document.createElement('div');
+            const view = new window.markdown.MarkdownView(root);
+            let first = null;
+            let pendingMax = 0;
+            for (let i = 0; i < source.length; i += 3) {
+                view.append(source.slice(i, i + 3));
+                view.render();
+                if (view.kept > 0) first ??= root.firstChild;
+                pendingMax = Math.max(pendingMax, view.source.length - view.kept);
+            }
+            const whole = document.createElement('div');
+            whole.append(window.markdown.renderMarkdown(source));
+            return {streamed: root.innerHTML, whole: whole.innerHTML, kept: root.firstChild === first,
+                    pendingMax, text: view.text};
+        }""",
+        source,
+    )
+
+    assert result["streamed"] == result["whole"]
+    assert result["text"] == source
+    assert result["kept"], "a finished block was rendered again"
+    # Only the unfinished blocks are rendered again: never much more than the longest block.
+    assert result["pendingMax"] < 60
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_markdown_view_of_a_long_reply_renders_again_only_its_last_block(markdown: Page) -> None:
+    pending = markdown.evaluate(
+        """() => {
+            const view = new window.markdown.MarkdownView(document.createElement('div'));
+            for (let i = 0; i < 2000; i++) { view.append(`Paragraph ${i} with some **words**.\\n\\n`); view.render(); }
+            return [view.source.length, view.source.length - view.kept, view.root.children.length];
+        }"""
+    )
+
+    length, rendered_again, blocks = pending
+    assert length > 60_000
+    assert rendered_again < 100
+    assert blocks == 2000
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_search_snippet_makes_only_mark_an_element(markdown: Page) -> None:
+    html = markdown.evaluate(
+        """(snippet) => { const span = document.createElement('span');
+            span.append(...window.markdown.snippetNodes(snippet)); return span.innerHTML; }""",
+        "a &lt;b&gt; <mark>ferry</mark> &amp;amp; <img src=x onerror=alert(1)> <mark onclick=x>y</mark> &quot;q&#39;",
+    )
+
+    assert html == (
+        "a &lt;b&gt; <mark>ferry</mark> &amp;amp; &lt;img src=x onerror=alert(1)&gt; "
+        "&lt;mark onclick=x&gt;y&lt;/mark&gt; \"q'"
+    )

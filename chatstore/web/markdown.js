@@ -129,7 +129,7 @@ function isTableStart(lines, i) {
   return tableCells(lines[i]).length === tableCells(lines[i + 1]).length;
 }
 
-/** The cells of a table row: split at each `|` that is not escaped. */
+/** The cells of a table row: split at each `|` that is neither escaped nor in inline code. */
 function tableCells(line) {
   let row = line.trim();
   if (row.startsWith("|")) row = row.slice(1);
@@ -137,7 +137,13 @@ function tableCells(line) {
   const cells = [];
   let cell = "";
   for (let i = 0; i < row.length; i++) {
-    if (row[i] === "\\" && row[i + 1] === "|") {
+    if (row[i] === "`") {
+      const run = /^`+/.exec(row.slice(i))[0];
+      const close = findCodeEnd(row, i + run.length, run.length);
+      const end = close === -1 ? i + run.length : close + run.length;
+      cell += row.slice(i, end);
+      i = end - 1;
+    } else if (row[i] === "\\" && row[i + 1] === "|") {
       cell += "|";
       i++;
     } else if (row[i] === "|") {
@@ -334,10 +340,10 @@ function renderBlock(block) {
       if (block.ordered && block.first !== 1) list.start = block.first;
       for (const children of block.items) {
         const item = element("li");
-        if (!block.loose && children.length && children[0].type === "paragraph") {
-          appendInline(item, children[0].text); // a tight list: no paragraph around the item's text
-          appendBlocks(item, children.slice(1), true);
-        } else appendBlocks(item, children);
+        const tight = !block.loose && children[0]?.type === "paragraph";
+        appendBlocks(item, children);
+        // A tight list's items hold their text without a paragraph's spacing.
+        if (tight) item.firstChild.className = "tight";
         list.append(item);
       }
       return list;
