@@ -21,10 +21,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from sqlalchemy.engine import make_url
+
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
-from tests.conftest import skip_or_fail_in_ci
-from tests.servers import ServerProcess, running_servers
+from tests.conftest import POSTGRES_URL_VARIABLE, postgres_url, skip_or_fail_in_ci
+from tests.fake_openai import FakeOpenAI, error_reply, reply
+from tests.faults import TcpProxy
+from tests.helpers import postgres_schema
+from tests.servers import ServerProcess, free_port, running_servers
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -1091,3 +1096,222 @@ def test_search_snippet_makes_only_mark_an_element(markdown: Page) -> None:
         "a &lt;b&gt; <mark>ferry</mark> &amp;amp; &lt;img src=x onerror=alert(1)&gt; "
         "&lt;mark onclick=x&gt;y&lt;/mark&gt; \"q'"
     )
+
+
+# ---- the page with a real model: Markdown, copy, failures and retry ----------------------------
+
+MARKDOWN_REPLY = """# Packing list
+
+Bring **good shoes** and *a rain jacket*; see [the forecast](https://weather.example/lisbon).
+
+1. Passport
+2. Charger
+   - USB-C cable
+
+| Day | Plan |
+| --- | ---: |
+| Fri | `train` |
+
+```python
+print("<b>hello</b>")
+```
+
+That is all."""
+CODE = 'print("<b>hello</b>")'
+
+
+@pytest.fixture
+def fake_model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def with_model(fake: FakeOpenAI) -> dict[str, str]:
+    """The environment of a chatstore whose replies come from ``fake``."""
+    return {"CHATSTORE_RESPONDER": "openai", "CHATSTORE_LLM_BASE_URL": fake.base_url, "CHATSTORE_LLM_MODEL": "fake"}
+
+
+def pieces(text: str, size: int = 5) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def clipboard(chat: ChatPage) -> str:
+    return str(chat.page.evaluate("navigator.clipboard.readText()"))
+
+
+def screenshot(chat: ChatPage, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    chat.page.screenshot(path=ARTIFACTS / f"{name}.png")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_markdown_reply_from_a_model_is_rendered_as_it_streams_and_copied_as_written(
+    chat_page: Callable[..., ChatPage], fake_model: FakeOpenAI
+) -> None:
+    fake_model.enqueue(reply(*pieces(MARKDOWN_REPLY)))
+    chat = chat_page(**with_model(fake_model))
+    chat.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+
+    answer = chat.send_and_wait("What should I pack?").locator(".message-content")
+
+    expect(answer.locator("h3")).to_have_text("Packing list")
+    expect(answer.locator("strong")).to_have_text("good shoes")
+    expect(answer.locator("em")).to_have_text("a rain jacket")
+    expect(answer.get_by_role("link", name="the forecast")).to_have_attribute("href", "https://weather.example/lisbon")
+    expect(answer.locator("ol > li")).to_have_count(2)
+    expect(answer.locator("ol ul > li")).to_have_text("USB-C cable")
+    expect(answer.locator("th")).to_have_text(["Day", "Plan"])
+    expect(answer.locator("td")).to_have_text(["Fri", "train"])
+    expect(answer.locator(".code-block code")).to_have_text(CODE)
+    assert "**" not in (answer.text_content() or "")
+    assert chat.page.locator("#message-list b").count() == 0
+    stored = chat.stored_messages(chat.session_id())
+    assert stored[1]["content"] == MARKDOWN_REPLY
+    screenshot(chat, "markdown-desktop-light")
+
+    answer.get_by_role("button", name="Copy code").click()
+    expect(answer.locator(".code-copy")).to_have_text("Copied")  # its name says so, for a while
+    assert clipboard(chat) == CODE
+    reply_item = chat.messages.nth(1)
+    reply_item.hover()
+    reply_item.get_by_role("button", name="Copy message").click()
+    assert clipboard(chat) == MARKDOWN_REPLY  # the Markdown as written, to paste elsewhere
+    chat.messages.nth(0).get_by_role("button", name="Copy message").click()
+    assert clipboard(chat) == "What should I pack?"
+
+    chat.page.reload()  # rendered the same from what the API returns
+    expect(chat.messages.nth(1).locator(".message-content h3")).to_have_text("Packing list")
+    expect(chat.messages.nth(1).locator(".code-block code")).to_have_text(CODE)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_failed_reply_says_what_happened_in_words_and_retry_asks_again(
+    chat_page: Callable[..., ChatPage], fake_model: FakeOpenAI
+) -> None:
+    fake_model.enqueue(error_reply(503, {"error": {"message": "overloaded"}}))
+    chat = chat_page(**with_model(fake_model))
+
+    chat.send("Hello?")
+
+    failed = chat.messages.nth(1)
+    expect(failed).to_have_attribute("data-status", "error")
+    expect(failed.locator(".failure-text")).to_have_text("The model server had a problem of its own. Retry in a moment.")
+    expect(chat.alert).to_have_text("The reply failed: The model server had a problem of its own. Retry in a moment.")
+    expect(failed.locator(".message-content")).to_be_hidden()  # no empty bubble
+    detail = failed.locator(".failure-detail")
+    expect(detail).to_be_hidden()
+    failed.get_by_text("Details").click()
+    expect(detail).to_have_text("the model server answered 503 Service Unavailable: overloaded")
+    screenshot(chat, "failed-reply-desktop-light")
+    retry = failed.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+
+    retry.click()
+
+    fresh = chat.messages.nth(2)
+    expect(fresh).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    expect(fresh.locator(".message-content")).to_contain_text("You said: Hello?")
+    expect(retry).to_be_hidden()  # Retry belongs to the last reply only
+    expect(chat.alert).to_be_hidden()
+    stored = chat.stored_messages(chat.session_id())
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("user", "complete"),
+        ("assistant", "error"),
+        ("assistant", "complete"),
+    ]
+    assert len(fake_model.requests) == 2
+
+    chat.page.reload()  # the failure is explained again from what is stored
+    expect(chat.messages.nth(1).locator(".failure-text")).to_have_text(
+        "The model server had a problem of its own. Retry in a moment."
+    )
+    expect(chat.messages.nth(2).get_by_role("button", name="Retry")).to_be_hidden()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_unreachable_model_server_is_explained_with_the_technical_detail_behind_a_toggle(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}/v1"
+    chat = chat_page(CHATSTORE_RESPONDER="openai", CHATSTORE_LLM_BASE_URL=nobody, CHATSTORE_LLM_MODEL="m")
+
+    chat.send("anyone?")
+
+    failed = chat.messages.nth(1)
+    expect(failed.locator(".failure-text")).to_have_text(
+        "The model server could not be reached. Check that it is running at the address chatstore was given."
+    )
+    expect(chat.alert).not_to_contain_text("ConnectError")
+    failed.get_by_text("Details").click()
+    expect(failed.locator(".failure-detail")).to_contain_text("could not reach the model server: ConnectError")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_stopped_reply_can_be_retried(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page(CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS)
+    chat.send("tell me everything")
+    stopped = chat.messages.nth(1)
+    expect(stopped.locator(".message-content")).to_contain_text("You said:")
+    chat.page.get_by_role("button", name="Stop").click()
+    expect(stopped).to_have_attribute("data-status", "incomplete")
+
+    stopped.get_by_role("button", name="Retry").click()
+
+    fresh = chat.messages.nth(2)
+    expect(fresh).to_have_attribute("data-status", "in_progress")
+    chat.page.get_by_role("button", name="Stop").click()  # and this one can be stopped too
+    expect(fresh).to_have_attribute("data-status", "incomplete")
+    expect(stopped.get_by_role("button", name="Retry")).to_be_hidden()
+    expect(fresh.get_by_role("button", name="Retry")).to_be_visible()
+    stored = chat.stored_messages(chat.session_id())
+    assert [(m["role"], m["finish_reason"]) for m in stored] == [
+        ("user", None),
+        ("assistant", "stopped"),
+        ("assistant", "stopped"),
+    ]
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_reply_kept_while_the_database_is_away_says_it_is_not_saved_yet(
+    chat_page: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    base = postgres_url()
+    if base is None:
+        skip_or_fail_in_ci(f"this test needs PostgreSQL: set {POSTGRES_URL_VARIABLE}")
+    with ExitStack() as stack:
+        url = stack.enter_context(postgres_schema(base))
+        target = make_url(url)
+        proxy = stack.enter_context(TcpProxy(target.host or "127.0.0.1", target.port or 5432))
+        chat = chat_page(
+            database_url=proxy.url_for(url),
+            CHATSTORE_MOCK_DELAY_MS=SLOW_MOCK_DELAY_MS,
+            CHATSTORE_PROGRESS_INTERVAL_MS="100",
+        )
+        chat.send("take your time")
+        reply_item = chat.messages.nth(1)
+        expect(reply_item.locator(".message-content")).to_contain_text("You said:")
+        session_id = chat.session_id()
+
+        proxy.cut()  # the database goes away while the reply streams; the reply ends without it
+
+        status = reply_item.locator(".message-status")
+        expect(status).to_have_text(
+            "Not saved yet: the database is unavailable. The reply is kept and will be saved when it is back.",
+            timeout=WHOLE_REPLY_TIMEOUT_MS,
+        )
+        expect(reply_item).to_have_attribute("data-kept", "true")
+        expect(reply_item.locator(".message-failure")).to_be_hidden()
+        expect(reply_item.get_by_role("button", name="Retry")).to_be_hidden()
+        shown = reply_item.locator(".message-content").text_content()
+        screenshot(chat, "kept-reply-desktop-light")
+        proxy.restore()
+
+        stored = chat.wait_for_reply(session_id)
+        assert stored["status"] == "complete"
+        assert (shown or "").split() == stored["content"].split()
