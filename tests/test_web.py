@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,6 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-
 from sqlalchemy.engine import make_url
 
 from chatstore.app import create_app
@@ -158,6 +158,11 @@ class ChatPage:
         return self.sessions.filter(
             has=self.page.locator(".session-name", has_text=re.compile(f"^{re.escape(name)}$"))
         )
+
+    def session_row(self, name: str) -> Locator:
+        """The sidebar's row of the session named ``name``: its link and its menu button."""
+        name_locator = self.page.locator(".session-name", has_text=re.compile(f"^{re.escape(name)}$"))
+        return self.page.locator("#session-list .session-item").filter(has=name_locator)
 
     def send(self, text: str) -> None:
         """Type a message (a newline as Shift+Enter) and press Enter."""
@@ -861,7 +866,9 @@ SAFE_HREF = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
 def markdown(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     """A tab on the page with ``window.markdown``: the module as the server serves it."""
     tmp_path = tmp_path_factory.mktemp("markdown")
-    with running_servers(1, f"sqlite:///{tmp_path / 'chatstore.db'}", tmp_path, {}, name="markdown") as [server]:
+    with running_servers(1, f"sqlite:///{tmp_path / 'chatstore.db'}", tmp_path, {}, name="markdown") as [
+        server
+    ]:
         context = browser.new_context()
         page = context.new_page()
         errors: list[str] = []
@@ -913,7 +920,11 @@ LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
             id="emphasis",
         ),
         pytest.param("line one\nline two\n\nnext", "<p>line one\nline two</p>\n<p>next</p>", id="paragraphs"),
-        pytest.param("# One\n## Two\n###### Six\n#nothing", "<h3>One</h3>\n<h4>Two</h4>\n<h6>Six</h6>\n<p>#nothing</p>", id="headings"),
+        pytest.param(
+            "# One\n## Two\n###### Six\n#nothing",
+            "<h3>One</h3>\n<h4>Two</h4>\n<h6>Six</h6>\n<p>#nothing</p>",
+            id="headings",
+        ),
         pytest.param(
             "- a\n- b\n  - nested\n- c",
             '<ul><li><p class="tight">a</p></li><li><p class="tight">b</p>\n'
@@ -921,7 +932,9 @@ LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
             id="nested-list",
         ),
         pytest.param(
-            "3. three\n4. four", '<ol start="3"><li><p class="tight">three</p></li><li><p class="tight">four</p></li></ol>', id="ordered"
+            "3. three\n4. four",
+            '<ol start="3"><li><p class="tight">three</p></li><li><p class="tight">four</p></li></ol>',
+            id="ordered",
         ),
         pytest.param(
             "1. **Step**\n\n   Details\n\n2. Next",
@@ -931,7 +944,7 @@ LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
         pytest.param(
             "```python\nprint('<b>hi</b>')\n\n  indented\n```\nafter",
             '<div class="code-block"><div class="code-bar"><span class="code-language">python</span>'
-            '<button class="button subtle code-copy" type="button">Copy code</button></div>'
+            '<button class="button subtle small code-copy" type="button">Copy code</button></div>'
             "<pre><code>print('&lt;b&gt;hi&lt;/b&gt;')\n\n  indented</code></pre></div>\n<p>after</p>",
             id="fenced-code",
         ),
@@ -943,7 +956,11 @@ LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
             "</table></div>",
             id="table",
         ),
-        pytest.param("> quoted\n> more\n\n---\n\ntext", "<blockquote><p>quoted\nmore</p></blockquote>\n<hr>\n<p>text</p>", id="quote-rule"),
+        pytest.param(
+            "> quoted\n> more\n\n---\n\ntext",
+            "<blockquote><p>quoted\nmore</p></blockquote>\n<hr>\n<p>text</p>",
+            id="quote-rule",
+        ),
         pytest.param(
             "[site](https://example.com/a?b=1), <https://x.org>, https://y.org/p). [m](mailto:a@b.c)",
             f'<p><a href="https://example.com/a?b=1" {LINK}>site</a>, <a href="https://x.org/" {LINK}>https://x.org</a>, '
@@ -1022,7 +1039,9 @@ def test_markdown_shows_html_in_every_construct_as_text(markdown: Page, construc
 @pytest.mark.browser
 @pytest.mark.server
 @pytest.mark.parametrize("href", XSS_LINKS)
-@pytest.mark.parametrize("construct", ["[click]({})", "![click]({})", "<{}>", "{}", "| [click]({}) |\n| - |", "- [click]({})"])
+@pytest.mark.parametrize(
+    "construct", ["[click]({})", "![click]({})", "<{}>", "{}", "| [click]({}) |\n| - |", "- [click]({})"]
+)
 def test_markdown_links_only_to_http_https_and_mailto(markdown: Page, construct: str, href: str) -> None:
     elements, _ = rendered_elements(markdown, construct.format(href))
 
@@ -1128,7 +1147,11 @@ def fake_model() -> Iterator[FakeOpenAI]:
 
 def with_model(fake: FakeOpenAI) -> dict[str, str]:
     """The environment of a chatstore whose replies come from ``fake``."""
-    return {"CHATSTORE_RESPONDER": "openai", "CHATSTORE_LLM_BASE_URL": fake.base_url, "CHATSTORE_LLM_MODEL": "fake"}
+    return {
+        "CHATSTORE_RESPONDER": "openai",
+        "CHATSTORE_LLM_BASE_URL": fake.base_url,
+        "CHATSTORE_LLM_MODEL": "fake",
+    }
 
 
 def pieces(text: str, size: int = 5) -> list[str]:
@@ -1158,7 +1181,9 @@ def test_markdown_reply_from_a_model_is_rendered_as_it_streams_and_copied_as_wri
     expect(answer.locator("h3")).to_have_text("Packing list")
     expect(answer.locator("strong")).to_have_text("good shoes")
     expect(answer.locator("em")).to_have_text("a rain jacket")
-    expect(answer.get_by_role("link", name="the forecast")).to_have_attribute("href", "https://weather.example/lisbon")
+    expect(answer.get_by_role("link", name="the forecast")).to_have_attribute(
+        "href", "https://weather.example/lisbon"
+    )
     expect(answer.locator("ol > li")).to_have_count(2)
     expect(answer.locator("ol ul > li")).to_have_text("USB-C cable")
     expect(answer.locator("th")).to_have_text(["Day", "Plan"])
@@ -1197,8 +1222,12 @@ def test_failed_reply_says_what_happened_in_words_and_retry_asks_again(
 
     failed = chat.messages.nth(1)
     expect(failed).to_have_attribute("data-status", "error")
-    expect(failed.locator(".failure-text")).to_have_text("The model server had a problem of its own. Retry in a moment.")
-    expect(chat.alert).to_have_text("The reply failed: The model server had a problem of its own. Retry in a moment.")
+    expect(failed.locator(".failure-text")).to_have_text(
+        "The model server had a problem of its own. Retry in a moment."
+    )
+    expect(chat.alert).to_have_text(
+        "The reply failed: The model server had a problem of its own. Retry in a moment."
+    )
     expect(failed.locator(".message-content")).to_be_hidden()  # no empty bubble
     detail = failed.locator(".failure-detail")
     expect(detail).to_be_hidden()
@@ -1246,7 +1275,9 @@ def test_unreachable_model_server_is_explained_with_the_technical_detail_behind_
     )
     expect(chat.alert).not_to_contain_text("ConnectError")
     failed.get_by_text("Details").click()
-    expect(failed.locator(".failure-detail")).to_contain_text("could not reach the model server: ConnectError")
+    expect(failed.locator(".failure-detail")).to_contain_text(
+        "could not reach the model server: ConnectError"
+    )
     expect(failed.get_by_role("button", name="Retry")).to_be_visible()
 
 
@@ -1315,3 +1346,399 @@ def test_a_reply_kept_while_the_database_is_away_says_it_is_not_saved_yet(
         stored = chat.wait_for_reply(session_id)
         assert stored["status"] == "complete"
         assert (shown or "").split() == stored["content"].split()
+
+
+# ---- the API's features on the page: settings, search, export and import ------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_chat_settings_choose_the_model_and_system_prompt_the_model_server_is_sent(
+    chat_page: Callable[..., ChatPage], fake_model: FakeOpenAI
+) -> None:
+    chat = chat_page(**with_model(fake_model))
+    dialog = chat.page.get_by_role("dialog", name="Chat settings")
+    model = dialog.get_by_role("textbox", name="Model")
+    prompt = dialog.get_by_role("textbox", name="System prompt")
+
+    chat.page.get_by_role("button", name="Settings").click()  # before the chat exists: kept for it
+    expect(model).to_be_focused()
+    model.fill("fake-large")
+    prompt.fill("Answer in French.")
+    screenshot(chat, "settings-desktop-light")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    chat.send_and_wait("Bonjour")
+
+    sent = fake_model.requests[-1].body
+    assert sent["model"] == "fake-large"
+    assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
+    stored = chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]["metadata"]
+    assert stored == {"model": "fake-large", "system_prompt": "Answer in French."}
+
+    chat.page.reload()
+    chat.page.get_by_role("button", name="Settings").click()
+    expect(model).to_have_value("fake-large")
+    expect(prompt).to_have_value("Answer in French.")
+    model.fill("")  # back to the server's default
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    chat.send_and_wait("Encore")
+
+    assert fake_model.requests[-1].body["model"] == "fake"
+    stored = chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]["metadata"]
+    assert stored == {"system_prompt": "Answer in French."}
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def imported_session(chat: ChatPage, name: str | None, when: datetime, contents: list[str]) -> dict[str, Any]:
+    """A session made through the API's import, with messages (user, assistant, …) from ``when``."""
+    document = {
+        "format": "chatstore.session",
+        "version": 1,
+        "exported_at": iso(datetime.now(UTC)),
+        "session": {"name": name, "metadata": {}, "created_at": iso(when), "updated_at": iso(when)},
+        "messages": [
+            {
+                "role": ("user", "assistant")[index % 2],
+                "content": content,
+                "created_at": iso(when + timedelta(seconds=index)),
+            }
+            for index, content in enumerate(contents)
+        ],
+    }
+    response = chat.api("POST", "/api/sessions/import", json=document)
+    assert response.status_code == 201, response.text
+    session_id = response.json()["id"]
+    return {"id": session_id, "messages": chat.stored_messages(session_id)}
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_search_shows_snippets_safely_and_jumps_to_the_message_found(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    now = datetime.now(UTC)
+    turns = [f"Day {index}: nothing to see." for index in range(40)]
+    turns[21] = "Book the ferry to Lisbon & <b>back</b> at nine"
+    trip = imported_session(chat, "Trip", now - timedelta(hours=2), turns)
+    other = imported_session(chat, "Recipes", now - timedelta(hours=1), ["Soup", "Bread"])
+    target = trip["messages"][21]
+    chat.open(f"#/sessions/{other['id']}")
+    chat.page.reload()  # the sidebar lists the chats made meanwhile
+    expect(chat.page.get_by_role("heading", name="Recipes")).to_be_visible()
+    search = chat.page.get_by_role("searchbox", name="Search messages")
+    hits = chat.page.locator("#search-list .search-hit")
+
+    search.fill("ferry")
+
+    expect(hits).to_have_count(1)
+    expect(hits.locator(".session-name")).to_have_text("Trip")
+    expect(hits.locator("mark")).to_have_text("ferry")
+    expect(hits.locator(".search-snippet")).to_contain_text(
+        "& <b>back</b>"
+    )  # the server's escaping, undone as text
+    assert chat.page.locator("#search-list b").count() == 0
+    expect(chat.page.locator("#session-list")).to_be_hidden()  # the results stand in for the list
+    screenshot(chat, "search-desktop-light")
+    hits.click()
+
+    expect(chat.page.get_by_role("heading", name="Trip")).to_be_visible()
+    found = chat.page.locator(f'[data-message-id="{target["id"]}"]')
+    expect(found).to_have_class(re.compile(r"\bhighlighted\b"))
+    expect(found).to_be_focused()
+    expect(found).to_be_in_viewport()
+    expect(chat.messages.last).not_to_be_in_viewport()  # it scrolled to the hit, not to the end
+    assert f"/messages/{target['id']}" in chat.page.url
+
+    search.fill("zzzz")
+    expect(chat.page.locator("#search-status")).to_have_text("No messages match.")
+    search.fill("!!!")  # no word to look for: the server's 400
+    expect(chat.page.locator("#search-status")).to_have_text("Type a word to look for.")
+    search.press("Escape")
+    expect(search).to_have_value("")
+    expect(chat.page.locator("#session-list")).to_be_visible()
+    expect(chat.sessions).to_have_count(2)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_export_downloads_markdown_and_json_and_import_brings_the_chat_back(
+    chat_page: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    chat = chat_page()
+    chat.send_and_wait("Hello export")
+    original = chat.stored_messages(chat.session_id())
+    export = chat.page.get_by_role("button", name="Export")
+
+    export.click()
+    with chat.page.expect_download() as markdown_download:
+        chat.page.get_by_role("menuitem", name="Markdown (.md)").click()
+    markdown_file = markdown_download.value
+    assert markdown_file.suggested_filename.endswith(".md")
+    assert "Hello export" in Path(markdown_file.path()).read_text()
+    export.click()
+    with chat.page.expect_download() as json_download:
+        chat.page.get_by_role("menuitem", name="JSON (.json, to import again)").click()
+    json_file = json_download.value
+    assert json_file.suggested_filename.endswith(".json")
+    exported = tmp_path / json_file.suggested_filename
+    json_file.save_as(exported)
+
+    with chat.page.expect_file_chooser() as chooser:
+        chat.page.get_by_role("button", name="Import a chat…").click()
+    chooser.value.set_files(exported)
+
+    expect(chat.sessions.filter(has_text="Hello export")).to_have_count(2)
+    expect(chat.page).not_to_have_url(re.compile(re.escape(original[0]["session_id"])))
+    expect(chat.page.get_by_role("heading", name="Hello export")).to_be_visible()
+    expect(chat.messages.locator(".message-content")).to_have_text([m["content"] for m in original])
+    copy = chat.stored_messages(chat.session_id())
+    assert [(m["role"], m["content"]) for m in copy] == [(m["role"], m["content"]) for m in original]
+
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("these are not the droids")
+    with chat.page.expect_file_chooser() as chooser:
+        chat.page.get_by_role("button", name="Import a chat…").click()
+    chooser.value.set_files(not_json)
+    expect(chat.alert).to_have_text(
+        "“notes.json” is not a chatstore export: it is not JSON. Export a chat as JSON to import it."
+    )
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"hello": 1}')
+    with chat.page.expect_file_chooser() as chooser:
+        chat.page.get_by_role("button", name="Import a chat…").click()
+    chooser.value.set_files(wrong)
+    expect(chat.alert).to_contain_text("“wrong.json” could not be imported:")
+    expect(chat.sessions).to_have_count(2)
+
+
+# ---- orientation: times, days, names, the sidebar's menu ---------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_messages_show_their_time_on_hover(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    chat.send_and_wait("What time is it?")
+    stored = chat.stored_messages(chat.session_id())
+    chat.page.reload()
+    question = chat.messages.nth(0)
+    time_label = question.locator(".message-time")
+    opacity = "(node) => getComputedStyle(node).opacity"
+
+    expect(time_label).to_have_attribute("datetime", stored[0]["created_at"])
+    assert time_label.evaluate(opacity) == "0"
+    question.hover()
+    expect(time_label).to_have_css("opacity", "1")
+    expect(time_label).to_have_text(re.compile(r"\d{1,2}:\d{2}"))
+    expect(time_label).to_have_attribute("title", re.compile(str(datetime.now(UTC).year)))
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_sidebar_groups_chats_by_day_and_shows_unnamed_ones_by_their_first_message(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=60)
+    for name, when in [
+        ("Today's", now - timedelta(minutes=5)),
+        ("Yesterday's", now - timedelta(days=1)),
+        ("This week's", now - timedelta(days=3)),
+        ("This month's", now - timedelta(days=10)),
+    ]:
+        imported_session(chat, name, when, ["Hi", "Hello"])
+    imported_session(chat, None, long_ago, ["Where do penguins live?\nAnd why?", "Mostly south."])
+
+    chat.page.reload()
+
+    expect(chat.page.locator(".session-day")).to_have_text(
+        ["Today", "Yesterday", "Previous 7 days", "Previous 30 days", long_ago.strftime("%B %Y")]
+    )
+    expect(chat.sessions.locator(".session-name")).to_have_text(
+        ["Today's", "Yesterday's", "This week's", "This month's", "Untitled chat"]
+    )
+    expect(chat.session("Untitled chat").locator(".session-preview")).to_have_text(
+        "Where do penguins live? And why?"
+    )
+    screenshot(chat, "sidebar-days-desktop-light")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_rename_and_delete_from_the_sidebar_menu_of_a_chat_that_is_not_open(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    chat.send_and_wait("first chat")
+    chat.page.get_by_role("button", name="New chat").click()
+    chat.send_and_wait("second chat")
+    first = chat.session_row("first chat")
+    first_id = first.get_attribute("data-session-id")
+    options = first.get_by_role("button", name="Chat options")
+    rename = chat.page.get_by_role("dialog", name="Rename chat")
+
+    expect(options).to_have_accessible_description("first chat")
+    options.click()
+    menu = chat.page.get_by_role("menu", name="Chat")
+    expect(menu.get_by_role("menuitem", name="Rename")).to_be_focused()
+    screenshot(chat, "sidebar-menu-desktop-light")
+    chat.page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(options).to_be_focused()
+    options.click()
+    menu.get_by_role("menuitem", name="Rename").click()
+    expect(rename.get_by_role("textbox", name="Name")).to_have_value("first chat")
+    rename.get_by_role("textbox", name="Name").fill("renamed")
+    rename.get_by_role("textbox", name="Name").press("Enter")
+
+    expect(chat.session("renamed")).to_be_visible()
+    expect(chat.page.get_by_role("heading", name="second chat")).to_be_visible()  # the open chat stays
+    assert chat.api("GET", f"/api/sessions/{first_id}").json()["session"]["name"] == "renamed"
+
+    renamed = chat.session_row("renamed")
+    renamed.get_by_role("button", name="Chat options").click()
+    chat.page.get_by_role("menuitem", name="Delete").click()
+    delete = chat.page.get_by_role("dialog", name="Delete chat?")
+    expect(delete).to_contain_text("“renamed” and its 2 messages will be deleted")
+    delete.get_by_role("button", name="Delete").click()
+
+    expect(chat.sessions.locator(".session-name")).to_have_text(["second chat"])
+    expect(chat.page.get_by_role("heading", name="second chat")).to_be_visible()
+    expect(chat.messages).to_have_count(2)
+    assert chat.api("GET", f"/api/sessions/{first_id}").status_code == 404
+
+
+# ---- on a phone ---------------------------------------------------------------------------------
+
+
+def placeholder_fits(chat: ChatPage) -> bool:
+    return bool(
+        chat.input.evaluate(
+            """(input) => {
+                const style = getComputedStyle(input);
+                const context = document.createElement('canvas').getContext('2d');
+                context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+                const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+                return context.measureText(input.placeholder).width <= room;
+            }"""
+        )
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_on_a_touch_phone_enter_makes_a_new_line_and_the_placeholder_fits(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(viewport=PHONE, has_touch=True)
+    assert chat.page.evaluate("matchMedia('(pointer: coarse)').matches")
+
+    expect(chat.input).to_have_attribute("placeholder", "Write a message")
+    assert placeholder_fits(chat)
+    chat.input.tap()
+    chat.page.keyboard.insert_text("line one")
+    chat.input.press("Enter")
+    chat.page.keyboard.insert_text("line two")
+    expect(chat.input).to_have_value("line one\nline two")
+    expect(chat.messages).to_have_count(0)
+
+    chat.page.get_by_role("button", name="Send").tap()
+
+    expect(chat.messages.nth(1)).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    assert chat.stored_messages(chat.session_id())[0]["content"] == "line one\nline two"
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_on_a_narrow_window_with_a_keyboard_the_placeholder_fits_and_enter_sends(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(viewport=PHONE)
+
+    expect(chat.input).to_have_attribute("placeholder", "Write a message. Enter sends.")
+    assert placeholder_fits(chat)
+    chat.send_and_wait("sent with Enter")
+    chat.page.set_viewport_size(DESKTOP)
+    expect(chat.input).to_have_attribute(
+        "placeholder", "Write a message. Enter sends, Shift+Enter starts a new line."
+    )
+    assert placeholder_fits(chat)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_newest_message_stays_in_view_when_the_screen_changes_size(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page(viewport=PHONE, has_touch=True, CHATSTORE_MOCK_DELAY_MS="0")
+    session_id = chat.api("POST", "/api/sessions", json={"name": "Long chat"}).json()["id"]
+    for text in ["one", "two", "three", "four"]:
+        with httpx.stream(
+            "POST",
+            f"{chat.server.base_url}/api/chat",
+            json={"session_id": session_id, "messages": [{"role": "user", "content": text}]},
+            timeout=10.0,
+        ) as response:
+            response.read()
+    chat.open(f"#/sessions/{session_id}")
+    newest = chat.messages.last
+    expect(chat.messages).to_have_count(8)
+    shows_the_end(chat)
+    expect(chat.messages.first).not_to_be_in_viewport()
+
+    for size in [{"width": 390, "height": 480}, {"width": 390, "height": 844}, {"width": 360, "height": 400}]:
+        chat.page.set_viewport_size(size)  # a keyboard that opens, closes; another phone
+        shows_the_end(chat)
+        expect(newest).to_be_in_viewport()
+
+    chat.input.tap()
+    chat.page.keyboard.insert_text("a\nlonger\nmessage\nthat grows the box")  # the composer grows
+    shows_the_end(chat)
+    expect(newest).to_be_in_viewport()
+
+
+def shows_the_end(chat: ChatPage) -> None:
+    """Wait until the conversation is scrolled to its very end."""
+    chat.page.wait_for_function(
+        "() => { const s = document.getElementById('messages-region');"
+        " return s.scrollHeight - s.scrollTop - s.clientHeight < 2; }",
+        timeout=5000,
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_phone_header_keeps_room_for_the_title_and_folds_the_actions_behind_one_button(
+    chat_page: Callable[..., ChatPage], color_scheme: str
+) -> None:
+    chat = chat_page(viewport=PHONE, has_touch=True, color_scheme=color_scheme)
+    chat.input.tap()
+    chat.page.keyboard.insert_text("A rather long question about trains")
+    chat.page.get_by_role("button", name="Send").tap()
+    expect(chat.messages.nth(1)).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    title = chat.page.get_by_role("heading", name="A rather long question about trains")
+    toggle = chat.page.get_by_role("button", name="Chat actions")
+    rename = chat.page.get_by_role("button", name="Rename")
+
+    expect(rename).to_be_hidden()
+    box = title.bounding_box()
+    assert box is not None
+    assert box["width"] >= 0.6 * PHONE["width"], box
+    toggle.tap()
+
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    for name in ["Settings", "Export", "Rename", "Delete"]:
+        expect(chat.page.get_by_role("button", name=name, exact=True)).to_be_visible()
+    screenshot(chat, f"phone-actions-{color_scheme}")
+    rename.tap()
+    expect(chat.page.get_by_role("dialog", name="Rename chat")).to_be_visible()
+    chat.page.keyboard.press("Escape")
+    expect(rename).to_be_hidden()

@@ -360,7 +360,7 @@ function codeBlock(text, language) {
   const bar = element("div", "code-bar");
   const label = element("span", "code-language");
   label.textContent = language || "code";
-  const copy = element("button", "button subtle code-copy");
+  const copy = element("button", "button subtle small code-copy");
   copy.type = "button";
   copy.textContent = "Copy code";
   bar.append(label, copy);
