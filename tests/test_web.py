@@ -1742,3 +1742,70 @@ def test_phone_header_keeps_room_for_the_title_and_folds_the_actions_behind_one_
     expect(chat.page.get_by_role("dialog", name="Rename chat")).to_be_visible()
     chat.page.keyboard.press("Escape")
     expect(rename).to_be_hidden()
+
+
+# ---- screenshots of the page's features -------------------------------------------------------
+
+
+def send_with_the_button(chat: ChatPage, text: str) -> Locator:
+    """Send as on a touch screen, where Enter makes a new line; returns the reply."""
+    count = chat.messages.count()
+    chat.input.fill(text)
+    chat.page.get_by_role("button", name="Send").click()
+    return chat.messages.nth(count + 1)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("name", "viewport", "color_scheme"),
+    [
+        ("desktop-light", DESKTOP, "light"),
+        ("desktop-dark", DESKTOP, "dark"),
+        ("phone-light", PHONE, "light"),
+        ("phone-dark", PHONE, "dark"),
+    ],
+)
+def test_feature_screenshots(
+    chat_page: Callable[..., ChatPage],
+    fake_model: FakeOpenAI,
+    name: str,
+    viewport: dict[str, int],
+    color_scheme: str,
+) -> None:
+    """The page's features in Chromium, in ``tests/artifacts/``: a Markdown reply and a failed one,
+    search, chat settings and the chat's actions; desktop and phone, light and dark."""
+    on_phone = viewport is PHONE
+    fake_model.enqueue(reply(*pieces(MARKDOWN_REPLY)), error_reply(503, {"error": {"message": "overloaded"}}))
+    chat = chat_page(viewport=viewport, color_scheme=color_scheme, has_touch=on_phone, **with_model(fake_model))
+    first = send_with_the_button(chat, "What should I pack?")
+    expect(first).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    failed = send_with_the_button(chat, "And the weather?")
+    expect(failed).to_have_attribute("data-status", "error")
+    failed.get_by_text("Details").click()
+    chat.page.get_by_role("button", name="Dismiss").click()
+    expect(failed.get_by_role("button", name="Retry")).to_be_in_viewport()
+    screenshot(chat, f"failed-{name}")
+    first.scroll_into_view_if_needed()
+    chat.page.locator(".markdown h3").first.scroll_into_view_if_needed()
+    expect(first.locator(".code-block")).to_be_visible()
+    screenshot(chat, f"markdown-{name}")
+
+    if on_phone:
+        chat.page.get_by_role("button", name="Show chats").click()
+    chat.page.get_by_role("searchbox", name="Search messages").fill("pack")
+    expect(chat.page.locator("#search-list .search-hit mark")).to_have_text(["pack"])
+    screenshot(chat, f"search-{name}")
+    chat.page.locator("#search-list .search-hit").click()
+    expect(chat.page.locator(".message.highlighted")).to_be_in_viewport()
+
+    if on_phone:
+        chat.page.get_by_role("button", name="Chat actions").click()
+        screenshot(chat, f"actions-{name}")
+    chat.page.get_by_role("button", name="Settings").click()
+    dialog = chat.page.get_by_role("dialog", name="Chat settings")
+    dialog.get_by_role("textbox", name="Model").fill("qwen2.5:7b")
+    dialog.get_by_role("textbox", name="System prompt").fill("Answer in one short paragraph.")
+    screenshot(chat, f"settings-{name}")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
