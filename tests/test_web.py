@@ -950,9 +950,10 @@ LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
         ),
         pytest.param(
             "| a | b |\n|:--|--:|\n| 1 | `x|y` |\n| 2 \\| 3 | **z** |",
-            '<div class="table-scroll"><table><thead><tr><th class="align-left">a</th><th class="align-right">b</th>'
-            '</tr></thead><tbody><tr><td class="align-left">1</td><td class="align-right"><code>x|y</code></td></tr>'
-            '<tr><td class="align-left">2 | 3</td><td class="align-right"><strong>z</strong></td></tr></tbody>'
+            '<div class="table-scroll"><table><thead><tr><th class="align-left">a</th>'
+            '<th class="align-right">b</th></tr></thead><tbody><tr><td class="align-left">1</td>'
+            '<td class="align-right"><code>x|y</code></td></tr><tr><td class="align-left">2 | 3</td>'
+            '<td class="align-right"><strong>z</strong></td></tr></tbody>'
             "</table></div>",
             id="table",
         ),
@@ -963,7 +964,8 @@ LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
         ),
         pytest.param(
             "[site](https://example.com/a?b=1), <https://x.org>, https://y.org/p). [m](mailto:a@b.c)",
-            f'<p><a href="https://example.com/a?b=1" {LINK}>site</a>, <a href="https://x.org/" {LINK}>https://x.org</a>, '
+            f'<p><a href="https://example.com/a?b=1" {LINK}>site</a>, '
+            f'<a href="https://x.org/" {LINK}>https://x.org</a>, '
             f'<a href="https://y.org/p" {LINK}>https://y.org/p</a>). <a href="mailto:a@b.c" {LINK}>m</a></p>',
             id="links",
         ),
@@ -1091,7 +1093,10 @@ def test_markdown_view_of_a_long_reply_renders_again_only_its_last_block(markdow
     pending = markdown.evaluate(
         """() => {
             const view = new window.markdown.MarkdownView(document.createElement('div'));
-            for (let i = 0; i < 2000; i++) { view.append(`Paragraph ${i} with some **words**.\\n\\n`); view.render(); }
+            for (let i = 0; i < 2000; i++) {
+                view.append(`Paragraph ${i} with some **words**.\\n\\n`);
+                view.render();
+            }
             return [view.source.length, view.source.length - view.kept, view.root.children.length];
         }"""
     )
@@ -1108,7 +1113,8 @@ def test_search_snippet_makes_only_mark_an_element(markdown: Page) -> None:
     html = markdown.evaluate(
         """(snippet) => { const span = document.createElement('span');
             span.append(...window.markdown.snippetNodes(snippet)); return span.innerHTML; }""",
-        "a &lt;b&gt; <mark>ferry</mark> &amp;amp; <img src=x onerror=alert(1)> <mark onclick=x>y</mark> &quot;q&#39;",
+        "a &lt;b&gt; <mark>ferry</mark> &amp;amp; <img src=x onerror=alert(1)> "
+        "<mark onclick=x>y</mark> &quot;q&#39;",
     )
 
     assert html == (
@@ -1333,12 +1339,19 @@ def test_a_reply_kept_while_the_database_is_away_says_it_is_not_saved_yet(
 
         status = reply_item.locator(".message-status")
         expect(status).to_have_text(
-            "Not saved yet: the database is unavailable. The reply is kept and will be saved when it is back.",
+            "Not saved yet: the database is unavailable. "
+            "The reply is kept and will be saved when it is back.",
             timeout=WHOLE_REPLY_TIMEOUT_MS,
         )
         expect(reply_item).to_have_attribute("data-kept", "true")
         expect(reply_item.locator(".message-failure")).to_be_hidden()
         expect(reply_item.get_by_role("button", name="Retry")).to_be_hidden()
+        # The sidebar's refresh met the outage too: said in words, not as a stock phrase.
+        expect(chat.alert).to_have_text(
+            re.compile(
+                r"^The chatstore server could not answer just now \(5\d\d\)\. Try again in a moment\.$"
+            )
+        )
         shown = reply_item.locator(".message-content").text_content()
         screenshot(chat, "kept-reply-desktop-light")
         proxy.restore()
@@ -1625,7 +1638,8 @@ def placeholder_fits(chat: ChatPage) -> bool:
                 const style = getComputedStyle(input);
                 const context = document.createElement('canvas').getContext('2d');
                 context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
-                const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+                const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+                const room = input.clientWidth - padding;
                 return context.measureText(input.placeholder).width <= room;
             }"""
         )
@@ -1777,7 +1791,9 @@ def test_feature_screenshots(
     search, chat settings and the chat's actions; desktop and phone, light and dark."""
     on_phone = viewport is PHONE
     fake_model.enqueue(reply(*pieces(MARKDOWN_REPLY)), error_reply(503, {"error": {"message": "overloaded"}}))
-    chat = chat_page(viewport=viewport, color_scheme=color_scheme, has_touch=on_phone, **with_model(fake_model))
+    chat = chat_page(
+        viewport=viewport, color_scheme=color_scheme, has_touch=on_phone, **with_model(fake_model)
+    )
     first = send_with_the_button(chat, "What should I pack?")
     expect(first).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
     failed = send_with_the_button(chat, "And the weather?")

@@ -63,6 +63,10 @@ async function errorFrom(response) {
     // Not JSON (a proxy's error page, say): the status line below says enough.
   }
   if (response.status === 404 && !detail) detail = "Not found.";
+  // A stock phrase ("Internal Server Error") says less than what it means for the person.
+  if (response.status >= 500 && (!detail || detail === response.statusText || detail === "Internal Server Error")) {
+    detail = `The chatstore server could not answer just now (${response.status}). Try again in a moment.`;
+  }
   const message = detail || `The server answered ${response.status} ${response.statusText}.`;
   return new ApiError(message, response.status);
 }
