@@ -63,6 +63,8 @@ REPLY_SETTLE_TIMEOUT_S = 10.0
 WHOLE_REPLY_TIMEOUT_MS = 30_000  # a slow reply, written in full
 GIVE_UP_TIMEOUT_MS = 15_000  # the page tries to re-attach for some 8 s (api.js RECONNECT_DELAYS_MS)
 SIDEBAR_PAGE = 50  # sessions per page, as app.js asks for them
+LONG_CHAT_MESSAGES = 1000  # each reply a page of Markdown: some 400 KB of text
+LONG_CHAT_OPEN_TIMEOUT_MS = 10_000  # generous for a busy 2-core machine; about 1.5 s measured here
 SESSION_URL = re.compile(r"#/sessions/([0-9a-f-]{36})$")
 
 
@@ -1825,3 +1827,27 @@ def test_feature_screenshots(
     screenshot(chat, f"settings-{name}")
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_be_hidden()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_long_chat_opens_quickly_at_its_newest_message(chat_page: Callable[..., ChatPage]) -> None:
+    chat = chat_page()
+    turns = [
+        f"Question {index}?"
+        if index % 2 == 0
+        else f"## Answer {index}\n\n- **point** one\n- `code` two\n\n{MARKDOWN_REPLY}"
+        for index in range(LONG_CHAT_MESSAGES)
+    ]
+    session = imported_session(chat, "Long", datetime.now(UTC) - timedelta(hours=1), turns)
+
+    started = time.monotonic()
+    chat.open(f"#/sessions/{session['id']}")
+    expect(chat.messages).to_have_count(LONG_CHAT_MESSAGES, timeout=LONG_CHAT_OPEN_TIMEOUT_MS)
+    shows_the_end(chat)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < LONG_CHAT_OPEN_TIMEOUT_MS / 1000, elapsed
+    expect(chat.messages.last.locator("h4")).to_have_text(f"Answer {LONG_CHAT_MESSAGES - 1}")
+    chat.send_and_wait("and one more")
+    expect(chat.messages).to_have_count(LONG_CHAT_MESSAGES + 2)
