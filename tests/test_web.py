@@ -1469,6 +1469,11 @@ def test_search_shows_snippets_safely_and_jumps_to_the_message_found(
     expect(found).to_be_in_viewport()
     expect(chat.messages.last).not_to_be_in_viewport()  # it scrolled to the hit, not to the end
     assert f"/messages/{target['id']}" in chat.page.url
+    chat.messages.last.scroll_into_view_if_needed()
+    expect(found).not_to_be_in_viewport()
+    hits.click()  # the same hit again, in the open chat
+    expect(found).to_be_in_viewport()
+    expect(found).to_have_class(re.compile(r"\bhighlighted\b"))
 
     search.fill("zzzz")
     expect(chat.page.locator("#search-status")).to_have_text("No messages match.")

@@ -361,11 +361,11 @@ async function route() {
     setSidebarOpen(false);
     return;
   }
-  await openSession(target.id);
-  if (target.messageId && state.current?.id === target.id) highlightMessage(target.messageId);
+  await openSession(target.id, target.messageId);
 }
 
-async function openSession(id) {
+/** Show a session; scrolled to `messageId` if given (a search hit), else to its newest message. */
+async function openSession(id, messageId = null) {
   // Only stops reading: the reply goes on on the server, and shows again when its chat is opened.
   if (state.stream && state.stream.sessionId !== id) state.stream.controller.abort();
   clearError();
@@ -384,7 +384,7 @@ async function openSession(id) {
   showSession(detail.session);
   ui.messages.replaceChildren(...detail.messages.map(messageItem));
   updateRetry();
-  scrollToEnd();
+  if (!messageId || !highlightMessage(messageId)) scrollToEnd();
   const last = detail.messages.at(-1);
   if (last?.role === "assistant" && last.status === "in_progress" && !state.stream) {
     await watchReply(id, last, ui.messages.lastElementChild);
@@ -518,7 +518,9 @@ function showStatusText(item, text) {
 /** Show a reply as the server stored it: its whole text and how it ended. */
 function showStored(item, message) {
   const view = views.get(item);
-  if (view) view.set(message.content);
+  // Usually the text shown is the text stored: then only what is still pending is rendered.
+  if (view && view.text === message.content) view.render();
+  else if (view) view.set(message.content);
   else item.querySelector(".message-content").textContent = message.content;
   if (message.id) item.dataset.messageId = message.id;
   if (message.created_at) setTime(item, message.created_at);
@@ -1073,7 +1075,11 @@ ui.sessionList.addEventListener("click", (event) => {
   if (event.target.closest(".session-link")) setSidebarOpen(false);
 });
 ui.searchList.addEventListener("click", (event) => {
-  if (event.target.closest(".search-hit")) setSidebarOpen(false);
+  const hit = event.target.closest(".search-hit");
+  if (!hit) return;
+  setSidebarOpen(false);
+  // The same hit again changes no hash: show it again all the same.
+  if (hit.hash === location.hash) route();
 });
 ui.search.addEventListener("input", searchSoon);
 ui.search.addEventListener("keydown", (event) => {
