@@ -570,8 +570,17 @@ const scrollToEnd = () => ui.scroller.scrollTo({ top: ui.scroller.scrollHeight }
 // Whether the newest message was in view at the last scroll: when the chat area changes size (the
 // window, a phone turned or its keyboard opened, the composer grown) the view stays at the end.
 let atEnd = true;
-ui.scroller.addEventListener("scroll", () => (atEnd = nearEnd()), { passive: true });
+let seenHeight = ui.scroller.clientHeight; // the height the resize observer last saw
+ui.scroller.addEventListener(
+  "scroll",
+  () => {
+    // A scroll the browser makes as the area resizes, before the observer runs, is not the person's.
+    if (ui.scroller.clientHeight === seenHeight) atEnd = nearEnd();
+  },
+  { passive: true },
+);
 new ResizeObserver(() => {
+  seenHeight = ui.scroller.clientHeight;
   if (atEnd) scrollToEnd();
 }).observe(ui.scroller);
 
