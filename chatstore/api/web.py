@@ -32,7 +32,12 @@ REVALIDATE = CacheControlHeader(no_cache=True)
 
 # The page's files, by name. A fixed set looked up by name means no part of a request path ever
 # reaches the file system: no NUL, "..", or directory can turn into an error that names a path.
-PAGE_FILES = {"app.js": "text/javascript", "api.js": "text/javascript", "style.css": "text/css"}
+PAGE_FILES = {
+    "app.js": "text/javascript",
+    "api.js": "text/javascript",
+    "markdown.js": "text/javascript",
+    "style.css": "text/css",
+}
 
 
 @get("/", include_in_schema=False, cache_control=REVALIDATE)

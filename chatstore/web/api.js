@@ -63,6 +63,10 @@ async function errorFrom(response) {
     // Not JSON (a proxy's error page, say): the status line below says enough.
   }
   if (response.status === 404 && !detail) detail = "Not found.";
+  // A stock phrase ("Internal Server Error") says less than what it means for the person.
+  if (response.status >= 500 && (!detail || detail === response.statusText || detail === "Internal Server Error")) {
+    detail = `The chatstore server could not answer just now (${response.status}). Try again in a moment.`;
+  }
   const message = detail || `The server answered ${response.status} ${response.statusText}.`;
   return new ApiError(message, response.status);
 }
@@ -83,12 +87,43 @@ export async function getSession(id) {
   return (await send("GET", sessionPath(id))).json();
 }
 
-export async function createSession(name) {
-  return (await send("POST", "/api/sessions", { body: { name } })).json();
+export async function createSession(name, metadata = {}) {
+  return (await send("POST", "/api/sessions", { body: { name, metadata } })).json();
 }
 
 export async function renameSession(id, name) {
-  return (await send("PATCH", sessionPath(id), { body: { name } })).json();
+  return updateSession(id, { name });
+}
+
+/** PATCH a session: `metadata` is merged into the stored one (a key set to null is removed). */
+export async function updateSession(id, patch) {
+  return (await send("PATCH", sessionPath(id), { body: patch })).json();
+}
+
+/** The session's first message, or null if it has none. */
+export async function firstMessage(id) {
+  const messages = await (await send("GET", `${sessionPath(id)}/messages?limit=1`)).json();
+  return messages[0] ?? null;
+}
+
+/** One page of search hits, best first: `{results, next_cursor}`. */
+export async function search(q, cursor = null) {
+  const query = new URLSearchParams({ q, limit: "20" });
+  if (cursor) query.set("cursor", cursor);
+  return (await send("GET", `/api/search?${query}`)).json();
+}
+
+/** The session as a file to save: `{blob, filename}`; `format` is `json` or `markdown`. */
+export async function exportSession(id, format) {
+  const response = await send("GET", `${sessionPath(id)}/export?format=${format}`, { headers: { accept: "*/*" } });
+  const disposition = response.headers.get("content-disposition") ?? "";
+  const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `chatstore-${id}.${format === "json" ? "json" : "md"}`;
+  return { blob: await response.blob(), filename };
+}
+
+/** Create a new session from a JSON export (parsed); resolves to the new session. */
+export async function importSession(document) {
+  return (await send("POST", "/api/sessions/import", { body: document })).json();
 }
 
 export async function deleteSession(id) {
@@ -111,6 +146,15 @@ export async function stopReply(messageId) {
 export async function chat(sessionId, content, { signal, onEvent, onConnection }) {
   const response = await send("POST", "/api/chat", {
     body: { session_id: sessionId, messages: [{ role: "user", content }], keep_generating: true },
+    signal,
+  });
+  await followReply(response, { replyId: null, position: null }, { signal, onEvent, onConnection });
+}
+
+/** Ask for a new reply to the session's last user message, and read it as `chat()` does. */
+export async function regenerate(sessionId, { signal, onEvent, onConnection }) {
+  const response = await send("POST", `${sessionPath(sessionId)}/regenerate`, {
+    body: { keep_generating: true },
     signal,
   });
   await followReply(response, { replyId: null, position: null }, { signal, onEvent, onConnection });

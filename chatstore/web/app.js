@@ -1,7 +1,9 @@
 // The chat page: a sidebar of sessions, the open session's messages, and a composer that streams
-// the reply. Message text only ever goes into the page as text (textContent), never as HTML.
+// the reply. Message text only ever goes into the page as text nodes, never as HTML: replies'
+// Markdown is built as DOM nodes by markdown.js, and search snippets' <mark> by snippetNodes.
 
 import * as api from "./api.js";
+import { MarkdownView, snippetNodes } from "./markdown.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -14,7 +16,12 @@ const ui = {
   sessionsEmpty: $("sessions-empty"),
   moreSessions: $("more-sessions"),
   title: $("chat-title"),
+  header: document.querySelector(".chat-header"),
   actions: $("chat-actions"),
+  actionsToggle: $("actions-toggle"),
+  settings: $("chat-settings"),
+  export: $("export-session"),
+  exportMenu: $("export-menu"),
   rename: $("rename-session"),
   delete: $("delete-session"),
   alert: $("alert"),
@@ -42,6 +49,21 @@ const ui = {
   keyInput: $("key-input"),
   keyError: $("key-error"),
   keyCancel: $("key-cancel"),
+  settingsDialog: $("settings-dialog"),
+  settingsForm: $("settings-form"),
+  settingsModel: $("settings-model"),
+  settingsPrompt: $("settings-prompt"),
+  settingsError: $("settings-error"),
+  settingsCancel: $("settings-cancel"),
+  search: $("search-input"),
+  searchResults: $("search-results"),
+  searchStatus: $("search-status"),
+  searchList: $("search-list"),
+  moreResults: $("more-results"),
+  sessionBrowser: $("session-browser"),
+  sessionMenu: $("session-menu"),
+  importButton: $("import-session"),
+  importFile: $("import-file"),
 };
 
 const state = {
@@ -50,7 +72,13 @@ const state = {
   current: null, // the open session
   stream: null, // while a reply streams: {sessionId, controller, replyId, stopping, stoppedAs}
   loading: 0, // counts session loads, so that a slow, older one does not overwrite a newer one
+  draftMetadata: {}, // settings chosen for a chat not created yet: sent with its first message
+  previews: new Map(), // session id -> its first message's text, for sessions without a name
+  menuSession: null, // the session whose sidebar menu is open
+  search: { query: "", cursor: null, count: 0 }, // count: searches sent, so only the latest shows
 };
+// Each reply's Markdown view, which keeps the reply's text and renders it as it grows.
+const views = new WeakMap();
 
 const ROLE_TEXT = { user: "You", assistant: "Assistant", system: "System" };
 const STATUS_TEXT = {
@@ -67,8 +95,33 @@ const FINISH_TEXT = {
 };
 const RECONNECTING_TEXT = "Connection lost, reconnecting…";
 const NAME_LENGTH = 60;
+const PREVIEW_LENGTH = 80;
+const SEARCH_DELAY_MS = 250;
+const HIGHLIGHT_MS = 2500;
+// The server's words for a reply it could not store yet; it stores it when its database is back.
+const KEPT_DETAIL = "the reply could not be stored yet because the database failed";
+const KEPT_TEXT = "Not saved yet: the database is unavailable. The reply is kept and will be saved when it is back.";
+// What a failed reply's `error` means, in a person's words; the server's own stays behind a toggle.
+const FAILURES = [
+  [/^could not reach the model server/, "The model server could not be reached. Check that it is running at the address chatstore was given."],
+  [/^the model server answered (401|403)\b/, "The model server did not accept chatstore's API key."],
+  [/^the model server answered 404\b/, "The model server does not know this model or address. Check the chat's model in Settings."],
+  [/^the model server answered 429\b/, "The model server is busy or over its limit. Wait a moment, then retry."],
+  [/^the model server answered 5\d\d\b/, "The model server had a problem of its own. Retry in a moment."],
+  [/^the model server answered/, "The model server turned the request down."],
+  [/^the model server did not start replying/, "The model server took too long to start replying."],
+  [/^the model server stopped sending/, "The model server went silent in the middle of the reply."],
+  [/^the model server sent a/, "The model server sent something chatstore could not read."],
+  [/^the model server failed in the middle/, "The model server failed in the middle of the reply."],
+  [/^the (connection to the model server broke|model server ended the stream)/, "The connection to the model server broke off before the reply was finished."],
+  [/^the session's metadata `model`/, "This chat's model setting is not valid. Change it in Settings."],
+  [/^the session's metadata `system_prompt`/, "This chat's system prompt setting is not valid. Change it in Settings."],
+  [/^the session was deleted/, "This chat was deleted while the reply was being written."],
+];
+const UNKNOWN_FAILURE = "The reply failed because of a problem on the server.";
 
 const sessionHash = (id) => `#/sessions/${encodeURIComponent(id)}`;
+const messageHash = (sessionId, messageId) => `${sessionHash(sessionId)}/messages/${encodeURIComponent(messageId)}`;
 const sessionName = (session) => session.name || "Untitled chat";
 const activity = (session) => session.last_message_at ?? session.created_at;
 
@@ -140,9 +193,24 @@ async function loadMoreSessions() {
 }
 
 function renderSessions() {
-  ui.sessionList.replaceChildren(...state.sessions.map(sessionItem));
+  const groups = [];
+  for (const session of state.sessions) {
+    const day = dayGroup(activity(session));
+    if (groups.at(-1)?.day !== day) groups.push({ day, sessions: [] });
+    groups.at(-1).sessions.push(session);
+  }
+  ui.sessionList.replaceChildren(
+    ...groups.map(({ day, sessions }) => {
+      const group = element("li", "session-group");
+      const list = element("ul", "session-group-list");
+      list.append(...sessions.map(sessionItem));
+      group.append(element("h3", "session-day", day), list);
+      return group;
+    }),
+  );
   ui.sessionsEmpty.hidden = state.sessions.length > 0;
   ui.moreSessions.hidden = !state.nextCursor;
+  loadPreviews();
 }
 
 function sessionItem(session) {
@@ -150,14 +218,110 @@ function sessionItem(session) {
   link.href = sessionHash(session.id);
   if (session.id === state.current?.id) link.setAttribute("aria-current", "page");
   const count = session.message_count ?? 0;
+  const name = element("span", "session-name", sessionName(session));
+  name.id = `session-name-${session.id}`;
+  link.append(name);
+  if (!session.name && state.previews.get(session.id)) {
+    link.append(element("span", "session-preview", state.previews.get(session.id)));
+  }
   link.append(
-    element("span", "session-name", sessionName(session)),
     element("span", "session-meta", `${count} ${count === 1 ? "message" : "messages"} · ${formatWhen(activity(session))}`),
   );
+  const menuButton = element("button", "button icon session-menu-button", "\u22EF");
+  menuButton.type = "button";
+  menuButton.setAttribute("aria-haspopup", "menu");
+  menuButton.setAttribute("aria-expanded", "false");
+  // Named by what it is, described by the chat's name (a name is no part of what the button does).
+  menuButton.setAttribute("aria-label", "Chat options");
+  menuButton.setAttribute("aria-describedby", name.id);
   const item = element("li", "session-item");
   item.dataset.sessionId = session.id;
-  item.append(link);
+  item.append(link, menuButton);
   return item;
+}
+
+/** Sessions without a name are shown by their first message, fetched once for each, a few at a time. */
+let previewsLoading = 0;
+function loadPreviews() {
+  const wanted = state.sessions.filter(
+    (session) => !session.name && session.message_count && !state.previews.has(session.id),
+  );
+  for (const session of wanted) {
+    if (previewsLoading >= 4) return;
+    previewsLoading++;
+    state.previews.set(session.id, null); // asked for: not again
+    api
+      .firstMessage(session.id)
+      .then((message) => {
+        if (!message) return;
+        state.previews.set(session.id, shorten(message.content, PREVIEW_LENGTH));
+        const link = ui.sessionList.querySelector(`[data-session-id="${CSS.escape(session.id)}"] .session-link`);
+        const current = state.sessions.find((s) => s.id === session.id);
+        if (link && current) link.parentElement.replaceWith(sessionItem(current));
+      })
+      .catch(() => state.previews.delete(session.id))
+      .finally(() => {
+        previewsLoading--;
+        loadPreviews();
+      });
+  }
+}
+
+/** "Today", "Yesterday", "Previous 7 days", "Previous 30 days", then the month. */
+function dayGroup(iso) {
+  const when = new Date(iso);
+  const today = new Date();
+  today.setHours(0, 0, 0, 0);
+  const day = new Date(when);
+  day.setHours(0, 0, 0, 0);
+  const daysAgo = Math.round((today - day) / 86_400_000);
+  if (daysAgo <= 0) return "Today";
+  if (daysAgo === 1) return "Yesterday";
+  if (daysAgo < 7) return "Previous 7 days";
+  if (daysAgo < 30) return "Previous 30 days";
+  return monthFormat.format(when);
+}
+
+// ---- the sidebar's menus -----------------------------------------------------------------------
+
+function openSessionMenu(button) {
+  const item = button.closest(".session-item");
+  const session = state.sessions.find((s) => s.id === item.dataset.sessionId);
+  if (!session) return;
+  closeMenus();
+  state.menuSession = session;
+  item.append(ui.sessionMenu);
+  openMenu(button, ui.sessionMenu);
+}
+
+let openedMenu = null; // {button, menu}
+
+function openMenu(button, menu) {
+  closeMenus();
+  openedMenu = { button, menu };
+  menu.hidden = false;
+  button.setAttribute("aria-expanded", "true");
+  menu.querySelector(".menu-item:not([hidden])")?.focus();
+}
+
+function closeMenus({ focusButton = false } = {}) {
+  if (!openedMenu) return;
+  const { button, menu } = openedMenu;
+  openedMenu = null;
+  menu.hidden = true;
+  button.setAttribute("aria-expanded", "false");
+  if (focusButton) button.focus();
+}
+
+function moveInMenu(menu, step) {
+  const items = [...menu.querySelectorAll(".menu-item:not([hidden])")];
+  const index = items.indexOf(document.activeElement);
+  items[(index + step + items.length) % items.length]?.focus();
+}
+
+function setActionsOpen(open) {
+  ui.header.dataset.actions = open ? "open" : "closed";
+  ui.actionsToggle.setAttribute("aria-expanded", String(open));
 }
 
 function markCurrentSession() {
@@ -181,18 +345,27 @@ function setSidebarOpen(open) {
 
 // ---- the open session ------------------------------------------------------------------------
 
-function routedSessionId() {
-  const match = /^#\/sessions\/(.+)$/.exec(location.hash);
-  return match ? decodeURIComponent(match[1]) : null;
+function routed() {
+  const match = /^#\/sessions\/([^/]+)(?:\/messages\/([^/]+))?$/.exec(location.hash);
+  return match ? { id: decodeURIComponent(match[1]), messageId: match[2] && decodeURIComponent(match[2]) } : null;
 }
 
 async function route() {
-  const id = routedSessionId();
-  if (id) await openSession(id);
-  else showNewChat();
+  const target = routed();
+  if (!target) {
+    showNewChat();
+    return;
+  }
+  // A search hit in the open chat: no need to load it again.
+  if (target.messageId && state.current?.id === target.id && highlightMessage(target.messageId)) {
+    setSidebarOpen(false);
+    return;
+  }
+  await openSession(target.id, target.messageId);
 }
 
-async function openSession(id) {
+/** Show a session; scrolled to `messageId` if given (a search hit), else to its newest message. */
+async function openSession(id, messageId = null) {
   // Only stops reading: the reply goes on on the server, and shows again when its chat is opened.
   if (state.stream && state.stream.sessionId !== id) state.stream.controller.abort();
   clearError();
@@ -210,7 +383,8 @@ async function openSession(id) {
   if (load !== state.loading) return;
   showSession(detail.session);
   ui.messages.replaceChildren(...detail.messages.map(messageItem));
-  scrollToEnd();
+  updateRetry();
+  if (!messageId || !highlightMessage(messageId)) scrollToEnd();
   const last = detail.messages.at(-1);
   if (last?.role === "assistant" && last.status === "in_progress" && !state.stream) {
     await watchReply(id, last, ui.messages.lastElementChild);
@@ -221,7 +395,7 @@ function showSession(session) {
   state.current = session;
   ui.title.textContent = sessionName(session);
   document.title = `${sessionName(session)} · chatstore`;
-  ui.actions.hidden = false;
+  for (const node of ui.actions.querySelectorAll(".session-only")) node.hidden = false;
   ui.welcome.hidden = true;
   markCurrentSession();
 }
@@ -229,32 +403,110 @@ function showSession(session) {
 /** The view of a chat not started yet: the first message creates the session. */
 function showNewChat() {
   state.current = null;
+  state.draftMetadata = {};
   state.loading++;
   ui.title.textContent = "New chat";
   document.title = "chatstore";
-  ui.actions.hidden = true;
+  for (const node of ui.actions.querySelectorAll(".session-only")) node.hidden = true;
   ui.welcome.hidden = false;
   ui.messages.replaceChildren();
   markCurrentSession();
+}
+
+/** Scroll to a message, mark it for a moment and move the focus there; false if it is not shown. */
+function highlightMessage(messageId) {
+  const item = ui.messages.querySelector(`[data-message-id="${CSS.escape(messageId)}"]`);
+  if (!item) return false;
+  for (const other of ui.messages.querySelectorAll(".highlighted")) other.classList.remove("highlighted");
+  item.classList.add("highlighted");
+  item.tabIndex = -1;
+  item.scrollIntoView({ block: "center" });
+  item.focus({ preventScroll: true });
+  setTimeout(() => item.classList.remove("highlighted"), HIGHLIGHT_MS);
+  return true;
 }
 
 // ---- messages --------------------------------------------------------------------------------
 
 function messageItem(message) {
   const item = element("li", `message ${message.role}`);
-  item.append(
-    element("span", "message-role", ROLE_TEXT[message.role]),
-    element("div", "message-content", message.content),
-    element("p", "message-status"),
-  );
-  setStatus(item, message.status, message.finish_reason);
+  if (message.id) item.dataset.messageId = message.id;
+  const content = element("div", "message-content");
+  if (message.role === "assistant") {
+    content.classList.add("markdown");
+    const view = new MarkdownView(content);
+    views.set(item, view);
+    view.set(message.content);
+  } else content.textContent = message.content;
+
+  const failure = element("div", "message-failure");
+  failure.hidden = true;
+  const details = element("details", "failure-details");
+  details.append(element("summary", "", "Details"), element("p", "failure-detail"));
+  failure.append(element("p", "failure-text"), details);
+
+  const actions = element("div", "message-actions");
+  const time = element("time", "message-time");
+  const copy = actionButton("Copy", "message-copy", "Copy message");
+  const retry = actionButton("Retry", "message-retry");
+  retry.hidden = true;
+  actions.append(time, copy, retry);
+
+  item.append(element("span", "message-role", ROLE_TEXT[message.role]), content, element("p", "message-status"), failure, actions);
+  setTime(item, message.created_at ?? new Date().toISOString());
+  setStatus(item, message.status, message.finish_reason, message.error);
   return item;
 }
 
-function setStatus(item, status, finishReason = null) {
+function actionButton(text, className, label) {
+  const button = element("button", `button subtle small ${className}`, text);
+  button.type = "button";
+  if (label) button.setAttribute("aria-label", label);
+  return button;
+}
+
+function setTime(item, iso) {
+  const time = item.querySelector(".message-time");
+  const when = new Date(iso);
+  time.dateTime = iso;
+  time.textContent = formatMessageTime(when);
+  time.title = fullTime.format(when);
+}
+
+/** The raw text of a message: a reply's Markdown source, or what the person typed. */
+const messageText = (item) => views.get(item)?.text ?? item.querySelector(".message-content").textContent;
+
+function setStatus(item, status, finishReason = null, error = null) {
   item.dataset.status = status;
   delete item.dataset.connection;
+  delete item.dataset.kept;
   showStatusText(item, (status === "incomplete" && FINISH_TEXT[finishReason]) || STATUS_TEXT[status] || "");
+  showFailure(item, status === "error" ? (error ?? "") : null);
+  updateRetry();
+}
+
+/** Say why a reply failed in words, with the server's own words behind "Details"; null hides it. */
+function showFailure(item, detail) {
+  const failure = item.querySelector(".message-failure");
+  failure.hidden = detail === null;
+  if (detail === null) return;
+  item.querySelector(".failure-text").textContent = explainFailure(detail);
+  item.querySelector(".failure-detail").textContent = detail || "The server gave no reason.";
+  item.querySelector(".failure-details").hidden = !detail;
+}
+
+function explainFailure(detail) {
+  return FAILURES.find(([pattern]) => pattern.test(detail))?.[1] ?? UNKNOWN_FAILURE;
+}
+
+/** The `error` event of a reply the server keeps, to store once its database is back. */
+function showKept(item, detail) {
+  // "<why it failed>; <kept>" when the reply failed as well: then it will be stored as failed.
+  const failed = detail.indexOf(`; ${KEPT_DETAIL}`);
+  if (failed > 0) setStatus(item, "error", "error", detail.slice(0, failed));
+  else setStatus(item, "complete");
+  item.dataset.kept = "true";
+  showStatusText(item, KEPT_TEXT);
 }
 
 function showStatusText(item, text) {
@@ -265,8 +517,14 @@ function showStatusText(item, text) {
 
 /** Show a reply as the server stored it: its whole text and how it ended. */
 function showStored(item, message) {
-  item.querySelector(".message-content").textContent = message.content;
-  setStatus(item, message.status, message.finish_reason);
+  const view = views.get(item);
+  // Usually the text shown is the text stored: then only what is still pending is rendered.
+  if (view && view.text === message.content) view.render();
+  else if (view) view.set(message.content);
+  else item.querySelector(".message-content").textContent = message.content;
+  if (message.id) item.dataset.messageId = message.id;
+  if (message.created_at) setTime(item, message.created_at);
+  setStatus(item, message.status, message.finish_reason, message.error);
 }
 
 function setConnection(item, connected) {
@@ -275,22 +533,79 @@ function setConnection(item, connected) {
   showStatusText(item, connected ? STATUS_TEXT[item.dataset.status] : RECONNECTING_TEXT);
 }
 
+/** Retry is offered on the last reply, when it failed or was stopped, and nothing streams. */
+function updateRetry() {
+  const last = ui.messages.lastElementChild;
+  for (const retry of ui.messages.querySelectorAll(".message-retry")) {
+    const item = retry.closest(".message");
+    retry.hidden = !(
+      item === last &&
+      !state.stream &&
+      item.classList.contains("assistant") &&
+      ["error", "incomplete"].includes(item.dataset.status) &&
+      !item.dataset.kept
+    );
+  }
+}
+
 function appendMessage(message) {
   ui.welcome.hidden = true;
   const item = messageItem(message);
   ui.messages.append(item);
+  updateRetry();
   scrollToEnd();
   return item;
 }
 
 function appendText(item, text) {
   const stick = nearEnd();
-  item.querySelector(".message-content").append(text);
-  if (stick) scrollToEnd();
+  views.get(item).append(text);
+  // The view renders at the next frame, before this runs.
+  if (stick) requestAnimationFrame(scrollToEnd);
 }
 
 const nearEnd = () => ui.scroller.scrollHeight - ui.scroller.scrollTop - ui.scroller.clientHeight < 80;
 const scrollToEnd = () => ui.scroller.scrollTo({ top: ui.scroller.scrollHeight });
+
+// Whether the newest message was in view at the last scroll: when the chat area changes size (the
+// window, a phone turned or its keyboard opened, the composer grown) the view stays at the end.
+let atEnd = true;
+let seenHeight = ui.scroller.clientHeight; // the height the resize observer last saw
+ui.scroller.addEventListener(
+  "scroll",
+  () => {
+    // A scroll the browser makes as the area resizes, before the observer runs, is not the person's.
+    if (ui.scroller.clientHeight === seenHeight) atEnd = nearEnd();
+  },
+  { passive: true },
+);
+new ResizeObserver(() => {
+  seenHeight = ui.scroller.clientHeight;
+  if (atEnd) scrollToEnd();
+}).observe(ui.scroller);
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Over plain http on another host there is no Clipboard API; the older way still works there.
+    const area = element("textarea", "visually-hidden");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    return copied;
+  }
+}
+
+async function copyFrom(button, text) {
+  const label = button.textContent;
+  button.textContent = (await copyText(text)) ? "Copied" : "Copy failed";
+  setTimeout(() => (button.textContent = label), 1500);
+}
 
 // ---- sending and streaming -------------------------------------------------------------------
 
@@ -310,7 +625,7 @@ async function sendMessage() {
   state.stream = stream;
   setStreaming(true);
   try {
-    if (!state.current && !(await createSession(nameFrom(content)))) return;
+    if (!state.current && !(await createSession(nameFrom(content), state.draftMetadata))) return;
     stream.sessionId = state.current.id;
     ui.input.value = "";
     fitInput();
@@ -326,7 +641,7 @@ async function streamReply(stream, content) {
   const question = appendMessage({ role: "user", content, status: "complete" });
   const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
   try {
-    await readReply(reply, stream, (handlers) => api.chat(stream.sessionId, content, handlers));
+    await readReply(reply, stream, (handlers) => api.chat(stream.sessionId, content, handlers), question);
   } catch (error) {
     if (stream.replyId === null) {
       // The reply never started: put the message back into the composer so that it is not lost.
@@ -337,6 +652,25 @@ async function streamReply(stream, content) {
     }
     showStreamError(reply, stream, error);
   }
+}
+
+/** Ask for a new reply to the last user message, under the failed or stopped one. */
+async function retryReply() {
+  if (state.stream || !state.current) return;
+  clearError();
+  const stream = newStream(state.current.id);
+  state.stream = stream;
+  setStreaming(true);
+  const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
+  try {
+    await readReply(reply, stream, (handlers) => api.regenerate(stream.sessionId, handlers));
+  } catch (error) {
+    if (stream.replyId === null) reply.remove();
+    showStreamError(reply, stream, error);
+  } finally {
+    endStream(stream);
+  }
+  await refreshSessions();
 }
 
 /** Follow a reply that was still being written when its chat was opened (after a reload, say). */
@@ -357,7 +691,7 @@ async function watchReply(sessionId, message, item) {
 }
 
 /** Run `read(handlers)`, one of the api's streaming calls, showing its events in `reply`. */
-async function readReply(reply, stream, read) {
+async function readReply(reply, stream, read, question = null) {
   // Screen readers announce the reply once, when it ends (busy until then), not word by word.
   reply.setAttribute("aria-live", "polite");
   reply.setAttribute("aria-busy", "true");
@@ -367,13 +701,19 @@ async function readReply(reply, stream, read) {
       onEvent(name, data) {
         if (name === "start") {
           stream.replyId = data.assistant_message_id;
+          reply.dataset.messageId = data.assistant_message_id;
+          if (question && data.message_ids?.[0]) question.dataset.messageId = data.message_ids[0];
           if (stream.stopping) stopStream(stream); // Stop was pressed before the reply had an id
           refreshSessions(); // the message is stored: the sidebar can count it and move the chat up
         } else if (name === "delta") appendText(reply, data.content);
         else if (name === "done") showStored(reply, data);
         else if (name === "error") {
-          setStatus(reply, "error");
-          showError(`The reply failed: ${data.detail}`);
+          views.get(reply)?.render();
+          if (data.detail.includes(KEPT_DETAIL)) showKept(reply, data.detail);
+          else {
+            setStatus(reply, "error", "error", data.detail);
+            showError(`The reply failed: ${explainFailure(data.detail)}`);
+          }
         }
       },
       onConnection: (connected) => setConnection(reply, connected),
@@ -414,9 +754,9 @@ function endStream(stream) {
   setStreaming(false);
 }
 
-async function createSession(name) {
+async function createSession(name, metadata = {}) {
   try {
-    const session = await api.createSession(name);
+    const session = await api.createSession(name, metadata);
     state.sessions.unshift(session);
     renderSessions();
     showSession(session);
@@ -438,6 +778,7 @@ function setStreaming(streaming) {
   ui.send.hidden = streaming;
   ui.stop.hidden = !streaming;
   if (moveFocus) (streaming ? ui.stop : ui.input).focus();
+  updateRetry();
 }
 
 function fitInput() {
@@ -445,17 +786,169 @@ function fitInput() {
   ui.input.style.height = `${Math.min(ui.input.scrollHeight, 200)}px`;
 }
 
+// ---- on phones and touch screens ------------------------------------------------------------
+
+// A touch keyboard's Enter makes a new line, as people expect there; the Send button sends.
+const touch = matchMedia("(pointer: coarse)");
+
+function fitPlaceholder() {
+  if (touch.matches) ui.input.placeholder = "Write a message";
+  else if (phoneWidth.matches) ui.input.placeholder = "Write a message. Enter sends.";
+  else ui.input.placeholder = "Write a message. Enter sends, Shift+Enter starts a new line.";
+}
+
+// ---- chat settings ----------------------------------------------------------------------------
+
+function openSettings() {
+  setActionsOpen(false);
+  const metadata = state.current ? (state.current.metadata ?? {}) : state.draftMetadata;
+  ui.settingsModel.value = typeof metadata.model === "string" ? metadata.model : "";
+  ui.settingsPrompt.value = typeof metadata.system_prompt === "string" ? metadata.system_prompt : "";
+  ui.settingsError.hidden = true;
+  ui.settingsDialog.showModal();
+  ui.settingsModel.focus();
+}
+
+async function saveSettings() {
+  // Empty means the server's default: the key is removed (merge patch: null removes).
+  const model = ui.settingsModel.value.trim() || null;
+  const prompt = ui.settingsPrompt.value.trim() ? ui.settingsPrompt.value : null;
+  if (!state.current) {
+    state.draftMetadata = Object.fromEntries(
+      Object.entries({ model, system_prompt: prompt }).filter(([, value]) => value !== null),
+    );
+    ui.settingsDialog.close();
+    return;
+  }
+  try {
+    const updated = await api.updateSession(state.current.id, { metadata: { model, system_prompt: prompt } });
+    ui.settingsDialog.close();
+    if (state.current?.id === updated.id) state.current = { ...state.current, ...updated };
+  } catch (error) {
+    ui.settingsError.textContent = messageOf(error);
+    ui.settingsError.hidden = false;
+  }
+}
+
+// ---- search -----------------------------------------------------------------------------------
+
+let searchTimer = 0;
+
+function searchSoon() {
+  clearTimeout(searchTimer);
+  const query = ui.search.value.trim();
+  if (!query) {
+    showSearch(false);
+    return;
+  }
+  searchTimer = setTimeout(() => runSearch(query), SEARCH_DELAY_MS);
+}
+
+function showSearch(searching) {
+  ui.searchResults.hidden = !searching;
+  ui.sessionBrowser.hidden = searching;
+  if (!searching) {
+    state.search = { query: "", cursor: null, count: state.search.count + 1 };
+    ui.searchList.replaceChildren();
+  }
+}
+
+async function runSearch(query, cursor = null) {
+  const count = ++state.search.count;
+  showSearch(true);
+  if (!cursor) ui.searchStatus.textContent = "Searching…";
+  let page;
+  try {
+    page = await api.search(query, cursor);
+  } catch (error) {
+    if (count !== state.search.count) return;
+    ui.searchList.replaceChildren();
+    ui.moreResults.hidden = true;
+    ui.searchStatus.textContent = error.status === 400 ? "Type a word to look for." : messageOf(error);
+    return;
+  }
+  if (count !== state.search.count) return; // a newer search was sent meanwhile
+  state.search.query = query;
+  state.search.cursor = page.next_cursor;
+  const hits = page.results.map(searchHit);
+  if (cursor) ui.searchList.append(...hits);
+  else ui.searchList.replaceChildren(...hits);
+  const shown = ui.searchList.children.length;
+  ui.searchStatus.textContent = shown
+    ? `${shown}${page.next_cursor ? "+" : ""} ${shown === 1 ? "message" : "messages"} found`
+    : "No messages match.";
+  ui.moreResults.hidden = !page.next_cursor;
+}
+
+function searchHit(hit) {
+  const link = element("a", "search-hit");
+  link.href = messageHash(hit.session_id, hit.message_id);
+  const snippet = element("span", "search-snippet");
+  snippet.append(...snippetNodes(hit.snippet));
+  link.append(
+    element("span", "session-name", hit.session_name || "Untitled chat"),
+    snippet,
+    element("span", "session-meta", `${ROLE_TEXT[hit.role] ?? hit.role} · ${formatWhen(hit.created_at)}`),
+  );
+  const item = element("li", "search-item");
+  item.append(link);
+  return item;
+}
+
+// ---- export and import ------------------------------------------------------------------------
+
+async function exportChat(format) {
+  closeMenus();
+  setActionsOpen(false);
+  try {
+    const { blob, filename } = await api.exportSession(state.current.id, format);
+    const url = URL.createObjectURL(blob);
+    const link = element("a");
+    link.href = url;
+    link.download = filename;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    showError(`The chat could not be exported: ${messageOf(error)}`);
+  }
+}
+
+async function importChat(file) {
+  clearError();
+  let exported;
+  try {
+    exported = JSON.parse(await file.text());
+  } catch {
+    showError(`“${file.name}” is not a chatstore export: it is not JSON. Export a chat as JSON to import it.`);
+    return;
+  }
+  try {
+    const session = await api.importSession(exported);
+    await refreshSessions();
+    location.hash = sessionHash(session.id);
+  } catch (error) {
+    showError(`“${file.name}” could not be imported: ${messageOf(error)}`);
+  }
+}
+
 // ---- rename and delete -----------------------------------------------------------------------
 
-function openRename() {
-  ui.renameInput.value = state.current.name ?? "";
+let renaming = null; // the session the rename dialog is for
+let deleting = null; // the session the delete dialog is for
+
+function openRename(session = state.current) {
+  renaming = session;
+  setActionsOpen(false);
+  ui.renameInput.value = session.name ?? "";
   ui.renameError.hidden = true;
   ui.renameDialog.showModal();
   ui.renameInput.select();
 }
 
 async function saveRename() {
-  const session = state.current;
+  const session = renaming;
   try {
     const updated = await api.renameSession(session.id, ui.renameInput.value.trim() || null);
     ui.renameDialog.close();
@@ -468,9 +961,11 @@ async function saveRename() {
   }
 }
 
-function openDelete() {
-  const session = state.current;
-  const count = state.sessions.find((s) => s.id === session.id)?.message_count ?? ui.messages.children.length;
+function openDelete(session = state.current) {
+  deleting = session;
+  setActionsOpen(false);
+  const shown = session.id === state.current?.id ? ui.messages.children.length : 0;
+  const count = state.sessions.find((s) => s.id === session.id)?.message_count ?? shown;
   ui.deleteText.textContent =
     `“${sessionName(session)}” and its ${count} ${count === 1 ? "message" : "messages"} will be deleted. ` +
     "This cannot be undone.";
@@ -480,7 +975,7 @@ function openDelete() {
 }
 
 async function confirmDelete() {
-  const session = state.current;
+  const session = deleting;
   if (state.stream?.sessionId === session.id) state.stream.controller.abort();
   try {
     await api.deleteSession(session.id);
@@ -513,6 +1008,11 @@ function nameFrom(content) {
   return `${space > NAME_LENGTH / 2 ? cut.slice(0, space) : cut}…`;
 }
 
+function shorten(text, length) {
+  const line = text.trim().replace(/\s+/g, " ");
+  return line.length <= length ? line : `${line.slice(0, length - 1)}…`;
+}
+
 function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -522,6 +1022,13 @@ function element(tag, className, text) {
 
 const sameDay = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
 const otherDay = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const otherDayTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const monthFormat = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric" });
+
+function formatMessageTime(when) {
+  return when.toDateString() === new Date().toDateString() ? sameDay.format(when) : otherDayTime.format(when);
+}
 
 function formatWhen(iso) {
   const when = new Date(iso);
@@ -535,11 +1042,15 @@ ui.composer.addEventListener("submit", (event) => {
   sendMessage();
 });
 ui.input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    sendMessage();
-  }
+  if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+  // On a touch screen Enter makes a new line; Ctrl/Cmd+Enter sends everywhere.
+  if (touch.matches && !event.ctrlKey && !event.metaKey) return;
+  event.preventDefault();
+  sendMessage();
 });
+touch.addEventListener("change", fitPlaceholder);
+phoneWidth.addEventListener("change", fitPlaceholder);
+fitPlaceholder();
 ui.input.addEventListener("input", fitInput);
 ui.stop.addEventListener("click", () => {
   if (state.stream && !state.stream.stopping) stopStream(state.stream);
@@ -555,13 +1066,97 @@ ui.newSession.addEventListener("click", () => {
 });
 ui.moreSessions.addEventListener("click", loadMoreSessions);
 ui.sessionList.addEventListener("click", (event) => {
+  const menuButton = event.target.closest(".session-menu-button");
+  if (menuButton) {
+    if (openedMenu?.button === menuButton) closeMenus();
+    else openSessionMenu(menuButton);
+    return;
+  }
+  const action = event.target.closest("#session-menu .menu-item");
+  if (action) {
+    const session = state.menuSession;
+    closeMenus();
+    if (action.dataset.action === "rename") openRename(session);
+    else openDelete(session);
+    return;
+  }
   // A click on the open session's link changes no hash, so close the phone drawer here too.
   if (event.target.closest(".session-link")) setSidebarOpen(false);
 });
+ui.searchList.addEventListener("click", (event) => {
+  const hit = event.target.closest(".search-hit");
+  if (!hit) return;
+  setSidebarOpen(false);
+  // The same hit again changes no hash: show it again all the same.
+  if (hit.hash === location.hash) route();
+});
+ui.search.addEventListener("input", searchSoon);
+ui.search.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && ui.search.value) {
+    event.stopPropagation();
+    ui.search.value = "";
+    searchSoon();
+  }
+});
+ui.moreResults.addEventListener("click", () => runSearch(state.search.query, state.search.cursor));
+ui.importButton.addEventListener("click", () => ui.importFile.click());
+ui.importFile.addEventListener("change", () => {
+  const [file] = ui.importFile.files;
+  ui.importFile.value = "";
+  if (file) importChat(file);
+});
+
+ui.messages.addEventListener("click", (event) => {
+  const button = event.target.closest("button");
+  if (!button) return;
+  const item = button.closest(".message");
+  if (button.classList.contains("message-copy")) copyFrom(button, messageText(item));
+  else if (button.classList.contains("code-copy")) {
+    copyFrom(button, button.closest(".code-block").querySelector("code").textContent);
+  } else if (button.classList.contains("message-retry")) retryReply();
+});
+
+ui.actionsToggle.addEventListener("click", () => setActionsOpen(ui.header.dataset.actions !== "open"));
+ui.settings.addEventListener("click", openSettings);
+ui.export.addEventListener("click", () => {
+  if (openedMenu?.menu === ui.exportMenu) closeMenus();
+  else openMenu(ui.export, ui.exportMenu);
+});
+ui.exportMenu.addEventListener("click", (event) => {
+  const item = event.target.closest(".menu-item");
+  if (item) exportChat(item.dataset.format);
+});
+ui.settingsCancel.addEventListener("click", () => ui.settingsDialog.close());
+ui.settingsForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  saveSettings();
+});
+// Menus close on a click elsewhere, on Escape, and move with the arrow keys.
+document.addEventListener("click", (event) => {
+  if (openedMenu && !openedMenu.menu.contains(event.target) && !openedMenu.button.contains(event.target)) closeMenus();
+  if (ui.header.dataset.actions === "open" && !ui.header.contains(event.target)) setActionsOpen(false);
+});
+document.addEventListener("keydown", (event) => {
+  if (!openedMenu) return;
+  if (event.key === "Escape") {
+    event.stopImmediatePropagation();
+    closeMenus({ focusButton: true });
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    moveInMenu(openedMenu.menu, event.key === "ArrowDown" ? 1 : -1);
+  }
+}, true);
 ui.menuToggle.addEventListener("click", () => setSidebarOpen(ui.app.dataset.sidebar !== "open"));
 ui.backdrop.addEventListener("click", () => setSidebarOpen(false));
-phoneWidth.addEventListener("change", () => setSidebarOpen(false));
+phoneWidth.addEventListener("change", () => {
+  setSidebarOpen(false);
+  setActionsOpen(false);
+});
 document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && ui.header.dataset.actions === "open") {
+    setActionsOpen(false);
+    ui.actionsToggle.focus();
+  }
   if (event.key === "Escape" && ui.app.dataset.sidebar === "open") {
     setSidebarOpen(false);
     ui.menuToggle.focus();
@@ -569,13 +1164,13 @@ document.addEventListener("keydown", (event) => {
 });
 ui.alertClose.addEventListener("click", clearError);
 
-ui.rename.addEventListener("click", openRename);
+ui.rename.addEventListener("click", () => openRename());
 ui.renameCancel.addEventListener("click", () => ui.renameDialog.close());
 ui.renameForm.addEventListener("submit", (event) => {
   event.preventDefault();
   saveRename();
 });
-ui.delete.addEventListener("click", openDelete);
+ui.delete.addEventListener("click", () => openDelete());
 ui.deleteCancel.addEventListener("click", () => ui.deleteDialog.close());
 ui.deleteForm.addEventListener("submit", (event) => {
   event.preventDefault();
