@@ -29,7 +29,7 @@ from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
 from chatstore.core.db import open_database
 from chatstore.core.settings import Settings
-from chatstore.services.chat import Replies
+from chatstore.services.replies import Replies
 from chatstore.services.responders import MockResponder, Responder
 from chatstore.services.upstream import OpenAIResponder
 from chatstore.services.workers import WorkerLease
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             yield
         finally:
             if "replies" in app.state:
-                await app.state.replies.stop()
+                await app.state.replies.close()
             await lease.stop()
             if own_responder is not None:
                 await own_responder.aclose()

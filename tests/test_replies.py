@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
 from chatstore.schemas import MessageIn
-from chatstore.services.chat import CANNOT_RESUME, start_turn
+from chatstore.services.replies.turns import CANNOT_RESUME, start_turn
 from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, failing_responder, parse_sse
 
 PIECES = [f"w{i} " for i in range(30)]

@@ -29,7 +29,7 @@ import chatstore.app as app_module
 from chatstore.app import create_app
 from chatstore.core.db import Database, open_database, resolve_url
 from chatstore.core.settings import Settings
-from chatstore.services.chat import REPLY_KEPT, SESSION_DELETED, UNEXPECTED_FAILURE
+from chatstore.services.replies.events import REPLY_KEPT, SESSION_DELETED, UNEXPECTED_FAILURE
 from tests.conftest import postgres_url, skip_or_fail_in_ci
 from tests.faults import TcpProxy, can_mount, small_disk
 from tests.helpers import (

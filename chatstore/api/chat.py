@@ -18,8 +18,8 @@ from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest
-from chatstore.services.chat import Generation, Replies, StreamEvent, start_regeneration, start_turn
 from chatstore.services.errors import InvalidInput
+from chatstore.services.replies import Generation, Replies, StreamEvent, start_regeneration, start_turn
 
 __all__ = ["ChatController"]
 
@@ -83,8 +83,8 @@ def _stream_new_reply(
     # The background task runs after the body, also when the client went away: a reply that is not
     # kept going is stopped and stored before the request is over.
     return ServerSentEvent(
-        _to_server_sent_events(replies.stream_new(generation), error_event),
-        background=BackgroundTask(replies.settle, generation),
+        _to_server_sent_events(replies.stream_to_requester(generation), error_event),
+        background=BackgroundTask(replies.wait_until_stored, generation),
     )
 
 
@@ -125,7 +125,7 @@ class ChatController(Controller):
             db, data.session_id, data.messages, replies.worker_id, resuming=position is not None
         )
         if turn.is_retry:
-            return _stream(await replies.attach(turn.reply_id, position, turn.started), data.error_event)
+            return _stream(await replies.follow(turn.reply_id, position, turn.started), data.error_event)
         generation = replies.begin(turn, keep_generating=data.keep_generating)
         return _stream_new_reply(replies, generation, data.error_event)
 
@@ -193,7 +193,7 @@ class ChatController(Controller):
     ) -> Response[Any]:
         position = _position(last_event_id_header, last_event_id)
         # An unknown reply is a plain 404; None means there is nothing more to send.
-        return _stream(await replies.attach(message_id, position), error_event)
+        return _stream(await replies.follow(message_id, position), error_event)
 
     @post(
         "/messages/{message_id:str}/stop",
@@ -211,9 +211,7 @@ class ChatController(Controller):
         settings: NamedDependency[Settings],
         message_id: FromPath[str],
     ) -> MessageRead:
-        return await replies.request_stop(
-            message_id, wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000)
-        )
+        return await replies.stop(message_id, wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000))
 
 
 def _position(header: str | None, query: int | None) -> int | None:

@@ -4,7 +4,7 @@ from litestar.datastructures import State
 
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.services.chat import Replies
+from chatstore.services.replies import Replies
 
 __all__ = ["provide_db", "provide_replies", "provide_settings"]
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy import inspect as inspect_model
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
@@ -30,6 +31,8 @@ __all__ = [
     "Worker",
     "is_id",
     "new_id",
+    "new_message_row",
+    "new_session_row",
     "utc_now",
 ]
 
@@ -179,3 +182,35 @@ class Worker(SQLModel, table=True):
 sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 messages_table = Message.__table__  # type: ignore[attr-defined]
 workers_table = Worker.__table__  # type: ignore[attr-defined]
+
+
+def _new_row(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """A new row of ``model``'s table for a Core insert: ``values`` (by attribute name) over the
+    defaults the model declares, keyed by column; its timestamps all default to one time.
+
+    The services write with Core statements (many rows in one ``INSERT``, ``RETURNING``, no ORM
+    session to carry across threads); the defaults stay declared once, on the model.
+    """
+    now = values.get("created_at") or utc_now()
+    row: dict[str, Any] = {}
+    for attribute in inspect_model(model).column_attrs:
+        name, column = attribute.key, attribute.columns[0].key
+        if name in values:
+            row[column] = values[name]
+        elif name in ("created_at", "updated_at", "activity_at"):
+            row[column] = now
+        else:
+            field = model.model_fields[name]
+            if field.default_factory is not None:
+                row[column] = field.default_factory()  # type: ignore[call-arg]
+            elif not field.is_required():
+                row[column] = field.default
+    return row
+
+
+def new_message_row(**values: Any) -> dict[str, Any]:
+    return _new_row(Message, values)
+
+
+def new_session_row(**values: Any) -> dict[str, Any]:
+    return _new_row(ChatSession, values)

@@ -62,6 +62,10 @@ def to_sessions(rows: Any) -> list[SessionRead]:
     return msgspec.convert(rows, list[SessionRead], from_attributes=True)
 
 
+def to_message(row: Row[Any]) -> MessageRead:
+    return to_messages([row])[0]
+
+
 def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
     # Built directly: rows of MESSAGE_COLUMNS come from the database's checked columns, and this
     # is the hot path of reading a long session (several times faster than msgspec.convert on rows).

@@ -2,8 +2,9 @@
 
 Every process registers a row in ``workers`` and renews its lease on a heartbeat. Replies carry the
 id of the process streaming them. A reply whose process has let its lease expire (or, on the same
-host and in the same PID namespace, whose process id no longer runs) is swept to ``incomplete``; a
-reply of a live process, in this process or another, is never touched.
+host and in the same PID namespace, whose process id no longer runs) is swept to ``incomplete``
+(the UPDATE itself is the reply store's, ``sweep_replies_of_dead_workers``); a reply of a live
+process, in this process or another, is never touched.
 
 The lease is written with the database's priority: its writes go ahead of requests' writes and have
 connections of their own, so that a load that exhausts the request pool cannot let it lapse.
@@ -18,11 +19,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from chatstore.core.db import Database, DatabaseUnavailable
-from chatstore.models import messages_table, workers_table
+from chatstore.models import workers_table
 from chatstore.models.tables import new_id, utc_now
+from chatstore.services.replies.reply_store import release_replies_of, sweep_replies_of_dead_workers
 
 __all__ = ["WorkerLease", "process_namespace"]
 
@@ -149,22 +151,11 @@ class WorkerLease:
         if gone:
             connection.execute(delete(workers_table).where(workers_table.c.id.in_(gone)))
         live = select(workers_table.c.id).where(workers_table.c.lease_expires_at > now)
-        swept = connection.execute(
-            update(messages_table)
-            .where(
-                messages_table.c.status == "in_progress",
-                or_(messages_table.c.worker_id.is_(None), messages_table.c.worker_id.not_in(live)),
-            )
-            .values(status="incomplete", finish_reason="server_stopped", worker_id=None, updated_at=now)
-        ).rowcount
+        swept = sweep_replies_of_dead_workers(connection, live)
         # Leases long expired have nothing left to protect.
         connection.execute(delete(workers_table).where(workers_table.c.lease_expires_at < now - self._lease))
         return swept
 
     def _release(self, connection: Connection) -> None:
-        connection.execute(
-            update(messages_table)
-            .where(messages_table.c.status == "in_progress", messages_table.c.worker_id == self.id)
-            .values(status="incomplete", finish_reason="server_stopped", worker_id=None, updated_at=utc_now())
-        )
+        release_replies_of(connection, self.id)
         connection.execute(delete(workers_table).where(workers_table.c.id == self.id))

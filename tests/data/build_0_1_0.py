@@ -35,7 +35,8 @@ from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.models import messages_table, workers_table
 from chatstore.schemas import MessageIn
-from chatstore.services.chat import finish_reply, start_turn
+from chatstore.services.replies.reply_store import finish_reply
+from chatstore.services.replies.turns import start_turn
 from tests.helpers import ScriptedResponder, failing_responder, parse_sse, postgres_schema
 
 FIXTURE_WORKER_ID = "0a0a0a0a-0000-4000-8000-000000000001"
