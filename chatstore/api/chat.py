@@ -30,7 +30,7 @@ name and one line of JSON `data:`.
 | --- | --- |
 | `start` | `{"session_id", "message_ids", "assistant_message_id"}`: messages and reply row committed |
 | `delta` | `{"content"}`: the next piece of the reply |
-| `done` | the stored assistant message (`MessageRead`); its content is all deltas joined |
+| `done` | the stored reply (`MessageRead`); its content is all deltas joined |
 | `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` |
 
 **`error` is also the name of EventSource's own event for a lost connection**, so its listeners get

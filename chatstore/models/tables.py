@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as inspect_model
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, Relationship, SQLModel
+from sqlmodel import AutoString, Field, Relationship, SQLModel
 
 __all__ = [
     "FINISH_REASONS",
@@ -114,8 +114,9 @@ class ChatSession(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
-    # The seq of the session's newest message. Bumping it is what assigns a new message
-    # its seq, under the row's write lock, so it stays right across processes.
+    # The seq of the session's newest message (``assign_seqs`` bumps it, under the row's write lock,
+    # so it stays right across processes). Seqs run from 1 without gaps (no message is deleted on
+    # its own), so it is also the number of messages: the API serves it as ``message_count``.
     last_seq: int = 0
     last_message_at: datetime | None = Field(default=None, sa_type=UTCTimestamp)
     # The sidebar's sort key: the last message's time, or the creation time before any message.
@@ -172,7 +173,9 @@ class Worker(SQLModel, table=True):
     __tablename__ = "workers"
 
     id: str = Field(default_factory=new_id, primary_key=True)
-    hostname: str
+    # Where ``pid`` means something: the host name and the PID namespace (``process_namespace()``).
+    # The column keeps its 0.1.0 name, ``hostname``: renaming it would take a migration.
+    process_namespace: str = Field(sa_column=Column("hostname", AutoString, nullable=False))
     pid: int
     started_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     lease_expires_at: datetime = Field(sa_type=UTCTimestamp)

@@ -10,9 +10,9 @@ class SessionNotFound(LookupError):
 
 
 class ReplyNotFound(LookupError):
-    def __init__(self, message_id: str) -> None:
-        super().__init__(f"reply {message_id!r} not found")
-        self.message_id = message_id
+    def __init__(self, reply_id: str) -> None:
+        super().__init__(f"reply {reply_id!r} not found")
+        self.reply_id = reply_id
 
 
 class NothingToRegenerate(ValueError):

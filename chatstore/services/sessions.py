@@ -37,6 +37,7 @@ SESSION_COLUMNS = (
     sessions_table.c.metadata.label("meta"),
     sessions_table.c.created_at,
     sessions_table.c.updated_at,
+    # Seqs run 1 … last_seq without gaps: the newest seq is the number of messages (see ChatSession).
     sessions_table.c.last_seq.label("message_count"),
     sessions_table.c.last_message_at,
 )

@@ -30,6 +30,9 @@ __all__ = ["WorkerLease", "process_namespace"]
 
 logger = logging.getLogger("chatstore.workers")
 
+# ``Worker.process_namespace``: its column keeps the name it had in 0.1.0, ``hostname``.
+PROCESS_NAMESPACE = workers_table.c.hostname
+
 
 def process_namespace() -> str:
     """Where this process's id means something: the host name, and on Linux the PID namespace, so
@@ -57,7 +60,7 @@ class WorkerLease:
         self._db = db
         self._lease = timedelta(seconds=lease_s)
         self._interval_s = heartbeat_interval_s
-        self._hostname = process_namespace()
+        self._namespace = process_namespace()
         self._pid = os.getpid()
         self._task: asyncio.Task[None] | None = None
         self._renewed_at = 0.0
@@ -135,7 +138,12 @@ class WorkerLease:
         if not renewed:
             connection.execute(
                 insert(workers_table).values(
-                    id=self.id, hostname=self._hostname, pid=self._pid, lease_expires_at=expires
+                    {
+                        workers_table.c.id: self.id,
+                        PROCESS_NAMESPACE: self._namespace,
+                        workers_table.c.pid: self._pid,
+                        workers_table.c.lease_expires_at: expires,
+                    }
                 )
             )
 
@@ -143,7 +151,7 @@ class WorkerLease:
         now = utc_now()
         neighbours = connection.execute(
             select(workers_table.c.id, workers_table.c.pid).where(
-                workers_table.c.hostname == self._hostname, workers_table.c.id != self.id
+                self._namespace == PROCESS_NAMESPACE, workers_table.c.id != self.id
             )
         ).all()
         # A process id on this host that runs no process (or runs this one) frees its lease at once.
