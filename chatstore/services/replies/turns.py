@@ -78,7 +78,7 @@ async def start_turn(
     ``resuming``: the client continues the stream of an earlier attempt (it sent ``Last-Event-ID``),
     so the earlier attempt must be found; storing the messages as new would store them twice.
     """
-    if not is_id(session_id):  # from the body: a path parameter's type checks it before this
+    if not is_id(session_id):  # it comes in the body; an id in a path is checked by its type
         raise SessionNotFound(session_id)
     client_ids = [m.id for m in messages if m.id is not None]
     if len(set(client_ids)) != len(client_ids):
@@ -158,8 +158,6 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
 
 async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
     """A new reply to the session's last user message; the earlier replies stay stored."""
-    if not is_id(session_id):
-        raise SessionNotFound(session_id)
 
     def append_reply(connection: Connection) -> Turn:
         question_seq = connection.execute(
