@@ -50,17 +50,18 @@ class Turn:
         )
 
 
-def assign_seqs(connection: Connection, session_id: str, count: int, now: datetime) -> int | None:
-    """Take the session's next ``count`` seq numbers; returns the last of them (None: no session).
+def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: datetime) -> int | None:
+    """Take the session's next ``count`` seq numbers for messages whose newest is from ``newest_at``;
+    returns the last of them (None: no such session).
 
-    The only place a seq is given out. Bumping ``sessions.last_seq`` takes the session row's write
-    lock, so two processes appending to one session never get the same numbers; the messages to
-    store get ``last - count + 1`` … ``last``, the reply the last one.
+    The only place a seq is given out (a turn, a regeneration, an import). Bumping
+    ``sessions.last_seq`` takes the session row's write lock, so two processes appending to one
+    session never get the same numbers; the messages get ``last - count + 1`` … ``last``.
     """
     return connection.execute(
         update(sessions_table)
         .where(sessions_table.c.id == session_id)
-        .values(last_seq=sessions_table.c.last_seq + count, last_message_at=now, activity_at=now)
+        .values(last_seq=sessions_table.c.last_seq + count, last_message_at=newest_at, activity_at=newest_at)
         .returning(sessions_table.c.last_seq)
     ).scalar()
 
