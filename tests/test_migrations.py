@@ -215,6 +215,14 @@ def downgrade() -> None:
 '''
 
 
+# Fields of a session that releases after 0.1.0 added; the rest must read back as 0.1.0 answered.
+ADDED_SESSION_FIELDS = {"preview"}
+
+
+def as_0_1_0(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in session.items() if k not in ADDED_SESSION_FIELDS} for session in sessions]
+
+
 def upgrade(settings: Settings, script_location: Path = MIGRATIONS) -> Upgrade:
     return asyncio.run(upgrade_schema(settings, script_location=script_location))
 
@@ -248,10 +256,15 @@ def test_a_0_1_0_database_upgrades_and_reads_back_as_before(
             assert response.status_code == 200, response.text
             return response.json()
 
-        assert get("/api/sessions", limit=100) == expected["sessions"]
-        assert get("/api/sessions", limit=100, order="activity") == expected["sessions_by_activity"]
+        sessions = get("/api/sessions", limit=100)
+        assert as_0_1_0(sessions) == expected["sessions"]
+        assert as_0_1_0(get("/api/sessions", limit=100, order="activity")) == expected["sessions_by_activity"]
         for session_id, detail in expected["details"].items():
-            assert get(f"/api/sessions/{session_id}") == detail
+            read = get(f"/api/sessions/{session_id}")
+            assert {**read, "session": as_0_1_0([read["session"]])[0]} == detail
+            # What this release added: the start of the first user message, from the upgraded rows.
+            first = next((m["content"] for m in detail["messages"] if m["role"] == "user"), None)
+            assert read["session"]["preview"] == (first and first[:200])
         for q, page in expected["searches"].items():
             assert get("/api/search", q=q, limit=50) == page, q
         # The reply another host still streams is left to it.

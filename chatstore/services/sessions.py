@@ -6,7 +6,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import Connection, Row, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, tuple_, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
@@ -31,6 +31,16 @@ SessionOrder = Literal["created", "activity"]
 Direction = Literal["forward", "backward"]
 
 
+# How much of a session's first user message its ``preview`` holds (a line's worth, or more).
+PREVIEW_LENGTH = 200
+_FIRST_USER_MESSAGE = (
+    select(func.substr(messages_table.c.content, 1, PREVIEW_LENGTH))
+    .where(messages_table.c.session_id == sessions_table.c.id, messages_table.c.role == "user")
+    .order_by(messages_table.c.seq)
+    .limit(1)
+    .correlate(sessions_table)
+    .scalar_subquery()
+)
 SESSION_COLUMNS = (
     sessions_table.c.id,
     sessions_table.c.name,
@@ -39,6 +49,7 @@ SESSION_COLUMNS = (
     sessions_table.c.updated_at,
     sessions_table.c.last_seq.label("message_count"),
     sessions_table.c.last_message_at,
+    _FIRST_USER_MESSAGE.label("preview"),
 )
 MESSAGE_COLUMNS = (
     messages_table.c.id,
@@ -193,15 +204,19 @@ async def update_session(
             merged = merge_patch(current, patch.meta)
             check_metadata(merged)
             values["metadata"] = merged
-        row = connection.execute(
+        updated = connection.execute(
             update(sessions_table)
             .where(sessions_table.c.id == session_id)
             .values(**values)
-            .returning(*SESSION_COLUMNS)
+            .returning(sessions_table.c.id)
         ).first()
-        if row is None:
+        if updated is None:
             raise SessionNotFound(session_id)
-        return to_session(row)
+        # Read again rather than RETURNING the columns: a RETURNING clause names the table's columns
+        # without the table, so the preview's subquery would compare messages.id with itself.
+        return to_session(
+            connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).one()
+        )
 
     return await db.write(apply)
 
