@@ -188,7 +188,8 @@ def _uvicorn_config(settings: Settings, host: str, port: int, workers: int) -> u
 
 
 def _address(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    bare = host.strip("[]")
+    return f"http://[{bare}]:{port}" if ":" in bare else f"http://{bare}:{port}"
 
 
 def _listen_failure(host: str, port: int, failed: OSError) -> str:
