@@ -12,7 +12,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
 from chatstore import __version__
@@ -20,6 +19,7 @@ from chatstore.api import ChatController, SessionController
 from chatstore.api.access_log import AccessLog
 from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
+from chatstore.api.docs import SCHEMA_PATH, SwaggerDocs, docs_router
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
 from chatstore.api.limits import DepthLimitedRequest
@@ -101,8 +101,10 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             title="chatstore",
             version=__version__,
             description="Chat sessions and their messages, with replies streamed as Server-Sent Events.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            path=SCHEMA_PATH,
+            # Swagger UI from an installed package, so that the docs work offline.
+            render_plugins=[SwaggerDocs()],
+            openapi_router=docs_router(),
             components=Components(security_schemes={BEARER_SCHEME: bearer_scheme()}),
         ),
         logging_config=LoggingConfig(

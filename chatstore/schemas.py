@@ -52,6 +52,8 @@ class SessionRead(msgspec.Struct, kw_only=True):
     updated_at: datetime
     message_count: int = 0
     last_message_at: datetime | None = None
+    # The start of the session's first user message (what to show for a session without a name).
+    preview: str | None = None
 
 
 MAX_CLIENT_ID_LENGTH = 200

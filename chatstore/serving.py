@@ -1,4 +1,5 @@
-"""How ``python -m chatstore`` speaks HTTP: uvicorn's h11 protocol, with deadlines for slow clients.
+"""How ``python -m chatstore`` listens and speaks HTTP: its socket, and uvicorn's h11 protocol with
+deadlines for slow clients.
 
 uvicorn has none for a client that sends its headers or body slowly, or that stops reading what it
 is sent: such a client kept its connection, and its request, for as long as it liked. Here each of
@@ -17,6 +18,7 @@ An idle connection between two requests is uvicorn's own ``timeout_keep_alive``.
 
 import asyncio
 import logging
+import socket
 from functools import cache
 from typing import Any, Literal
 
@@ -25,7 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from chatstore.core.settings import Settings
 
-__all__ = ["DeadlineH11Protocol"]
+__all__ = ["DeadlineH11Protocol", "listening_socket"]
 
 logger = logging.getLogger("chatstore.server")
 
@@ -130,3 +132,22 @@ class DeadlineH11Protocol(H11Protocol):
         if self._send_deadline is not None:
             self._send_deadline.cancel()
             self._send_deadline = None
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` for uvicorn to serve on (``--workers``: each process).
+
+    Made before the app starts, so that a busy port is found before the database is opened, and held
+    from then on, so that no other program can take the port in between.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a port that a closed connection of a previous run still holds is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

@@ -6,6 +6,7 @@ its own PostgreSQL schema, dropped afterwards.
 """
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,23 @@ from tests.helpers import DatabaseView, postgres_schema
 
 POSTGRES_URL_VARIABLE = "CHATSTORE_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Skips, one line per reason with how many tests it skipped (pyproject's ``-r`` leaves out
+    pytest's own list, one line per test: some 135 without PostgreSQL)."""
+    reasons = Counter(_skip_reason(report) for report in terminalreporter.stats.get("skipped", []))
+    if not reasons:
+        return
+    terminalreporter.section("skipped, by reason")
+    for reason, count in reasons.most_common():
+        terminalreporter.line(f"SKIPPED {count}: {reason}")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return message.removeprefix("Skipped: ")
 
 
 def postgres_url() -> str | None:

@@ -92,3 +92,29 @@ def test_unknown_session_is_404_everywhere(client: TestClient[Litestar], db: Dat
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["detail"] == "session 'nope' not found"
     assert db.scalar("SELECT count(*) FROM messages") == 0
+
+
+def test_each_session_carries_the_start_of_its_first_user_message_as_its_preview(
+    client: TestClient[Litestar], make_session: Any
+) -> None:
+    empty = make_session()
+    session = make_session()
+    question = "Where do penguins live?\n" + "é" * 300  # counted in characters, not bytes
+    client.post(
+        "/api/chat",
+        json={
+            "session_id": session["id"],
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}],
+        },
+    )
+    client.post(
+        "/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "And why?"}]}
+    )
+    preview = question[:200]
+
+    assert empty["preview"] is None
+    listed = {s["id"]: s["preview"] for s in client.get("/api/sessions").json()}
+    assert listed == {empty["id"]: None, session["id"]: preview}
+    assert client.get(f"/api/sessions/{session['id']}").json()["session"]["preview"] == preview
+    renamed = client.patch(f"/api/sessions/{session['id']}", json={"name": "Penguins"})
+    assert (renamed.json()["name"], renamed.json()["preview"]) == ("Penguins", preview)

@@ -649,8 +649,9 @@ def test_rename_changes_the_name_everywhere_and_an_empty_name_clears_it(
     name_input.fill("")
     dialog.get_by_role("button", name="Save").click()
 
-    expect(chat.page.get_by_role("heading", name="Untitled chat")).to_be_visible()
-    expect(chat.session("Untitled chat")).to_be_visible()
+    # Without a name, the chat is shown by its first message.
+    expect(chat.page.get_by_role("heading", name="hello")).to_be_visible()
+    expect(chat.session("hello")).to_be_visible()
     assert chat.api("GET", f"/api/sessions/{session_id}").json()["session"]["name"] is None
 
 
@@ -1579,12 +1580,33 @@ def test_sidebar_groups_chats_by_day_and_shows_unnamed_ones_by_their_first_messa
         ["Today", "Yesterday", "Previous 7 days", "Previous 30 days", long_ago.strftime("%B %Y")]
     )
     expect(chat.sessions.locator(".session-name")).to_have_text(
-        ["Today's", "Yesterday's", "This week's", "This month's", "Untitled chat"]
-    )
-    expect(chat.session("Untitled chat").locator(".session-preview")).to_have_text(
-        "Where do penguins live? And why?"
+        ["Today's", "Yesterday's", "This week's", "This month's", "Where do penguins live? And why?"]
     )
     screenshot(chat, "sidebar-days-desktop-light")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_an_unnamed_chat_is_a_new_chat_until_its_first_message_then_shown_by_it(
+    chat_page: Callable[..., ChatPage],
+) -> None:
+    chat = chat_page()
+    session_id = chat.api("POST", "/api/sessions", json={}).json()["id"]
+    chat.open(f"#/sessions/{session_id}")
+    chat.page.reload()
+    expect(chat.page.get_by_role("heading", name="New chat")).to_be_visible()
+    expect(chat.session("New chat")).to_be_visible()
+
+    question = "Why is the sky blue in the day and red at sunset, and what does the air have to do with it?"
+    chat.send_and_wait(question)
+
+    expect(chat.page.get_by_role("heading", name=question)).to_be_visible()
+    name = chat.session(question).locator(".session-name")
+    expect(name).to_be_visible()
+    # One line, cut with an ellipsis by the style sheet rather than in the text.
+    assert name.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+    assert name.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert chat.api("GET", f"/api/sessions/{session_id}").json()["session"]["name"] is None
 
 
 @pytest.mark.browser

@@ -11,6 +11,8 @@ __all__ = ["Settings", "SettingsError"]
 DEFAULT_DATABASE_URL = "sqlite:///data/app.db"
 MIN_API_KEY_LENGTH = 16
 MIGRATE_MODES = ("auto", "off")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+_KIND_NAMES = {int: "a whole number", float: "a number"}
 # The characters of an RFC 6750 bearer token.
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
@@ -112,6 +114,10 @@ class Settings:
             raise SettingsError("CHATSTORE_PROGRESS_INTERVAL_MS must be at least 10")
         if self.db_pool_size < 1:
             raise SettingsError("CHATSTORE_DB_POOL_SIZE must be at least 1")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(
+                f"CHATSTORE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
         if self.migrate not in MIGRATE_MODES:
             raise SettingsError(f"CHATSTORE_MIGRATE must be auto or off, got {self.migrate!r}")
         if self.worker_lease_s <= 0:
@@ -178,4 +184,5 @@ def _parse(variable: str, raw: str, kind: type) -> object:
     try:
         return kind(raw)
     except ValueError:
-        raise SettingsError(f"{variable} must be a {kind.__name__}, got {raw!r}") from None
+        kind_name = _KIND_NAMES.get(kind, kind.__name__)
+        raise SettingsError(f"{variable} must be {kind_name}, got {raw!r}") from None

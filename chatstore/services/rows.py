@@ -5,13 +5,23 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row
+from sqlalchemy import Row, func, select
 
 from chatstore.models import messages_table, sessions_table
 from chatstore.schemas import MessageRead, SessionRead
 
 __all__ = ["MESSAGE_COLUMNS", "SESSION_COLUMNS", "to_message", "to_messages", "to_session", "to_sessions"]
 
+# How much of a session's first user message its ``preview`` holds (a line's worth, or more).
+PREVIEW_LENGTH = 200
+_FIRST_USER_MESSAGE = (
+    select(func.substr(messages_table.c.content, 1, PREVIEW_LENGTH))
+    .where(messages_table.c.session_id == sessions_table.c.id, messages_table.c.role == "user")
+    .order_by(messages_table.c.seq)
+    .limit(1)
+    .correlate(sessions_table)
+    .scalar_subquery()
+)
 SESSION_COLUMNS = (
     sessions_table.c.id,
     sessions_table.c.name,
@@ -21,6 +31,7 @@ SESSION_COLUMNS = (
     # Seqs run 1 … last_seq without gaps: the newest seq is the number of messages (see ChatSession).
     sessions_table.c.last_seq.label("message_count"),
     sessions_table.c.last_message_at,
+    _FIRST_USER_MESSAGE.label("preview"),
 )
 MESSAGE_COLUMNS = (
     messages_table.c.id,

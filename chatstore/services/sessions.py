@@ -133,15 +133,19 @@ async def update_session(
             merged = merge_patch(current, patch.meta)
             check_metadata(merged)
             values["metadata"] = merged
-        row = connection.execute(
+        updated = connection.execute(
             update(sessions_table)
             .where(sessions_table.c.id == session_id)
             .values(**values)
-            .returning(*SESSION_COLUMNS)
+            .returning(sessions_table.c.id)
         ).first()
-        if row is None:
+        if updated is None:
             raise SessionNotFound(session_id)
-        return to_session(row)
+        # Read again rather than RETURNING the columns: a RETURNING clause names the table's columns
+        # without the table, so the preview's subquery would compare messages.id with itself.
+        return to_session(
+            connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).one()
+        )
 
     return await db.write(apply)
 
@@ -160,7 +164,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
-
     def select_session_and_messages(connection: Connection) -> SessionDetail | None:
         row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
         if row is None:
@@ -179,7 +182,6 @@ async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
 
 
 async def delete_session(db: Database, session_id: str) -> None:
-
     def delete_row(connection: Connection) -> None:
         # Its messages go with it: ON DELETE CASCADE, in the database.
         if connection.execute(delete(sessions_table).where(sessions_table.c.id == session_id)).rowcount == 0:

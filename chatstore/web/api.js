@@ -100,12 +100,6 @@ export async function updateSession(id, patch) {
   return (await send("PATCH", sessionPath(id), { body: patch })).json();
 }
 
-/** The session's first message, or null if it has none. */
-export async function firstMessage(id) {
-  const messages = await (await send("GET", `${sessionPath(id)}/messages?limit=1`)).json();
-  return messages[0] ?? null;
-}
-
 /** One page of search hits, best first: `{results, next_cursor}`. */
 export async function search(q, cursor = null) {
   const query = new URLSearchParams({ q, limit: "20" });

@@ -73,7 +73,6 @@ const state = {
   stream: null, // while a reply streams: {sessionId, controller, replyId, stopping, stoppedAs}
   loading: 0, // counts session loads, so that a slow, older one does not overwrite a newer one
   draftMetadata: {}, // settings chosen for a chat not created yet: sent with its first message
-  previews: new Map(), // session id -> its first message's text, for sessions without a name
   menuSession: null, // the session whose sidebar menu is open
   search: { query: "", cursor: null, count: 0 }, // count: searches sent, so only the latest shows
 };
@@ -95,7 +94,6 @@ const FINISH_TEXT = {
 };
 const RECONNECTING_TEXT = "Connection lost, reconnecting…";
 const NAME_LENGTH = 60;
-const PREVIEW_LENGTH = 80;
 const SEARCH_DELAY_MS = 250;
 const HIGHLIGHT_MS = 2500;
 // The server's words for a reply it could not store yet; it stores it when its database is back.
@@ -122,7 +120,11 @@ const UNKNOWN_FAILURE = "The reply failed because of a problem on the server.";
 
 const sessionHash = (id) => `#/sessions/${encodeURIComponent(id)}`;
 const messageHash = (sessionId, messageId) => `${sessionHash(sessionId)}/messages/${encodeURIComponent(messageId)}`;
-const sessionName = (session) => session.name || "Untitled chat";
+/** A session's name; without one, its first message (the server sends its start), on one line. */
+const sessionName = (session) =>
+  session.name ||
+  session.preview?.replace(/\s+/g, " ").trim() ||
+  (session.message_count ? "Untitled chat" : "New chat");
 const activity = (session) => session.last_message_at ?? session.created_at;
 
 // ---- errors ----------------------------------------------------------------------------------
@@ -175,6 +177,12 @@ async function refreshSessions() {
     state.sessions = page.sessions;
     state.nextCursor = page.nextCursor;
     renderSessions();
+    // A chat without a name is shown by its first message, which it may just have been sent.
+    const current = state.current && state.sessions.find((session) => session.id === state.current.id);
+    if (current && !current.name) {
+      state.current = { ...state.current, preview: current.preview, message_count: current.message_count };
+      showTitle(state.current);
+    }
   } catch (error) {
     showError(messageOf(error));
   }
@@ -210,7 +218,6 @@ function renderSessions() {
   );
   ui.sessionsEmpty.hidden = state.sessions.length > 0;
   ui.moreSessions.hidden = !state.nextCursor;
-  loadPreviews();
 }
 
 function sessionItem(session) {
@@ -221,9 +228,6 @@ function sessionItem(session) {
   const name = element("span", "session-name", sessionName(session));
   name.id = `session-name-${session.id}`;
   link.append(name);
-  if (!session.name && state.previews.get(session.id)) {
-    link.append(element("span", "session-preview", state.previews.get(session.id)));
-  }
   link.append(
     element("span", "session-meta", `${count} ${count === 1 ? "message" : "messages"} · ${formatWhen(activity(session))}`),
   );
@@ -238,33 +242,6 @@ function sessionItem(session) {
   item.dataset.sessionId = session.id;
   item.append(link, menuButton);
   return item;
-}
-
-/** Sessions without a name are shown by their first message, fetched once for each, a few at a time. */
-let previewsLoading = 0;
-function loadPreviews() {
-  const wanted = state.sessions.filter(
-    (session) => !session.name && session.message_count && !state.previews.has(session.id),
-  );
-  for (const session of wanted) {
-    if (previewsLoading >= 4) return;
-    previewsLoading++;
-    state.previews.set(session.id, null); // asked for: not again
-    api
-      .firstMessage(session.id)
-      .then((message) => {
-        if (!message) return;
-        state.previews.set(session.id, shorten(message.content, PREVIEW_LENGTH));
-        const link = ui.sessionList.querySelector(`[data-session-id="${CSS.escape(session.id)}"] .session-link`);
-        const current = state.sessions.find((s) => s.id === session.id);
-        if (link && current) link.parentElement.replaceWith(sessionItem(current));
-      })
-      .catch(() => state.previews.delete(session.id))
-      .finally(() => {
-        previewsLoading--;
-        loadPreviews();
-      });
-  }
 }
 
 /** "Today", "Yesterday", "Previous 7 days", "Previous 30 days", then the month. */
@@ -393,11 +370,15 @@ async function openSession(id, messageId = null) {
 
 function showSession(session) {
   state.current = session;
-  ui.title.textContent = sessionName(session);
-  document.title = `${sessionName(session)} · chatstore`;
+  showTitle(session);
   for (const node of ui.actions.querySelectorAll(".session-only")) node.hidden = false;
   ui.welcome.hidden = true;
   markCurrentSession();
+}
+
+function showTitle(session) {
+  ui.title.textContent = sessionName(session);
+  document.title = `${sessionName(session)} · chatstore`;
 }
 
 /** The view of a chat not started yet: the first message creates the session. */
@@ -1006,11 +987,6 @@ function nameFrom(content) {
   const cut = line.slice(0, NAME_LENGTH);
   const space = cut.lastIndexOf(" ");
   return `${space > NAME_LENGTH / 2 ? cut.slice(0, space) : cut}…`;
-}
-
-function shorten(text, length) {
-  const line = text.trim().replace(/\s+/g, " ");
-  return line.length <= length ? line : `${line.slice(0, length - 1)}…`;
 }
 
 function element(tag, className, text) {
