@@ -23,7 +23,7 @@ from chatstore.api.dependencies import provide_db, provide_replies, provide_sett
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
 from chatstore.api.limits import DepthLimitedRequest
-from chatstore.api.openapi import complete_error_responses
+from chatstore.api.openapi import complete_openapi
 from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             },
         ),
     )
-    complete_error_responses(application.openapi_schema, api_key_required=bool(settings.api_keys))
+    complete_openapi(application.openapi_schema, max_page_size=settings.max_page_size)
     # Around Litestar's own handler, not in ``middleware=``: Litestar runs its middleware only once a
     # route has matched, inside its CORS handling, so requests no route matches (404, 405) and CORS
     # preflights would go unlogged and unlimited. The access log is outermost, so that it also logs

@@ -17,7 +17,7 @@ from chatstore.api.limits import check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest
+from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest, ReplyEvent
 from chatstore.services.chat import Generation, Replies, StreamEvent, start_regeneration, start_turn
 from chatstore.services.errors import InvalidInput
 
@@ -26,12 +26,16 @@ __all__ = ["ChatController"]
 STREAM_DESCRIPTION = """A `text/event-stream` of Server-Sent Events. Each event has an `id:`, an `event:`
 name and one line of JSON `data:`.
 
-| event | data |
-| --- | --- |
-| `start` | `{"session_id", "message_ids", "assistant_message_id"}`: messages and reply row committed |
-| `delta` | `{"content"}`: the next piece of the reply |
-| `done` | the stored assistant message (`MessageRead`); its content is all deltas joined |
-| `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` |
+| event | data | schema of the event |
+| --- | --- | --- |
+| `start` | `{"session_id", "message_ids", "assistant_message_id"}`: messages and reply row committed | `StreamStart` |
+| `delta` | `{"content"}`: the next piece of the reply | `StreamDelta` |
+| `done` | the stored assistant message (`MessageRead`); its content is all deltas joined | `StreamDone` |
+| `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` | `StreamError` |
+| `failure` | the same as `error`, when `error_event` is `failure` | `StreamFailure` |
+
+The schema describes one event: an object with the `event` name (the discriminator), the `id` and
+the `data` line decoded from JSON, so a client parses each event and gets its type by its name.
 
 **`error` is also the name of EventSource's own event for a lost connection**, so its listeners get
 both. With `error_event` set to `failure` (in the body of a POST, the query of a GET) the event for a
@@ -52,7 +56,8 @@ NOTHING_MORE = ResponseSpec(
 )
 
 SSE_RESPONSE = ResponseSpec(
-    data_container=str,
+    # The schema of one event of the stream (an item of it, as OpenAPI 3.2's `itemSchema` puts it).
+    data_container=ReplyEvent,
     media_type="text/event-stream",
     description=STREAM_DESCRIPTION,
     generate_examples=False,
