@@ -22,7 +22,7 @@ from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, beare
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
-from chatstore.api.limits import DepthLimitedRequest
+from chatstore.api.limits import StrictJSONRequest, strict_query_integers
 from chatstore.api.openapi import complete_openapi
 from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         route_handlers=[SessionController, ChatController, SearchController],
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         security=api_security(required=bool(settings.api_keys)),
+        before_request=strict_query_integers,
     )
     application = Litestar(
         route_handlers=[api, web_router, health],
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             "replies": Provide(provide_replies, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        request_class=DepthLimitedRequest,
+        request_class=StrictJSONRequest,
         request_max_body_size=settings.max_request_body_bytes,
         cors_config=cors_config(settings.cors_origin_list),
         openapi_config=OpenAPIConfig(
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             },
         ),
     )
-    complete_openapi(application.openapi_schema, max_page_size=settings.max_page_size)
+    complete_openapi(application.openapi_schema, settings)
     # Around Litestar's own handler, not in ``middleware=``: Litestar runs its middleware only once a
     # route has matched, inside its CORS handling, so requests no route matches (404, 405) and CORS
     # preflights would go unlogged and unlimited. The access log is outermost, so that it also logs

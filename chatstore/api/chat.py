@@ -13,7 +13,7 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryPara
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chatstore.api.access_log import note_session_id
-from chatstore.api.limits import check_chat_request
+from chatstore.api.limits import INTEGER, check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
@@ -223,10 +223,10 @@ class ChatController(Controller):
 
 def _position(header: str | None, query: int | None) -> int | None:
     if header is not None:
-        try:
-            position = int(header)
-        except ValueError:
-            raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header") from None
+        # Digits as the stream's ids are written: int() would also take "+5", " 5", "5_0" and "٥".
+        if not INTEGER.fullmatch(header):
+            raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header")
+        position = int(header)
         if position < 0:
             raise InvalidInput("Last-Event-ID", "must not be negative", source="header")
         return position

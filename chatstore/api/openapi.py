@@ -6,6 +6,7 @@ from typing import Any
 import msgspec
 
 from chatstore import schemas
+from chatstore.core.settings import Settings
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Discriminator,
@@ -53,12 +54,13 @@ class OptionalBodyOperation(Operation):
             self.request_body.required = False
 
 
-def complete_openapi(openapi: OpenAPI, *, max_page_size: int) -> None:
+def complete_openapi(openapi: OpenAPI, settings: Settings) -> None:
     """Complete the generated document, in place: what Litestar cannot declare, or declares in a way
     that generators read wrong. The one step after construction."""
     _complete_error_responses(openapi)
-    _complete_parameters(openapi, max_page_size)
+    _complete_parameters(openapi, settings.max_page_size)
     _complete_body_schemas(openapi)
+    _complete_body_limits(openapi, settings)
     _complete_event_streams(openapi)
     _complete_export(openapi)
 
@@ -199,6 +201,43 @@ def _complete_body_schemas(openapi: OpenAPI) -> None:
                     field.default = None
         elif name in responses and config is not None and not config.omit_defaults:
             schema.required = sorted(schema.properties or {})
+
+
+# Text the databases store: PostgreSQL cannot store the NUL character in text (``api.limits`` refuses it).
+WITHOUT_NUL = "^[^\\x00]*$"
+
+
+def _complete_body_limits(openapi: OpenAPI, settings: Settings) -> None:
+    """The limits ``chatstore.api.limits`` checks, which are settings (``CHATSTORE_MAX_*``) and so
+    cannot be in the structs' annotations: the schema served is the one of this configuration.
+    ``metadata``'s limits (bytes of JSON, depth, no NUL anywhere in it) have no JSON Schema form."""
+    text_limits = {
+        ("SessionCreate", "name"): settings.max_name_length,
+        ("SessionUpdate", "name"): settings.max_name_length,
+        ("ExportedSession", "name"): settings.max_name_length,
+        ("MessageIn", "content"): settings.max_content_length,
+        ("ExportedMessage", "content"): settings.max_content_length,
+        ("ExportedMessage", "error"): settings.max_content_length,
+    }
+    components = (openapi.components.schemas or {}) if openapi.components else {}
+    for (name, field), max_length in text_limits.items():
+        for text in _string_schemas((components[name].properties or {})[field]):
+            text.max_length = max_length
+            text.pattern = WITHOUT_NUL
+    for text in _string_schemas((components["MessageIn"].properties or {})["id"]):
+        text.pattern = WITHOUT_NUL
+    messages = (components["ChatRequest"].properties or {})["messages"]
+    if isinstance(messages, Schema):
+        messages.max_items = settings.max_messages_per_request
+
+
+def _string_schemas(schema: Schema | Reference) -> list[Schema]:
+    """``schema`` if it is a string's, or its string branches (``str | None`` is a ``oneOf``)."""
+    if not isinstance(schema, Schema):
+        return []
+    if schema.one_of:
+        return [branch for branch in schema.one_of if isinstance(branch, Schema) and branch.type == OpenAPIType.STRING]
+    return [schema] if schema.type == OpenAPIType.STRING else []
 
 
 def _referenced(schema: Any, components: dict[str, Schema]) -> set[str]:
