@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components
 from chatstore import __version__
 from chatstore.api import ChatController, SessionController
 from chatstore.api.access_log import AccessLog
+from chatstore.api.allow import CompleteAllowHeader
 from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.errors import exception_handlers
@@ -120,7 +121,10 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
     # preflights would go unlogged and unlimited. The access log is outermost, so that it also logs
     # what the limits refuse.
     application.asgi_handler = AccessLog(
-        RequestLimits(application.asgi_handler, max_requests=settings.max_connections)
+        RequestLimits(
+            CompleteAllowHeader(application.asgi_handler, application.routes),
+            max_requests=settings.max_connections,
+        )
     )
     return application
 

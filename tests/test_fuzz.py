@@ -1,9 +1,9 @@
 """Property-based fuzzing against the schema: every operation of ``/schema/openapi.json``, with valid
 and invalid input that schemathesis derives from it, must pass every check schemathesis has (as
 ``--checks all``): no 5xx, documented status codes, content types, headers and bodies that match the
-schema, valid input accepted, invalid input refused, and the key enforced. Two strategies go where the schema cannot lead: cursors forged
-around the real ones (their kind kept, their key anything JSON can hold), and bodies nested far deeper
-than any decoder or walker should follow.
+schema, valid input accepted, invalid input refused, and the key enforced. Two strategies go where
+the schema cannot lead: cursors forged around the real ones (their kind kept, their key anything JSON
+can hold), and bodies nested far deeper than any decoder or walker should follow.
 
 The number of examples is bounded and generation is derandomised, so a run takes the same time and
 finds the same things every time. The summary goes to ``tests/artifacts/fuzz-summary.txt`` and into the

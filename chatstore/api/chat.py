@@ -26,13 +26,13 @@ __all__ = ["ChatController"]
 STREAM_DESCRIPTION = """A `text/event-stream` of Server-Sent Events. Each event has an `id:`, an `event:`
 name and one line of JSON `data:`.
 
-| event | data | schema of the event |
+| event | schema | data |
 | --- | --- | --- |
-| `start` | `{"session_id", "message_ids", "assistant_message_id"}`: messages and reply row committed | `StreamStart` |
-| `delta` | `{"content"}`: the next piece of the reply | `StreamDelta` |
-| `done` | the stored assistant message (`MessageRead`); its content is all deltas joined | `StreamDone` |
-| `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` | `StreamError` |
-| `failure` | the same as `error`, when `error_event` is `failure` | `StreamFailure` |
+| `start` | `StreamStart` | `{"session_id", "message_ids", "assistant_message_id"}`: all committed |
+| `delta` | `StreamDelta` | `{"content"}`: the next piece of the reply |
+| `done` | `StreamDone` | the stored assistant message (`MessageRead`), its content all deltas joined |
+| `error` | `StreamError` | `{"detail"}`: the reply failed; what was generated is stored, status `error` |
+| `failure` | `StreamFailure` | the same as `error`, when `error_event` is `failure` |
 
 The schema describes one event: an object with the `event` name (the discriminator), the `id` and
 the `data` line decoded from JSON, so a client parses each event and gets its type by its name.
@@ -223,7 +223,7 @@ class ChatController(Controller):
 
 def _position(header: str | None, query: int | None) -> int | None:
     if header is not None:
-        # Digits as the stream's ids are written: int() would also take "+5", " 5", "5_0" and "٥".
+        # Digits as the stream's ids are written: int() would also take "+5", " 5" and "5_0".
         if not INTEGER.fullmatch(header):
             raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header")
         position = int(header)

@@ -4,9 +4,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-
-from chatstore import schemas
-from chatstore.core.settings import Settings
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Discriminator,
@@ -20,6 +17,9 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.openapi.spec.enums import OpenAPIType
+
+from chatstore import schemas
+from chatstore.core.settings import Settings
 
 __all__ = [
     "ERROR_BODY_REF",
@@ -182,7 +182,9 @@ def _complete_body_schemas(openapi: OpenAPI) -> None:
     responses: set[str] = set()
     for _path, _method, operation in _operations(openapi):
         body = operation.request_body
-        for media in (body.content or {}).values() if body is not None and not isinstance(body, Reference) else []:
+        for media in (
+            (body.content or {}).values() if body is not None and not isinstance(body, Reference) else []
+        ):
             requests |= _referenced(media.schema, components)
         for response in (operation.responses or {}).values():
             if isinstance(response, OpenAPIResponse):
@@ -236,7 +238,11 @@ def _string_schemas(schema: Schema | Reference) -> list[Schema]:
     if not isinstance(schema, Schema):
         return []
     if schema.one_of:
-        return [branch for branch in schema.one_of if isinstance(branch, Schema) and branch.type == OpenAPIType.STRING]
+        return [
+            branch
+            for branch in schema.one_of
+            if isinstance(branch, Schema) and branch.type == OpenAPIType.STRING
+        ]
     return [schema] if schema.type == OpenAPIType.STRING else []
 
 
@@ -313,7 +319,9 @@ def _complete_export(openapi: OpenAPI) -> None:
             continue
         ok = operation.responses["200"]
         if isinstance(ok, OpenAPIResponse) and ok.content is not None:
-            ok.description = "The session with its messages: JSON (`format=json`) or Markdown (`format=markdown`)."
+            ok.description = (
+                "The session with its messages: JSON (`format=json`) or Markdown (`format=markdown`)."
+            )
             ok.content["text/markdown"] = OpenAPIMediaType(
                 schema=Schema(type=OpenAPIType.STRING, description="A readable transcript of the session.")
             )
