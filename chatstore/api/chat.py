@@ -34,8 +34,9 @@ name and one line of JSON `data:`.
 | `error` | `StreamError` | `{"detail"}`: the reply failed; what was generated is stored, status `error` |
 | `failure` | `StreamFailure` | the same as `error`, when `error_event` is `failure` |
 
-The schema describes one event: an object with the `event` name (the discriminator), the `id` and
-the `data` line decoded from JSON, so a client parses each event and gets its type by its name.
+The body's `contentSchema`, `ReplyEvent`, describes one event: an object with the `event` name (the
+discriminator), the `id` and the `data` line decoded from JSON, so a client parses each event and
+gets its type by its name.
 
 **`error` is also the name of EventSource's own event for a lost connection**, so its listeners get
 both. With `error_event` set to `failure` (in the body of a POST, the query of a GET) the event for a
@@ -56,7 +57,7 @@ NOTHING_MORE = ResponseSpec(
 )
 
 SSE_RESPONSE = ResponseSpec(
-    # The schema of one event of the stream (an item of it, as OpenAPI 3.2's `itemSchema` puts it).
+    # One event of the stream; chatstore.api.openapi makes it the string body's contentSchema.
     data_container=ReplyEvent,
     media_type="text/event-stream",
     description=STREAM_DESCRIPTION,

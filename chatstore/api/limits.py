@@ -1,5 +1,6 @@
-"""Rules a body must pass: a depth any JSON body stays within, the configured limits, and what the
-databases cannot store."""
+"""Rules a request must pass: values taken as sent (no coercion between JSON types, integers in
+digits), a depth any JSON body stays within, the configured limits, and what the databases cannot
+store."""
 
 import re
 from datetime import UTC, datetime

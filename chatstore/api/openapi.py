@@ -83,7 +83,7 @@ INVALID_REQUEST = (
 )
 NOT_FOUND = {
     "session_id": "No session has this id.",
-    "message_id": "No message has this id.",
+    "message_id": "No reply (an assistant message) has this id.",
 }
 NOT_FOUND_IN_BODY = "No session has the body's `session_id`."
 
