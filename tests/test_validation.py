@@ -234,7 +234,7 @@ def test_the_same_values_of_the_right_type_are_taken(client: TestClient[Litestar
     assert client.post("/api/sessions/import", json=EXPORT).status_code == 201
 
 
-@pytest.mark.parametrize("limit", ["1e3", "5.0", "1E1"])
+@pytest.mark.parametrize("limit", ["1e3", "5.0", "1E1", "null"])
 @pytest.mark.parametrize("path", ["/api/sessions", "/api/search"])
 def test_an_integer_query_parameter_must_be_written_in_digits(
     client: TestClient[Litestar], path: str, limit: str

@@ -34,9 +34,9 @@ name and one line of JSON `data:`.
 | `error` | `StreamError` | `{"detail"}`: the reply failed; what was generated is stored, status `error` |
 | `failure` | `StreamFailure` | the same as `error`, when `error_event` is `failure` |
 
-The body's `contentSchema`, `ReplyEvent`, describes one event: an object with the `event` name (the
-discriminator), the `id` and the `data` line decoded from JSON, so a client parses each event and
-gets its type by its name.
+The component `ReplyEvent` is one event with its `data` line decoded from JSON, discriminated by its
+`event` name: a client parses each event and gets its type by its name. The body's schema gives each
+event as sent (its `data` a string of JSON, with that schema as `contentSchema`), or the body as text.
 
 **`error` is also the name of EventSource's own event for a lost connection**, so its listeners get
 both. With `error_event` set to `failure` (in the body of a POST, the query of a GET) the event for a
@@ -57,7 +57,7 @@ NOTHING_MORE = ResponseSpec(
 )
 
 SSE_RESPONSE = ResponseSpec(
-    # One event of the stream; chatstore.api.openapi makes it the string body's contentSchema.
+    # One event of the stream, decoded; chatstore.api.openapi adds the events as sent.
     data_container=ReplyEvent,
     media_type="text/event-stream",
     description=STREAM_DESCRIPTION,

@@ -72,8 +72,8 @@ def _check_json_types(value: Any, body: FieldDefinition | None) -> None:
 
 def strict_query_integers(request: Request[Any, Any, Any]) -> None:
     """A ``before_request`` hook: an integer query parameter is refused (400 naming it) unless it is
-    written as one. Litestar's lax parsing would read ``1e3`` as 1000 and ``5.0`` as 5; values it
-    refuses anyway keep its own message."""
+    written as one. Litestar's lax parsing would read ``1e3`` as 1000, ``5.0`` as 5 and ``null`` as
+    no value; values it refuses anyway keep its own message."""
     for name, parameter in request.route_handler.parsed_fn_signature.parameters.items():
         if not _is_integer_query(parameter):
             continue
@@ -82,7 +82,7 @@ def strict_query_integers(request: Request[Any, Any, Any]) -> None:
         if raw is None or INTEGER.fullmatch(raw):
             continue
         try:
-            msgspec.convert(raw, int, strict=False)
+            msgspec.convert(raw, parameter.annotation, strict=False)
         except msgspec.ValidationError:
             continue
         raise InvalidInput(key, f"must be an integer written in digits, got {raw!r}", source="query")

@@ -268,39 +268,52 @@ def _referenced(schema: Any, components: dict[str, Schema]) -> set[str]:
 
 
 def _complete_event_streams(openapi: OpenAPI) -> None:
-    """An event stream's schema: Litestar derives the union of its events from the handler's
-    ``ResponseSpec``; it becomes the component ``ReplyEvent``, with the ``event`` property as its
-    discriminator (generators make it a tagged union that a client narrows by the event's name).
+    """An event stream, described twice, for the two kinds of reader:
 
-    The body itself is declared a string, as it is on the wire, whose ``contentSchema`` is
-    ``ReplyEvent``: each event of the stream is one of them (what OpenAPI 3.2 calls the media type's
-    ``itemSchema``, which 3.1 does not have). Generators that would parse a body declared as an object
-    as JSON (openapi-python-client) keep it as text; typed clients take the events' types from
-    ``components.schemas``."""
+    - decoded, for typed clients: Litestar derives the union of the events from the handler's
+      ``ResponseSpec`` (``StreamStart``, …, each with its ``data`` as an object); it becomes the
+      component ``ReplyEvent``, with the ``event`` name as discriminator, so generators make it a
+      tagged union that a client narrows by the event's name once it has parsed the ``data`` line;
+    - on the wire, for tools that read an event stream's schema as the schema of each event (as
+      OpenAPI 3.2's ``itemSchema`` does, and schemathesis, which checks every event): the body's
+      schema has, for each event, its name and ``id`` and a ``data`` string whose ``contentSchema``
+      is the decoded data's. The alternative ``string`` is the body as text, which is what
+      generators that would otherwise parse the body as JSON (openapi-python-client) hand over.
+    """
     components = openapi.components.schemas if openapi.components else None
     for _path, _method, operation in _operations(openapi):
         for response in (operation.responses or {}).values():
             if not isinstance(response, OpenAPIResponse):
                 continue
             media = (response.content or {}).get("text/event-stream")
-            if media is None or not isinstance(media.schema, Schema) or not media.schema.one_of:
+            if components is None or media is None or not isinstance(media.schema, Schema):
                 continue
-            if components is not None and REPLY_EVENT not in components:
-                mapping = {
-                    _event_name(ref.ref): ref.ref for ref in media.schema.one_of if isinstance(ref, Reference)
-                }
+            events = [ref for ref in media.schema.one_of or [] if isinstance(ref, Reference)]
+            if not events:
+                continue
+            if REPLY_EVENT not in components:
                 components[REPLY_EVENT] = Schema(
-                    one_of=media.schema.one_of,
-                    discriminator=Discriminator(property_name="event", mapping=mapping),
+                    one_of=events,
+                    discriminator=Discriminator(
+                        property_name="event", mapping={_event_name(ref.ref): ref.ref for ref in events}
+                    ),
                     title=REPLY_EVENT,
-                    description="One event of a reply's stream, by its `event` name.",
+                    description="One event of a reply's stream, its `data` decoded, by its `event` name.",
                 )
+            on_the_wire = [_event_on_the_wire(components[ref.ref.rsplit("/", 1)[-1]]) for ref in events]
             media.schema = Schema(
-                type=OpenAPIType.STRING,
-                content_media_type="text/event-stream",
-                content_schema=Reference(ref=f"#/components/schemas/{REPLY_EVENT}"),
-                description=f"Server-Sent Events; each is a `{REPLY_EVENT}`.",
+                any_of=[Schema(one_of=on_the_wire), Schema(type=OpenAPIType.STRING)],
+                description=f"Server-Sent Events; each, decoded, is a `{REPLY_EVENT}`.",
             )
+
+
+def _event_on_the_wire(decoded: Schema) -> Schema:
+    """An event as sent: its ``data`` is a line of JSON, whose schema is the decoded ``data``'s."""
+    properties = dict(decoded.properties or {})
+    properties["data"] = Schema(
+        type=OpenAPIType.STRING, content_media_type="application/json", content_schema=properties["data"]
+    )
+    return Schema(type=OpenAPIType.OBJECT, properties=properties, required=decoded.required)
 
 
 REPLY_EVENT = "ReplyEvent"
