@@ -224,10 +224,14 @@ class ChatController(Controller):
 
 def _position(header: str | None, query: int | None) -> int | None:
     if header is not None:
+        not_an_id = InvalidInput("Last-Event-ID", "must be the id of an event", source="header")
         # Digits as the stream's ids are written: int() would also take "+5", " 5" and "5_0".
         if not INTEGER.fullmatch(header):
-            raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header")
-        position = int(header)
+            raise not_an_id
+        try:
+            position = int(header)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise not_an_id from None
         if position < 0:
             raise InvalidInput("Last-Event-ID", "must not be negative", source="header")
         return position
