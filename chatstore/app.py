@@ -17,13 +17,14 @@ from litestar.openapi.spec import Components
 from chatstore import __version__
 from chatstore.api import ChatController, SessionController
 from chatstore.api.access_log import AccessLog
+from chatstore.api.allow import CompleteAllowHeader
 from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.docs import SCHEMA_PATH, SwaggerDocs, docs_router
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
-from chatstore.api.limits import DepthLimitedRequest
-from chatstore.api.openapi import complete_error_responses
+from chatstore.api.limits import StrictJSONRequest, strict_query_integers
+from chatstore.api.openapi import complete_openapi
 from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         route_handlers=[SessionController, ChatController, SearchController],
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         security=api_security(required=bool(settings.api_keys)),
+        before_request=strict_query_integers,
     )
     application = Litestar(
         route_handlers=[api, web_router, health],
@@ -94,7 +96,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             "replies": Provide(provide_replies, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        request_class=DepthLimitedRequest,
+        request_class=StrictJSONRequest,
         request_max_body_size=settings.max_request_body_bytes,
         cors_config=cors_config(settings.cors_origin_list),
         openapi_config=OpenAPIConfig(
@@ -115,13 +117,16 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             },
         ),
     )
-    complete_error_responses(application.openapi_schema, api_key_required=bool(settings.api_keys))
+    complete_openapi(application.openapi_schema, settings)
     # Around Litestar's own handler, not in ``middleware=``: Litestar runs its middleware only once a
     # route has matched, inside its CORS handling, so requests no route matches (404, 405) and CORS
     # preflights would go unlogged and unlimited. The access log is outermost, so that it also logs
     # what the limits refuse.
     application.asgi_handler = AccessLog(
-        RequestLimits(application.asgi_handler, max_requests=settings.max_connections)
+        RequestLimits(
+            CompleteAllowHeader(application.asgi_handler, application.routes),
+            max_requests=settings.max_connections,
+        )
     )
     return application
 

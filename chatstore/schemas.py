@@ -17,6 +17,7 @@ __all__ = [
     "MessageRead",
     "RegenerateRequest",
     "ReplyDelta",
+    "ReplyEvent",
     "ReplyStarted",
     "Role",
     "SearchHit",
@@ -27,6 +28,11 @@ __all__ = [
     "SessionRead",
     "SessionUpdate",
     "Status",
+    "StreamDelta",
+    "StreamDone",
+    "StreamError",
+    "StreamFailure",
+    "StreamStart",
 ]
 
 NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
@@ -117,9 +123,60 @@ class ReplyDelta(msgspec.Struct, kw_only=True):
 
 
 class ErrorEvent(msgspec.Struct, kw_only=True):
-    """Data of the ``error`` event."""
+    """Data of the ``error`` event (named ``failure`` when the request asks for that name)."""
 
     detail: str
+
+
+# The stream's events as the OpenAPI schema describes them: each is one Server-Sent Event, its `event:`
+# name as the tag, its `id:` and its `data:` line decoded from JSON. The server writes them through
+# ``ServerSentEventMessage``; these structs exist so that generated clients get the events' types.
+EventId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern="^[0-9]+$",
+        description="The reply's length in characters once this event is taken into account: the "
+        "position to re-attach from (`Last-Event-ID`).",
+    ),
+]
+
+
+class StreamStart(msgspec.Struct, kw_only=True, tag_field="event", tag="start"):
+    """``event: start``: the request's messages and the reply's row are committed."""
+
+    id: EventId
+    data: ReplyStarted
+
+
+class StreamDelta(msgspec.Struct, kw_only=True, tag_field="event", tag="delta"):
+    """``event: delta``: the next piece of the reply."""
+
+    id: EventId
+    data: ReplyDelta
+
+
+class StreamDone(msgspec.Struct, kw_only=True, tag_field="event", tag="done"):
+    """``event: done``: the reply as stored; its content is all the deltas joined."""
+
+    id: EventId
+    data: MessageRead
+
+
+class StreamError(msgspec.Struct, kw_only=True, tag_field="event", tag="error"):
+    """``event: error``: the reply failed; what was generated is stored with status ``error``."""
+
+    id: EventId
+    data: ErrorEvent
+
+
+class StreamFailure(msgspec.Struct, kw_only=True, tag_field="event", tag="failure"):
+    """``event: failure``: the same as ``error``, under the name ``error_event: "failure"`` asks for."""
+
+    id: EventId
+    data: ErrorEvent
+
+
+ReplyEvent = StreamStart | StreamDelta | StreamDone | StreamError | StreamFailure
 
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]

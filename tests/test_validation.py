@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
-from tests.helpers import DatabaseView
+from tests.helpers import DatabaseView, parse_sse
 
 LIMITS = Settings(
     max_name_length=20,
@@ -191,3 +191,70 @@ def test_random_bodies_never_get_a_500(limited_client: TestClient[Litestar]) -> 
         for path in ("/api/sessions", "/api/chat"):
             response = limited_client.post(path, content=json.dumps(body).encode())
             assert response.status_code in (200, 201, 400, 404, 413), (path, body, response.text)
+
+
+# --- Values taken as sent: no coercion of one JSON type into another --------------------------------
+
+EXPORT = {
+    "exported_at": "2026-11-20T10:00:00Z",
+    "session": {"created_at": "2026-11-20T09:00:00Z", "updated_at": "2026-11-20T09:30:00Z"},
+    "messages": [{"role": "user", "content": "hi", "created_at": "2026-11-20T09:00:01Z"}],
+}
+COERCIBLE_BODIES: list[tuple[str, str, Any, str]] = [
+    ("a boolean as a string", "/api/chat", {"keep_generating": "true"}, "keep_generating"),
+    ("a boolean as a number", "/api/chat", {"keep_generating": 1}, "keep_generating"),
+    ("a time as a number", "/api/sessions/import", {"created_at": 0}, "messages[0].created_at"),
+    ("a string as a number", "/api/sessions", {"name": 5}, "name"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "change", "field"), COERCIBLE_BODIES, ids=[c[0] for c in COERCIBLE_BODIES]
+)
+def test_values_of_another_json_type_are_400_not_coerced(
+    client: TestClient[Litestar], db: DatabaseView, case: str, path: str, change: Any, field: str
+) -> None:
+    session_id = client.post("/api/sessions").json()["id"]
+    bodies = {
+        "/api/chat": {"session_id": session_id, "messages": [user("x")], **change},
+        "/api/sessions/import": {**EXPORT, "messages": [{**EXPORT["messages"][0], **change}]},
+        "/api/sessions": change,
+    }
+    before = snapshot(db)
+    response = client.post(path, json=bodies[path])
+    assert_names_field(response, field)
+    assert response.json()["extra"][0]["key"] == field
+    assert snapshot(db) == before
+
+
+def test_the_same_values_of_the_right_type_are_taken(client: TestClient[Litestar]) -> None:
+    session_id = client.post("/api/sessions", json={"name": "5"}).json()["id"]
+    chat = {"session_id": session_id, "messages": [user("x")], "keep_generating": True}
+    assert client.post("/api/chat", json=chat).status_code == 200
+    assert client.post("/api/sessions/import", json=EXPORT).status_code == 201
+
+
+@pytest.mark.parametrize("limit", ["1e3", "5.0", "1E1", "null"])
+@pytest.mark.parametrize("path", ["/api/sessions", "/api/search"])
+def test_an_integer_query_parameter_must_be_written_in_digits(
+    client: TestClient[Litestar], path: str, limit: str
+) -> None:
+    query = {"q": "hello"} if path == "/api/search" else {}
+    response = client.get(path, params={**query, "limit": limit})
+    assert_names_field(response, "limit")
+    assert response.json()["extra"][0] == {
+        "key": "limit",
+        "message": f"must be an integer written in digits, got {limit!r}",
+        "source": "query",
+    }
+    assert client.get(path, params={**query, "limit": "5"}).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["+5", " 5", "5_0", "1e1"])
+def test_last_event_id_must_be_written_in_digits(client: TestClient[Litestar], header: str) -> None:
+    session_id = client.post("/api/sessions").json()["id"]
+    chat = client.post("/api/chat", json={"session_id": session_id, "messages": [user("x")]})
+    reply_id = parse_sse(chat.text)[0].data["assistant_message_id"]
+    response = client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": header})
+    assert_names_field(response, "Last-Event-ID")
+    assert client.get(f"/api/messages/{reply_id}/stream", headers={"Last-Event-ID": "0"}).status_code == 200

@@ -14,11 +14,11 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryPara
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chatstore.api.access_log import note_session_id
-from chatstore.api.limits import check_chat_request
+from chatstore.api.limits import INTEGER, check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
-from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest
+from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest, ReplyEvent
 from chatstore.services.errors import InvalidInput
 from chatstore.services.replies import Generation, Replies, StreamEvent, start_regeneration, start_turn
 
@@ -27,12 +27,17 @@ __all__ = ["ChatController"]
 STREAM_DESCRIPTION = """A `text/event-stream` of Server-Sent Events. Each event has an `id:`, an `event:`
 name and one line of JSON `data:`.
 
-| event | data |
-| --- | --- |
-| `start` | `{"session_id", "message_ids", "assistant_message_id"}`: messages and reply row committed |
-| `delta` | `{"content"}`: the next piece of the reply |
-| `done` | the stored reply (`MessageRead`); its content is all deltas joined |
-| `error` | `{"detail"}`: the reply failed; what was generated is stored with status `error` |
+| event | schema | data |
+| --- | --- | --- |
+| `start` | `StreamStart` | `{"session_id", "message_ids", "assistant_message_id"}`: all committed |
+| `delta` | `StreamDelta` | `{"content"}`: the next piece of the reply |
+| `done` | `StreamDone` | the stored reply (`MessageRead`), its content all deltas joined |
+| `error` | `StreamError` | `{"detail"}`: the reply failed; what was generated is stored, status `error` |
+| `failure` | `StreamFailure` | the same as `error`, when `error_event` is `failure` |
+
+The component `ReplyEvent` is one event with its `data` line decoded from JSON, discriminated by its
+`event` name: a client parses each event and gets its type by its name. The body's schema gives each
+event as sent (its `data` a string of JSON, with that schema as `contentSchema`), or the body as text.
 
 **`error` is also the name of EventSource's own event for a lost connection**, so its listeners get
 both. With `error_event` set to `failure` (in the body of a POST, the query of a GET) the event for a
@@ -53,7 +58,8 @@ NOTHING_MORE = ResponseSpec(
 )
 
 SSE_RESPONSE = ResponseSpec(
-    data_container=str,
+    # One event of the stream, decoded; chatstore.api.openapi adds the events as sent.
+    data_container=ReplyEvent,
     media_type="text/event-stream",
     description=STREAM_DESCRIPTION,
     generate_examples=False,
@@ -217,10 +223,14 @@ class ChatController(Controller):
 
 def _position(header: str | None, query: int | None) -> int | None:
     if header is not None:
+        not_an_id = InvalidInput("Last-Event-ID", "must be the id of an event", source="header")
+        # Digits as the stream's ids are written: int() would also take "+5", " 5" and "5_0".
+        if not INTEGER.fullmatch(header):
+            raise not_an_id
         try:
             position = int(header)
-        except ValueError:
-            raise InvalidInput("Last-Event-ID", "must be the id of an event", source="header") from None
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise not_an_id from None
         if position < 0:
             raise InvalidInput("Last-Event-ID", "must not be negative", source="header")
         return position

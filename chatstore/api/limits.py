@@ -1,11 +1,15 @@
-"""Rules a body must pass: a depth any JSON body stays within, the configured limits, and what the
-databases cannot store."""
+"""Rules a request must pass: values taken as sent (no coercion between JSON types, integers in
+digits), a depth any JSON body stays within, the configured limits, and what the databases cannot
+store."""
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from litestar import Request
+from litestar.params import ParameterKwarg
+from litestar.typing import FieldDefinition
 
 from chatstore.core.settings import Settings
 from chatstore.schemas import ChatRequest, SessionCreate, SessionExport
@@ -13,13 +17,14 @@ from chatstore.services.errors import InvalidInput
 
 __all__ = [
     "MAX_BODY_DEPTH",
-    "DepthLimitedRequest",
+    "StrictJSONRequest",
     "check_chat_request",
     "check_metadata",
     "check_session_create",
     "check_session_import",
     "check_text",
     "check_time",
+    "strict_query_integers",
 ]
 
 # The deepest nesting of arrays and objects in any JSON body. Everything that walks a body (the
@@ -28,9 +33,16 @@ __all__ = [
 MAX_BODY_DEPTH = 64
 
 
-class DepthLimitedRequest(Request[Any, Any, Any]):
-    """A request whose JSON body is refused (400 naming ``body``) when it nests deeper than
-    ``MAX_BODY_DEPTH``, including when it is too deep for the decoder itself (a ``RecursionError``)."""
+class StrictJSONRequest(Request[Any, Any, Any]):
+    """A request whose JSON body is taken as it was sent. It is refused with a 400:
+
+    - naming ``body``, when it nests deeper than ``MAX_BODY_DEPTH``, including when it is too deep
+      for the decoder itself (a ``RecursionError``);
+    - naming the field, when a value has another JSON type than its field's, although Litestar's
+      lax conversion would coerce it (``"true"`` to a boolean, ``0`` to a time, ``"5"`` to a
+      number): the schema says what each field is, and a client that sends something else has a bug
+      that a coercion would hide.
+    """
 
     async def json(self) -> Any:
         too_deep = InvalidInput("body", f"nested more than {MAX_BODY_DEPTH} levels deep")
@@ -40,7 +52,50 @@ class DepthLimitedRequest(Request[Any, Any, Any]):
             raise too_deep from None
         if _nests_deeper_than(value, MAX_BODY_DEPTH):
             raise too_deep
+        _check_json_types(value, self.route_handler.parsed_fn_signature.parameters.get("data"))
         return value
+
+
+def _check_json_types(value: Any, body: FieldDefinition | None) -> None:
+    if body is None:
+        return
+    try:
+        msgspec.convert(value, body.annotation, strict=True)
+    except msgspec.ValidationError as strict_error:
+        try:
+            msgspec.convert(value, body.annotation, strict=False)
+        except msgspec.ValidationError:
+            return  # not a matter of coercion: Litestar's own decoding reports it, as it always has
+        message, _, path = str(strict_error).partition(" - at `$")
+        raise InvalidInput(path.rstrip("`").lstrip(".") or "body", message) from None
+
+
+def strict_query_integers(request: Request[Any, Any, Any]) -> None:
+    """A ``before_request`` hook: an integer query parameter is refused (400 naming it) unless it is
+    written as one. Litestar's lax parsing would read ``1e3`` as 1000, ``5.0`` as 5 and ``null`` as
+    no value; values it refuses anyway keep its own message."""
+    for name, parameter in request.route_handler.parsed_fn_signature.parameters.items():
+        if not _is_integer_query(parameter):
+            continue
+        key = getattr(parameter.kwarg_definition, "query", None) or name
+        raw = request.query_params.get(key)
+        if raw is None or INTEGER.fullmatch(raw):
+            continue
+        try:
+            msgspec.convert(raw, parameter.annotation, strict=False)
+        except msgspec.ValidationError:
+            continue
+        raise InvalidInput(key, f"must be an integer written in digits, got {raw!r}", source="query")
+
+
+INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _is_integer_query(parameter: FieldDefinition) -> bool:
+    if not isinstance(parameter.kwarg_definition, ParameterKwarg) or parameter.kwarg_definition.header:
+        return False
+    types = [t for t in (parameter.annotation, *get_args(parameter.annotation)) if t is not type(None)]
+    return int in types and bool not in types
 
 
 def _nests_deeper_than(value: Any, limit: int) -> bool:
