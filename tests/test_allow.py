@@ -5,12 +5,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+# An id of the shape the typed path parameters take; no such session or reply has to exist.
+SOME_ID = "0b6f1a8e-2f43-4c1e-9d3a-5a7c2e4b9f10"
 ALLOWED = {
     "/api/sessions": "GET, OPTIONS, POST",
-    "/api/sessions/abc": "DELETE, GET, OPTIONS, PATCH",
-    "/api/sessions/abc/messages": "GET, OPTIONS",
+    f"/api/sessions/{SOME_ID}": "DELETE, GET, OPTIONS, PATCH",
+    f"/api/sessions/{SOME_ID}/messages": "GET, OPTIONS",
     "/api/chat": "OPTIONS, POST",
-    "/api/messages/abc/stream": "GET, OPTIONS",
+    f"/api/messages/{SOME_ID}/stream": "GET, OPTIONS",
     "/healthz": "GET, OPTIONS",
 }
 
