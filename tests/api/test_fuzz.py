@@ -49,7 +49,7 @@ CHECKS: list[Callable[..., Any]] = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-SUMMARY_PATH = Path(__file__).parent / "artifacts" / "fuzz-summary.txt"
+SUMMARY_PATH = Path(__file__).parents[1] / "artifacts" / "fuzz-summary.txt"
 
 
 @pytest.fixture(autouse=True, scope="module")
