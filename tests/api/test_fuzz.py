@@ -10,7 +10,6 @@ assertion message.
 """
 
 import base64
-import dataclasses
 import json
 from collections.abc import Callable
 from datetime import timedelta, timezone
@@ -37,8 +36,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from chatstore.api.limits import MAX_BODY_DEPTH
-from chatstore.app import create_app
 from chatstore.core.settings import Settings
+from tests.conftest import AppFactory, ClientFactory
 
 EXAMPLES_PER_OPERATION = 25
 API_KEY = "fuzzing-key-0123456789abcdef"
@@ -88,8 +87,8 @@ def fuzz_operation(operation: Any, mode: GenerationMode, failures: list[str]) ->
     return examples
 
 
-def test_every_operation_holds_up_to_generated_input(settings: Settings) -> None:
-    app = create_app(dataclasses.replace(settings, api_key=API_KEY))
+def test_every_operation_holds_up_to_generated_input(settings: Settings, make_app: AppFactory) -> None:
+    app = make_app(api_key=API_KEY)
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     failures: list[str] = []
@@ -172,8 +171,8 @@ def listings(client: TestClient[Litestar]) -> dict[str, str]:
     return kinds
 
 
-def test_forged_cursors_get_a_400_naming_the_cursor_or_a_page(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_forged_cursors_get_a_400_naming_the_cursor_or_a_page(make_client: ClientFactory) -> None:
+    with make_client() as client:
         kinds = listings(client)
 
         @given(path=st.sampled_from(sorted(kinds)), key=cursor_keys, own_kind=st.booleans())
@@ -208,8 +207,8 @@ JSON_BODIES = [
 ]
 
 
-def test_deeply_nested_bodies_get_a_400_naming_the_body(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_deeply_nested_bodies_get_a_400_naming_the_body(make_client: ClientFactory) -> None:
+    with make_client() as client:
         session_id = client.post("/api/sessions").json()["id"]
 
         @given(endpoint=st.sampled_from(JSON_BODIES), depth=body_depths, array=st.booleans())
