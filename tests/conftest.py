@@ -1,13 +1,17 @@
 """Fixtures: backend -> database_url -> settings -> app -> client, plus a direct view of the database.
 
+A test that needs an app of its own builds it with ``make_app`` (or ``make_client``) from the
+test's settings: ``make_app(responder=ScriptedResponder(["hi"]), api_key="k" * 32)``.
+
 Every API test runs on SQLite and on PostgreSQL. PostgreSQL is the server named by
 ``CHATSTORE_TEST_POSTGRES_URL``; without it those cases skip. Each test gets its own SQLite file or
 its own PostgreSQL schema, dropped afterwards.
 """
 
+import dataclasses
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from sqlalchemy import Engine, create_engine
 from chatstore.app import create_app
 from chatstore.core.db import resolve_url
 from chatstore.core.settings import Settings
+from chatstore.services.responders import Responder
 from tests.helpers import DatabaseView, postgres_schema
 
 POSTGRES_URL_VARIABLE = "CHATSTORE_TEST_POSTGRES_URL"
@@ -78,9 +83,33 @@ def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, mock_delay_ms=0)
 
 
+AppFactory = Callable[..., Litestar]
+ClientFactory = Callable[..., TestClient[Litestar]]
+
+
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+def make_app(settings: Settings) -> AppFactory:
+    """Build an app from the test's settings, with ``setting_overrides`` replaced in them."""
+
+    def make(responder: Responder | None = None, **setting_overrides: Any) -> Litestar:
+        return create_app(dataclasses.replace(settings, **setting_overrides), responder=responder)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_app: AppFactory) -> ClientFactory:
+    """A test client of ``make_app(...)``, to use as ``with make_client(...) as client:``."""
+
+    def make(responder: Responder | None = None, **setting_overrides: Any) -> TestClient[Litestar]:
+        return TestClient(make_app(responder, **setting_overrides))
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Litestar:
+    return make_app()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Build the 0.1.0 databases that ``tests/test_migrations.py`` upgrades; run with the code of release 0.1.0.
+"""Build the 0.1.0 databases that ``tests/storage/test_migrations.py`` upgrades; run with 0.1.0's code.
 
 The files it writes are committed; this script is how they were made, and only the 0.1.0 code can
 make them again (later code creates a migrated schema). From a checkout of this repository::

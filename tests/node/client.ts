@@ -1,7 +1,7 @@
 // A client of chatstore typed only by what openapi-typescript generates from /schema/openapi.json
 // (into generated/chatstore-api.d.ts), calling every operation once through openapi-fetch. The
 // stream's events are typed by the schema's ReplyEvent: no type here is written by hand.
-// Run by tests/test_typescript_client.py: node build/client.js <base URL> <API key>; it prints the
+// Run by tests/api/test_typescript_client.py: node build/client.js <base URL> <API key>; it prints the
 // operations it used as one line of JSON and exits non-zero at the first surprise.
 import createClient from "openapi-fetch";
 import type { components, operations, paths } from "./generated/chatstore-api.js";

@@ -9,7 +9,6 @@ fills (mounting it needs root). Both kinds run in CI, which runs as root; elsewh
 cases skip without root.
 """
 
-import dataclasses
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -26,11 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 
 import chatstore.app as app_module
-from chatstore.app import create_app
 from chatstore.core.db import Database, open_database, resolve_url
 from chatstore.core.settings import Settings
 from chatstore.services.replies.events import REPLY_KEPT, SESSION_DELETED, UNEXPECTED_FAILURE
-from tests.conftest import postgres_url, skip_or_fail_in_ci
+from tests.conftest import AppFactory, postgres_url, skip_or_fail_in_ci
 from tests.faults import TcpProxy, can_mount, small_disk
 from tests.helpers import (
     DatabaseView,
@@ -83,9 +81,8 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> WriteFaults:
     return faults
 
 
-def scripted_app(settings: Settings, *, progress_interval_ms: int = 20, delay_s: float = 0.01) -> Any:
-    settings = dataclasses.replace(settings, progress_interval_ms=progress_interval_ms)
-    return create_app(settings, responder=ScriptedResponder(PIECES, delay_s=delay_s))
+def scripted_app(make_app: AppFactory, *, progress_interval_ms: int = 20, delay_s: float = 0.01) -> Any:
+    return make_app(ScriptedResponder(PIECES, delay_s=delay_s), progress_interval_ms=progress_interval_ms)
 
 
 def chat(client: TestClient[Any], session_id: str, *, keep_generating: bool = False) -> list[Event]:
@@ -96,9 +93,9 @@ def chat(client: TestClient[Any], session_id: str, *, keep_generating: bool = Fa
 
 
 def test_a_reply_whose_final_write_fails_is_kept_and_stored_when_the_database_is_back(
-    settings: Settings, faults: WriteFaults, db: DatabaseView
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
-    with TestClient(scripted_app(settings)) as client:
+    with TestClient(scripted_app(make_app)) as client:
         session_id = client.post("/api/sessions").json()["id"]
         faults.fail(written_by("finish_reply"))
         events = chat(client, session_id)
@@ -134,11 +131,11 @@ def test_a_reply_whose_final_write_fails_is_kept_and_stored_when_the_database_is
 
 
 def test_a_kept_reply_whose_session_is_deleted_meanwhile_is_gone_once_the_database_is_back(
-    settings: Settings, faults: WriteFaults, db: DatabaseView
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
     """The final write that finds no row means the session was deleted; one that raises means the
     database failed. Each is told for what it is."""
-    with TestClient(scripted_app(settings)) as client:
+    with TestClient(scripted_app(make_app)) as client:
         session_id = client.post("/api/sessions").json()["id"]
         faults.fail(written_by("finish_reply"))
         reply_id = chat(client, session_id)[0].data["assistant_message_id"]
@@ -169,7 +166,7 @@ def test_a_kept_reply_whose_session_is_deleted_meanwhile_is_gone_once_the_databa
 
 
 def test_a_final_write_that_fails_by_itself_is_stored_as_a_failed_reply_not_kept_for_ever(
-    settings: Settings, faults: WriteFaults, db: DatabaseView
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
     """An error that is not the database being away (a bug, a value it refuses) would fail every
     retry: the reply is stored as failed, without the text, and the client is told so."""
@@ -181,7 +178,7 @@ def test_a_final_write_that_fails_by_itself_is_stored_as_a_failed_reply_not_kept
             return True
         return False
 
-    with TestClient(scripted_app(settings)) as client:
+    with TestClient(scripted_app(make_app)) as client:
         session_id = client.post("/api/sessions").json()["id"]
         faults.fail(first_final_write, error=lambda: DataError("UPDATE", {}, ValueError("refused value")))
         events = chat(client, session_id)
@@ -202,9 +199,9 @@ def test_a_final_write_that_fails_by_itself_is_stored_as_a_failed_reply_not_kept
 
 
 def test_a_nul_from_the_responder_is_stored_as_a_replacement_character_on_every_engine(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
-    app = create_app(settings, responder=ScriptedResponder(["hello ", "wor\0ld"]))
+    app = make_app(responder=ScriptedResponder(["hello ", "wor\0ld"]))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         events = chat(client, session_id)
@@ -216,9 +213,9 @@ def test_a_nul_from_the_responder_is_stored_as_a_replacement_character_on_every_
 
 @pytest.mark.parametrize("outage", ["progress writes", "every write, until mid-reply"])
 def test_writes_failing_while_the_reply_streams_do_not_stop_it(
-    settings: Settings, faults: WriteFaults, db: DatabaseView, outage: str
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView, outage: str
 ) -> None:
-    app = scripted_app(settings, delay_s=0.02)
+    app = scripted_app(make_app, delay_s=0.02)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         seen = [0]
@@ -243,10 +240,10 @@ def test_writes_failing_while_the_reply_streams_do_not_stop_it(
 
 
 def test_shutdown_makes_a_last_attempt_to_store_a_kept_reply(
-    settings: Settings, faults: WriteFaults, db: DatabaseView
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
     # Progress writes, and so retries, are 60 s apart: only the attempt at shutdown can store it.
-    with TestClient(scripted_app(settings, progress_interval_ms=60_000)) as client:
+    with TestClient(scripted_app(make_app, progress_interval_ms=60_000)) as client:
         session_id = client.post("/api/sessions").json()["id"]
         faults.fail(written_by("finish_reply"))
         events = chat(client, session_id)
@@ -261,11 +258,9 @@ def test_shutdown_makes_a_last_attempt_to_store_a_kept_reply(
 
 
 def test_a_failed_reply_that_cannot_be_stored_says_both(
-    settings: Settings, faults: WriteFaults, db: DatabaseView
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
-    app = create_app(
-        dataclasses.replace(settings, progress_interval_ms=20), responder=failing_responder(["a ", "b "])
-    )
+    app = make_app(failing_responder(["a ", "b "]), progress_interval_ms=20)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         faults.fail(written_by("finish_reply"))
@@ -281,9 +276,9 @@ def test_a_failed_reply_that_cannot_be_stored_says_both(
 
 
 def test_a_reply_kept_going_after_its_client_left_is_kept_too(
-    settings: Settings, faults: WriteFaults, db: DatabaseView
+    make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
-    app = scripted_app(settings)
+    app = scripted_app(make_app)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         faults.fail(written_by("finish_reply"))

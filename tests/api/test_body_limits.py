@@ -1,7 +1,6 @@
 """Every operation that takes a body refuses one past ``CHATSTORE_MAX_REQUEST_BODY_BYTES`` with 413,
 whether the client announces its length or streams it, and documents that 413."""
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -10,16 +9,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
+from tests.conftest import ClientFactory
 from tests.helpers import DatabaseView
 
 LIMIT = 2_000
 
 
 @pytest.fixture
-def limited_client(settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(dataclasses.replace(settings, max_request_body_bytes=LIMIT))) as client:
+def limited_client(make_client: ClientFactory) -> Iterator[TestClient[Litestar]]:
+    with make_client(max_request_body_bytes=LIMIT) as client:
         yield client
 
 

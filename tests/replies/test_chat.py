@@ -8,8 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
+from tests.conftest import AppFactory
 from tests.helpers import DatabaseView, ScriptedResponder, call_asgi, failing_responder, parse_sse
 
 
@@ -98,11 +97,11 @@ def test_a_system_message_is_stored_like_any_other(client: TestClient[Litestar],
 
 
 def test_user_messages_and_the_reply_row_are_committed_before_start(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
     seen_at_start: list[list[dict[str, Any]]] = []
     seen_at_done: list[list[dict[str, Any]]] = []
-    app = create_app(settings, responder=ScriptedResponder(["a", "b", "c"]))
+    app = make_app(responder=ScriptedResponder(["a", "b", "c"]))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
 
@@ -136,10 +135,10 @@ def test_user_messages_and_the_reply_row_are_committed_before_start(
 
 @pytest.mark.parametrize("after_deltas", [0, 2])
 def test_a_client_that_disconnects_leaves_an_incomplete_reply(
-    settings: Settings, db: DatabaseView, after_deltas: int
+    make_app: AppFactory, db: DatabaseView, after_deltas: int
 ) -> None:
     responder = ScriptedResponder([f"p{i} " for i in range(50)], delay_s=0.01)
-    app = create_app(settings, responder=responder)
+    app = make_app(responder=responder)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         deltas = 0
@@ -164,9 +163,9 @@ def test_a_client_that_disconnects_leaves_an_incomplete_reply(
     assert len(stored[1]["content"]) >= len("".join(f"p{i} " for i in range(after_deltas)))
 
 
-def test_the_reply_is_stored_within_moments_of_a_disconnect(settings: Settings, db: DatabaseView) -> None:
+def test_the_reply_is_stored_within_moments_of_a_disconnect(make_app: AppFactory, db: DatabaseView) -> None:
     """The client goes away while the responder is slow (2 s in all): nothing waits for it to finish."""
-    app = create_app(settings, responder=ScriptedResponder(["first "] + ["slow "] * 3, delay_s=0.5))
+    app = make_app(responder=ScriptedResponder(["first "] + ["slow "] * 3, delay_s=0.5))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         body = {"session_id": session_id, "messages": [{"role": "user", "content": "x"}]}
@@ -184,9 +183,9 @@ def test_the_reply_is_stored_within_moments_of_a_disconnect(settings: Settings, 
 
 
 def test_a_failing_responder_gives_an_error_event_and_keeps_the_partial_reply(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
-    app = create_app(settings, responder=failing_responder(["partial ", "reply"], "the model is overloaded"))
+    app = make_app(responder=failing_responder(["partial ", "reply"], "the model is overloaded"))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         response = chat(client, session_id, "go")
@@ -204,9 +203,9 @@ def test_a_failing_responder_gives_an_error_event_and_keeps_the_partial_reply(
 
 
 def test_an_unexpected_responder_crash_is_an_error_event_without_internals(
-    settings: Settings, db: DatabaseView, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, db: DatabaseView, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(settings, responder=ScriptedResponder(["x"], fail_with=KeyError("secret internals")))
+    app = make_app(responder=ScriptedResponder(["x"], fail_with=KeyError("secret internals")))
     # The app's logging set-up replaces the root handlers, caplog's among them: listen directly.
     logger = logging.getLogger("chatstore")
     logger.addHandler(caplog.handler)
@@ -223,9 +222,9 @@ def test_an_unexpected_responder_crash_is_an_error_event_without_internals(
     assert "secret internals" in caplog.text
 
 
-def test_the_responder_gets_the_stored_history(settings: Settings) -> None:
+def test_the_responder_gets_the_stored_history(make_app: AppFactory) -> None:
     responder = ScriptedResponder(["ok"])
-    app = create_app(settings, responder=responder)
+    app = make_app(responder=responder)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         chat(client, session_id, "one")
@@ -237,9 +236,9 @@ def test_the_responder_gets_the_stored_history(settings: Settings) -> None:
 
 
 def test_deleting_the_session_while_its_reply_streams_ends_the_stream_with_an_error(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
-    app = create_app(settings, responder=ScriptedResponder(["a ", "b ", "c "], delay_s=0.05))
+    app = make_app(responder=ScriptedResponder(["a ", "b ", "c "], delay_s=0.05))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
 

@@ -42,7 +42,7 @@ from tests.conftest import postgres_url, skip_or_fail_in_ci
 from tests.helpers import DatabaseView, parse_sse
 from tests.servers import ServerProcess, running_servers, start_server
 
-DATA = Path(__file__).parent / "data" / "0.1.0"
+DATA = Path(__file__).parents[1] / "data" / "0.1.0"
 UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
 NOTHING_TO_DO = "nothing to upgrade"
 

@@ -1,6 +1,5 @@
 """Access control: the API key, the schema's bearer scheme, CORS, and the warning when the API is open."""
 
-import dataclasses
 import logging
 import os
 import subprocess
@@ -14,8 +13,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from chatstore.__main__ import open_access_warning
-from chatstore.app import create_app
 from chatstore.core.settings import Settings, SettingsError
+from tests.conftest import AppFactory, ClientFactory
 from tests.helpers import DatabaseView, parse_sse
 from tests.servers import ServerProcess, free_port
 
@@ -26,9 +25,8 @@ SOME_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def keyed_client(settings: Settings) -> Iterator[TestClient[Litestar]]:
-    keyed = dataclasses.replace(settings, api_key=f"{KEY}, {OTHER_KEY}", cors_origins=ORIGIN)
-    with TestClient(create_app(keyed)) as client:
+def keyed_client(make_client: ClientFactory) -> Iterator[TestClient[Litestar]]:
+    with make_client(api_key=f"{KEY}, {OTHER_KEY}", cors_origins=ORIGIN) as client:
         yield client
 
 
@@ -104,8 +102,8 @@ def test_the_page_the_schema_and_the_health_check_need_no_key(keyed_client: Test
     assert keyed_client.get("/").status_code == 200
 
 
-def test_the_key_never_reaches_the_log(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(dataclasses.replace(settings, api_key=KEY, log_level="debug"))
+def test_the_key_never_reaches_the_log(make_app: AppFactory, caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app(api_key=KEY, log_level="debug")
     # The app's logging set-up replaces the root handlers, caplog's among them: listen directly.
     logger = logging.getLogger("chatstore")
     logger.addHandler(caplog.handler)

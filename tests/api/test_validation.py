@@ -1,6 +1,5 @@
 """Bad input: a 400 (or 413) that names the field, nothing changed in the database, never a 500."""
 
-import dataclasses
 import json
 import random
 from typing import Any
@@ -9,8 +8,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
 from chatstore.core.settings import Settings
+from tests.conftest import ClientFactory
 from tests.helpers import DatabaseView, parse_sse
 
 LIMITS = Settings(
@@ -82,10 +81,9 @@ BAD_CHAT_BODIES: list[tuple[str, Any, str]] = [
 
 
 @pytest.fixture
-def limited_client(settings: Settings) -> Any:
+def limited_client(make_client: ClientFactory) -> Any:
     limits = {name: getattr(LIMITS, name) for name in LIMITS.__slots__ if name.startswith("max_")}
-    app = create_app(dataclasses.replace(settings, **limits))
-    with TestClient(app) as client:
+    with make_client(**limits) as client:
         yield client
 
 

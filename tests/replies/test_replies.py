@@ -1,5 +1,5 @@
 """Replies that survive the network: live progress, re-attaching, keep generating, stop, finish
-reasons, idempotent retries and regeneration, in one process (see test_multiprocess_replies.py for
+reasons, idempotent retries and regeneration, in one process (see processes/test_multiprocess_replies.py for
 several)."""
 
 import dataclasses
@@ -10,20 +10,19 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
 from chatstore.schemas import MessageIn
 from chatstore.services.replies.turns import CANNOT_RESUME, start_turn
+from tests.conftest import AppFactory, ClientFactory
 from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, failing_responder, parse_sse
 
 PIECES = [f"w{i} " for i in range(30)]
 
 
 def slow_app(
-    settings: Settings, delay_s: float = 0.02, pieces: list[str] = PIECES
+    make_app: AppFactory, delay_s: float = 0.02, pieces: list[str] = PIECES
 ) -> tuple[Litestar, ScriptedResponder]:
     responder = ScriptedResponder(pieces, delay_s=delay_s)
-    return create_app(dataclasses.replace(settings, progress_interval_ms=20), responder=responder), responder
+    return make_app(responder, progress_interval_ms=20), responder
 
 
 def body(
@@ -50,8 +49,8 @@ def cut_after(count: int) -> Any:
     return hook
 
 
-def test_a_streaming_reply_shows_its_progress_in_the_database(settings: Settings, db: DatabaseView) -> None:
-    app, _ = slow_app(settings, delay_s=0.03)
+def test_a_streaming_reply_shows_its_progress_in_the_database(make_app: AppFactory, db: DatabaseView) -> None:
+    app, _ = slow_app(make_app, delay_s=0.03)
     seen_in_db: list[tuple[str, str]] = []
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
@@ -74,12 +73,12 @@ def test_a_streaming_reply_shows_its_progress_in_the_database(settings: Settings
 
 
 def test_re_attaching_from_random_positions_gives_exactly_the_rest(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
     """Cut many streams at random points, re-attach from the last id received: the deltas before
     and after the cut always make the stored reply, with nothing missing or repeated."""
     rng = random.Random(8)
-    app, _ = slow_app(settings, delay_s=0.005)
+    app, _ = slow_app(make_app, delay_s=0.005)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         for _ in range(12):
@@ -168,9 +167,9 @@ def test_bad_re_attach_requests(
 
 
 def test_keep_generating_finishes_the_reply_after_the_client_left(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
-    app, responder = slow_app(settings)
+    app, responder = slow_app(make_app)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
@@ -191,9 +190,9 @@ def test_keep_generating_finishes_the_reply_after_the_client_left(
 
 
 def test_without_keep_generating_a_departed_client_stops_the_reply(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
-    app, responder = slow_app(settings)
+    app, responder = slow_app(make_app)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
@@ -204,8 +203,8 @@ def test_without_keep_generating_a_departed_client_stops_the_reply(
     assert responder.closed and responder.produced < len(PIECES)
 
 
-def test_the_stop_endpoint_ends_a_reply_as_stopped(settings: Settings, db: DatabaseView) -> None:
-    app, responder = slow_app(settings, delay_s=0.05)
+def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: DatabaseView) -> None:
+    app, responder = slow_app(make_app, delay_s=0.05)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         stopped: list[Any] = []
@@ -248,8 +247,8 @@ def test_stopping_a_finished_reply_returns_it_unchanged(
     assert client.post("/api/messages/00000000-0000-4000-8000-000000000000/stop").status_code == 404
 
 
-def test_finish_reasons_tell_how_each_reply_ended(settings: Settings, db: DatabaseView) -> None:
-    app = create_app(settings, responder=failing_responder(["x"], "upstream says no"))
+def test_finish_reasons_tell_how_each_reply_ended(make_app: AppFactory, db: DatabaseView) -> None:
+    app = make_app(responder=failing_responder(["x"], "upstream says no"))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.post("/api/chat", json=body(session_id, "q"))
@@ -314,9 +313,11 @@ def test_client_ids_are_per_session(client: TestClient[Litestar], make_session: 
     assert len(client.get(f"/api/sessions/{second}").json()["messages"]) == 2
 
 
-def test_regenerate_appends_a_new_reply_and_keeps_the_old_one(settings: Settings, db: DatabaseView) -> None:
+def test_regenerate_appends_a_new_reply_and_keeps_the_old_one(
+    make_client: ClientFactory, db: DatabaseView
+) -> None:
     responder = ScriptedResponder(["new ", "answer"])
-    with TestClient(create_app(settings, responder=responder)) as client:
+    with make_client(responder=responder) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.post("/api/chat", json=body(session_id, "question"))
 
@@ -343,9 +344,9 @@ def test_regenerating_needs_a_user_message(client: TestClient[Litestar], make_se
 
 
 def test_a_reply_streaming_at_shutdown_is_stored_as_server_stopped(
-    settings: Settings, db: DatabaseView
+    make_app: AppFactory, db: DatabaseView
 ) -> None:
-    app, _ = slow_app(settings, delay_s=0.05)
+    app, _ = slow_app(make_app, delay_s=0.05)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
@@ -358,8 +359,8 @@ def test_a_reply_streaming_at_shutdown_is_stored_as_server_stopped(
     ]
 
 
-def test_follow_waits_for_a_reply_still_streaming(settings: Settings) -> None:
-    app, _ = slow_app(settings, delay_s=0.01)
+def test_follow_waits_for_a_reply_still_streaming(make_app: AppFactory) -> None:
+    app, _ = slow_app(make_app, delay_s=0.01)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
@@ -374,8 +375,8 @@ def test_follow_waits_for_a_reply_still_streaming(settings: Settings) -> None:
     assert deltas_text(parse_sse(followed)) == deltas_text(parse_sse(replayed)) == "".join(PIECES)
 
 
-def test_a_reply_stopped_before_its_task_ran_is_still_stored(settings: Settings, db: DatabaseView) -> None:
-    app = create_app(settings, responder=ScriptedResponder(["never"]))
+def test_a_reply_stopped_before_its_task_ran_is_still_stored(make_app: AppFactory, db: DatabaseView) -> None:
+    app = make_app(responder=ScriptedResponder(["never"]))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
 
@@ -393,9 +394,11 @@ def test_a_reply_stopped_before_its_task_ran_is_still_stored(settings: Settings,
     assert reply == [{"status": "incomplete", "finish_reason": "stopped", "content": ""}]
 
 
-def test_a_partly_retried_request_gives_the_responder_only_the_new_messages(settings: Settings) -> None:
+def test_a_partly_retried_request_gives_the_responder_only_the_new_messages(
+    make_client: ClientFactory,
+) -> None:
     responder = ScriptedResponder(["ok"])
-    with TestClient(create_app(settings, responder=responder)) as client:
+    with make_client(responder=responder) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.post("/api/chat", json=body(session_id, "one", ids=["a"]))
         client.post("/api/chat", json=body(session_id, "one", "two", ids=["a", "b"]))
@@ -436,10 +439,10 @@ def test_re_attaching_past_the_end_gets_the_end_once_then_204(
     assert again.status_code == 204
 
 
-def test_re_attaching_to_a_streaming_reply_is_never_204(settings: Settings) -> None:
+def test_re_attaching_to_a_streaming_reply_is_never_204(make_app: AppFactory) -> None:
     """Only a reply that has ended gets 204: a position one past a streaming reply's current length
     is not its end, and the client gets the rest once it comes."""
-    app, _ = slow_app(settings, delay_s=0.03)
+    app, _ = slow_app(make_app, delay_s=0.03)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         client.blocking_portal.call(
@@ -459,11 +462,11 @@ def test_re_attaching_to_a_streaming_reply_is_never_204(settings: Settings) -> N
 
 @pytest.mark.parametrize("keep_generating", [True, False])
 def test_a_retried_post_with_last_event_id_continues_from_there(
-    settings: Settings, db: DatabaseView, keep_generating: bool
+    make_app: AppFactory, db: DatabaseView, keep_generating: bool
 ) -> None:
     """fetch-event-source retries a cut POST with the same body and the last id it saw: the retry
     streams the rest of the first attempt's reply, with nothing twice, shown or stored."""
-    app, responder = slow_app(settings, delay_s=0.01)
+    app, responder = slow_app(make_app, delay_s=0.01)
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         request = body(session_id, "hi", keep_generating=keep_generating, ids=["q-1"])
@@ -558,12 +561,12 @@ def test_a_post_with_a_bad_last_event_id_is_400_and_stores_nothing(
     assert db.messages(session_id) == []
 
 
-def failure_app(settings: Settings) -> Litestar:
-    return create_app(settings, responder=failing_responder(["so ", "far"], detail="the model is overloaded"))
+def failure_app(make_app: AppFactory) -> Litestar:
+    return make_app(responder=failing_responder(["so ", "far"], detail="the model is overloaded"))
 
 
-def test_the_error_event_keeps_its_name_by_default(settings: Settings) -> None:
-    with TestClient(failure_app(settings)) as client:
+def test_the_error_event_keeps_its_name_by_default(make_app: AppFactory) -> None:
+    with TestClient(failure_app(make_app)) as client:
         session_id = client.post("/api/sessions").json()["id"]
         events = parse_sse(client.post("/api/chat", json=body(session_id, "hi")).text)
 
@@ -571,10 +574,12 @@ def test_the_error_event_keeps_its_name_by_default(settings: Settings) -> None:
     assert events[-1].data == {"detail": "the model is overloaded"}
 
 
-def test_error_event_failure_names_the_event_of_a_failed_reply_failure_everywhere(settings: Settings) -> None:
+def test_error_event_failure_names_the_event_of_a_failed_reply_failure_everywhere(
+    make_app: AppFactory,
+) -> None:
     """``failure`` cannot be mistaken for EventSource's own ``error`` event: the chat stream, a retry,
     a re-attach and a regeneration all use it when asked, with the same data and id."""
-    with TestClient(failure_app(settings)) as client:
+    with TestClient(failure_app(make_app)) as client:
         session_id = client.post("/api/sessions").json()["id"]
         request = {**body(session_id, "hi", ids=["q"]), "error_event": "failure"}
         chat = parse_sse(client.post("/api/chat", json=request).text)

@@ -19,11 +19,13 @@ from chatstore.app import create_app
 from chatstore.core.db import DatabaseUnavailable, open_database
 from chatstore.core.settings import Settings
 from chatstore.services.workers import process_namespace
+from tests.conftest import ClientFactory
 from tests.helpers import DatabaseView
 
 
 def test_the_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
     path = tmp_path / "new" / "folder" / "app.db"
+    # Hand-made, as in the next two tests: the database is a SQLite file the test places itself.
     with TestClient(create_app(Settings(database_url=f"sqlite:///{path}"))) as client:
         assert client.post("/api/sessions").status_code == 201
     assert path.is_file()
@@ -33,20 +35,20 @@ def test_the_default_database_is_data_app_db_under_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with TestClient(create_app(Settings())) as client:
+    with TestClient(create_app(Settings())) as client:  # the default settings are what is tested
         assert client.post("/api/sessions").status_code == 201
     assert (tmp_path / "data" / "app.db").is_file()
 
 
-def test_data_survives_a_new_app_instance(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_data_survives_a_new_app_instance(make_client: ClientFactory) -> None:
+    with make_client() as client:
         session = client.post("/api/sessions", json={"name": "kept", "metadata": {"a": [1]}}).json()
         client.post(
             "/api/chat", json={"session_id": session["id"], "messages": [{"role": "user", "content": "hi"}]}
         )
         before = client.get(f"/api/sessions/{session['id']}").json()
 
-    with TestClient(create_app(settings)) as client:
+    with make_client() as client:
         after = client.get(f"/api/sessions/{session['id']}").json()
         assert after == before
         client.post(
@@ -93,18 +95,18 @@ def status_of(db: DatabaseView, message_id: str) -> Any:
 
 
 @pytest.fixture
-def session_id(settings: Settings) -> str:
-    with TestClient(create_app(settings)) as client:
+def session_id(make_client: ClientFactory) -> str:
+    with make_client() as client:
         return str(client.post("/api/sessions").json()["id"])
 
 
 def test_a_reply_whose_process_lease_expired_is_marked_incomplete_at_start_up(
-    settings: Settings, db: DatabaseView, session_id: str
+    make_client: ClientFactory, db: DatabaseView, session_id: str
 ) -> None:
     add_worker(db, "dead", pid=1, lease_left=timedelta(seconds=-1), hostname="elsewhere")
     reply_id = insert_in_progress_reply(db, session_id, "dead")
 
-    with TestClient(create_app(settings)) as client:
+    with make_client() as client:
         assert status_of(db, reply_id) == "incomplete"
         message = client.get(f"/api/sessions/{session_id}").json()["messages"][0]
         assert (message["status"], message["content"]) == ("incomplete", "half a rep")
@@ -118,19 +120,19 @@ def a_pid_that_is_gone() -> int:
 
 
 def test_a_reply_of_a_process_that_no_longer_runs_here_is_swept_before_its_lease_ends(
-    settings: Settings, db: DatabaseView, session_id: str
+    make_client: ClientFactory, db: DatabaseView, session_id: str
 ) -> None:
     add_worker(
         db, "crashed", pid=a_pid_that_is_gone(), lease_left=timedelta(minutes=5), hostname=process_namespace()
     )
     reply_id = insert_in_progress_reply(db, session_id, "crashed")
 
-    with TestClient(create_app(settings)):
+    with make_client():
         assert status_of(db, reply_id) == "incomplete"
 
 
 def test_a_process_id_from_another_pid_namespace_is_not_looked_up_here(
-    settings: Settings, db: DatabaseView, session_id: str
+    make_client: ClientFactory, db: DatabaseView, session_id: str
 ) -> None:
     """Containers may share a host name but not their process ids: only the lease tells."""
     other_container = process_namespace().split("/")[0] + "/pidns:1"
@@ -139,22 +141,22 @@ def test_a_process_id_from_another_pid_namespace_is_not_looked_up_here(
     )
     reply_id = insert_in_progress_reply(db, session_id, "elsewhere")
 
-    with TestClient(create_app(settings)):
+    with make_client():
         assert status_of(db, reply_id) == "in_progress"
 
 
 def test_a_reply_of_a_live_process_is_left_alone(
-    settings: Settings, db: DatabaseView, session_id: str
+    make_client: ClientFactory, db: DatabaseView, session_id: str
 ) -> None:
     add_worker(db, "alive", pid=1, lease_left=timedelta(minutes=5), hostname="another-host")
     reply_id = insert_in_progress_reply(db, session_id, "alive")
 
-    with TestClient(create_app(settings)):
+    with make_client():
         assert status_of(db, reply_id) == "in_progress"
 
 
-def test_shutdown_gives_up_the_lease(settings: Settings, db: DatabaseView) -> None:
-    with TestClient(create_app(settings)):
+def test_shutdown_gives_up_the_lease(make_client: ClientFactory, db: DatabaseView) -> None:
+    with make_client():
         assert db.scalar("SELECT count(*) FROM workers") == 1
     assert db.scalar("SELECT count(*) FROM workers") == 0
 
@@ -232,7 +234,7 @@ def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_p
     lock is released."""
     path = tmp_path / "app.db"
     settings = Settings(database_url=f"sqlite:///{path}", db_busy_timeout_ms=300)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:  # SQLite only: the test locks the file itself
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:

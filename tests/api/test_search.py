@@ -9,9 +9,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
 from chatstore.core.settings import Settings
 from chatstore.services.search import MAX_QUERY_LENGTH, MAX_QUERY_TERMS
+from tests.conftest import AppFactory, ClientFactory
 from tests.helpers import DatabaseView, ScriptedResponder, parse_sse
 
 FILLER = "the weather report talked about clouds rain wind and sunshine over the hills " * 3
@@ -19,9 +19,9 @@ REPLY = "Noted."
 
 
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
+def app(make_app: AppFactory) -> Litestar:
     # A fixed reply, so that only the messages a test writes contain its words.
-    return create_app(settings, responder=ScriptedResponder([REPLY]))
+    return make_app(responder=ScriptedResponder([REPLY]))
 
 
 def store(client: TestClient[Litestar], session_id: str, *contents: str) -> list[str]:
@@ -311,11 +311,11 @@ def test_a_deleted_sessions_messages_are_no_longer_found(
 
 
 def test_a_reply_is_found_by_the_content_it_ends_with(
-    settings: Settings, make_session: Any, client: TestClient[Litestar]
+    make_client: ClientFactory, make_session: Any, client: TestClient[Litestar]
 ) -> None:
     session = make_session()
     responder = ScriptedResponder(["The capital ", "is Ulaanbaatar."])
-    with TestClient(create_app(settings, responder=responder)) as other:
+    with make_client(responder=responder) as other:
         response = other.post(
             "/api/chat",
             json={"session_id": session["id"], "messages": [{"role": "user", "content": "Mongolia?"}]},
@@ -329,9 +329,9 @@ def test_a_reply_is_found_by_the_content_it_ends_with(
 
 
 def test_messages_stored_before_the_index_existed_are_found(
-    settings: Settings, backend: str, db: DatabaseView
+    make_client: ClientFactory, backend: str, db: DatabaseView
 ) -> None:
-    with TestClient(create_app(settings, responder=ScriptedResponder([REPLY]))) as client:
+    with make_client(responder=ScriptedResponder([REPLY])) as client:
         session = client.post("/api/sessions", json={}).json()
         [message_id] = store(client, session["id"], "an older armadillo")
     # As a database from before search: no index, nothing that keeps one, and no version table
@@ -346,5 +346,5 @@ def test_messages_stored_before_the_index_existed_are_found(
         db.execute("DROP TEXT SEARCH CONFIGURATION chatstore_search")
 
     for _ in range(2):  # and starting again changes nothing
-        with TestClient(create_app(settings, responder=ScriptedResponder([REPLY]))) as client:
+        with make_client(responder=ScriptedResponder([REPLY])) as client:
             assert hit_ids(search(client, "armadillo")) == [message_id]

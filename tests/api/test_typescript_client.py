@@ -22,7 +22,7 @@ from tests.servers import ServerProcess, running_servers
 
 pytestmark = [pytest.mark.server, pytest.mark.node]
 
-NODE_DIR = Path(__file__).parent / "node"
+NODE_DIR = Path(__file__).parents[1] / "node"
 PACKAGES = ("openapi-typescript", "openapi-fetch", "typescript", "@types/node")
 API_KEY = "typescript-client-key-0123456789"
 TIMEOUT_S = 120

@@ -327,7 +327,7 @@ def test_trickling_connections_do_not_starve_other_clients(server: ServerProcess
 def test_the_header_size_counts_a_long_query_once(tmp_path: Path) -> None:
     """Test clients put the query in ``raw_path`` too; it must not count twice."""
     query = "q=" + "x" * (MAX_HEADER_BYTES * 2 // 3)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'chatstore.db'}")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'chatstore.db'}")  # one engine is enough
     with TestClient(create_app(settings)) as client:
         assert client.get(f"/api/search?{query}").status_code == 400  # q too long: a 400, not a 431
         assert client.get(f"/api/search?{query}{'x' * (MAX_HEADER_BYTES // 2)}").status_code == 431

@@ -27,7 +27,7 @@ from tests.servers import HTTP_TIMEOUT_S, BackgroundChat, ServerProcess, free_po
 
 pytestmark = [pytest.mark.server, pytest.mark.node]
 
-NODE_DIR = Path(__file__).parent / "node"
+NODE_DIR = Path(__file__).parents[1] / "node"
 PACKAGES = ("eventsource", "@microsoft/fetch-event-source")
 # Slow enough to cut a reply in the middle (about 44 pieces, 4-5 s).
 SLOW = {"CHATSTORE_MOCK_DELAY_MS": "100", "CHATSTORE_PROGRESS_INTERVAL_MS": "100"}

@@ -11,7 +11,6 @@ assertion message.
 """
 
 import base64
-import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -35,8 +34,8 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chatstore.api.limits import MAX_BODY_DEPTH
-from chatstore.app import create_app
 from chatstore.core.settings import Settings
+from tests.conftest import AppFactory, ClientFactory
 
 EXAMPLES_PER_OPERATION = 25
 API_KEY = "fuzzing-key-0123456789abcdef"
@@ -65,7 +64,7 @@ ALL_CHECKS: list[Callable[..., Any]] = [
     positive_data_acceptance_except_undeclarable if check is positive_data_acceptance else check
     for check in CHECKS.get_all()
 ]
-SUMMARY_PATH = Path(__file__).parent / "artifacts" / "fuzz-summary.txt"
+SUMMARY_PATH = Path(__file__).parents[1] / "artifacts" / "fuzz-summary.txt"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -104,8 +103,8 @@ def fuzz_operation(operation: Any, mode: GenerationMode, failures: list[str]) ->
     return examples
 
 
-def test_every_operation_holds_up_to_generated_input(settings: Settings) -> None:
-    app = create_app(dataclasses.replace(settings, api_key=API_KEY))
+def test_every_operation_holds_up_to_generated_input(settings: Settings, make_app: AppFactory) -> None:
+    app = make_app(api_key=API_KEY)
     # The key goes through schemathesis' own auth, so that its negative cases can leave it out.
     config = SchemathesisConfig.from_dict({"auth": {"openapi": {"bearer": {"bearer": API_KEY}}}})
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app, config=config)
@@ -190,8 +189,8 @@ def listings(client: TestClient[Litestar]) -> dict[str, str]:
     return kinds
 
 
-def test_forged_cursors_get_a_400_naming_the_cursor_or_a_page(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_forged_cursors_get_a_400_naming_the_cursor_or_a_page(make_client: ClientFactory) -> None:
+    with make_client() as client:
         kinds = listings(client)
 
         @given(path=st.sampled_from(sorted(kinds)), key=cursor_keys, own_kind=st.booleans())
@@ -226,8 +225,8 @@ JSON_BODIES = [
 ]
 
 
-def test_deeply_nested_bodies_get_a_400_naming_the_body(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_deeply_nested_bodies_get_a_400_naming_the_body(make_client: ClientFactory) -> None:
+    with make_client() as client:
         session_id = client.post("/api/sessions").json()["id"]
 
         @given(endpoint=st.sampled_from(JSON_BODIES), depth=body_depths, array=st.booleans())

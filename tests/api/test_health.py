@@ -1,12 +1,9 @@
 """``GET /healthz``: 200 while the database answers, 503 when it does not, open without a key."""
 
-import dataclasses
-
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
+from tests.conftest import ClientFactory
 from tests.helpers import DatabaseView
 
 
@@ -30,8 +27,8 @@ def test_a_database_without_chatstore_tables_is_503_then_200_again(
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_the_health_check_needs_no_key(settings: Settings) -> None:
-    with TestClient(create_app(dataclasses.replace(settings, api_key="k" * 32))) as client:
+def test_the_health_check_needs_no_key(make_client: ClientFactory) -> None:
+    with make_client(api_key="k" * 32) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/api/sessions").status_code == 401
 

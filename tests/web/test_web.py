@@ -51,7 +51,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 DESKTOP = {"width": 1200, "height": 800}
 PHONE = {"width": 390, "height": 780}
 # Slow enough that a reply is still streaming when the test clicks Stop (it has some 40 pieces).

@@ -57,6 +57,7 @@ def upstream(settings: Settings, fake: FakeOpenAI) -> Settings:
 
 @contextmanager
 def running(settings: Settings) -> Iterator[TestClient[Litestar]]:
+    # Hand-made: these settings name the "openai" responder, which make_app's responder would shadow.
     with TestClient(create_app(settings)) as client:
         yield client
 

@@ -1,6 +1,5 @@
 """The access log: one JSON line per request on ``chatstore.access``, never a body, a query or a key."""
 
-import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -11,16 +10,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
+from tests.conftest import AppFactory
 from tests.helpers import parse_sse
 
 
 @contextmanager
-def logged_client(settings: Settings, caplog: pytest.LogCaptureFixture) -> Iterator[TestClient[Litestar]]:
+def logged_client(app: Litestar, caplog: pytest.LogCaptureFixture) -> Iterator[TestClient[Litestar]]:
     """A client of an app whose log ``caplog`` sees. Use it inside the test: pytest puts its own
     handler back on the root logger when the test starts, which would see every line twice."""
-    app = create_app(settings)
     # The app's logging set-up replaces the root handlers, caplog's among them: listen directly.
     logger = logging.getLogger("chatstore")
     logger.addHandler(caplog.handler)
@@ -40,9 +37,9 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 
 def test_one_line_per_request_with_method_path_status_and_duration(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with logged_client(settings, caplog) as client:
+    with logged_client(make_app(), caplog) as client:
         session_id = client.post("/api/sessions", json={"name": "secret name"}).json()["id"]
         client.get(f"/api/sessions/{session_id}")
         client.get("/api/sessions/not-a-session")
@@ -63,8 +60,8 @@ def test_one_line_per_request_with_method_path_status_and_duration(
     assert "secret name" not in caplog.text
 
 
-def test_the_query_string_is_not_logged(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    with logged_client(settings, caplog) as client:
+def test_the_query_string_is_not_logged(make_app: AppFactory, caplog: pytest.LogCaptureFixture) -> None:
+    with logged_client(make_app(), caplog) as client:
         client.get("/api/sessions", params={"limit": 5, "cursor": "private-words"})
     [line] = access_lines(caplog)
     assert line["path"] == "/api/sessions"
@@ -72,9 +69,9 @@ def test_the_query_string_is_not_logged(settings: Settings, caplog: pytest.LogCa
 
 
 def test_a_chat_is_logged_with_its_session_and_without_its_content(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with logged_client(settings, caplog) as client:
+    with logged_client(make_app(), caplog) as client:
         session_id = client.post("/api/sessions").json()["id"]
         caplog.clear()
         response = client.post(
@@ -90,8 +87,8 @@ def test_a_chat_is_logged_with_its_session_and_without_its_content(
 
 
 def test_a_warning_log_level_turns_the_access_log_off(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with logged_client(dataclasses.replace(settings, log_level="warning"), caplog) as client:
+    with logged_client(make_app(log_level="warning"), caplog) as client:
         client.get("/api/sessions")
     assert access_lines(caplog) == []

@@ -7,8 +7,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
+from tests.conftest import AppFactory
 from tests.helpers import DatabaseView, ScriptedResponder, call_asgi
 
 
@@ -76,8 +75,10 @@ def test_the_markdown_export_is_a_readable_transcript(
     assert "**user**" in text and "Remember the milk" in text and "**assistant**" in text
 
 
-def test_a_reply_exported_mid_stream_is_imported_as_incomplete(settings: Settings, db: DatabaseView) -> None:
-    app = create_app(settings, responder=ScriptedResponder(["slow ", "reply"], delay_s=0.2))
+def test_a_reply_exported_mid_stream_is_imported_as_incomplete(
+    make_app: AppFactory, db: DatabaseView
+) -> None:
+    app = make_app(responder=ScriptedResponder(["slow ", "reply"], delay_s=0.2))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         exported: list[bytes] = []

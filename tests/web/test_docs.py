@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
 from tests.servers import running_servers
-from tests.test_web import browser as browser  # Chromium, started once per module
+from tests.web.test_web import browser as browser  # Chromium, started once per module
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Request, Route
@@ -25,6 +25,7 @@ DOCS_PATHS = ["/schema", "/schema/swagger"]
 
 @pytest.fixture
 def web_client(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
+    # The docs do not depend on the engine, so this app is built by hand, on SQLite only.
     with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'chatstore.db'}"))) as client:
         yield client
 

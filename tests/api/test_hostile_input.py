@@ -9,7 +9,6 @@ included) to one server per engine, and the server's log is read after each.
 """
 
 import base64
-import dataclasses
 import http.client
 import json
 import logging
@@ -28,9 +27,7 @@ from litestar.testing import TestClient
 
 import chatstore
 from chatstore.api.errors import exception_handlers
-from chatstore.app import create_app
-from chatstore.core.settings import Settings
-from tests.conftest import postgres_url, skip_or_fail_in_ci
+from tests.conftest import ClientFactory, postgres_url, skip_or_fail_in_ci
 from tests.helpers import postgres_schema
 from tests.servers import ServerProcess, running_servers
 
@@ -688,10 +685,9 @@ UNAUTHENTICATED = [
 
 @pytest.mark.parametrize(("method", "path", "body", "status"), UNAUTHENTICATED)
 def test_hostile_input_without_the_api_key_is_refused_before_anything_else(
-    settings: Settings, method: str, path: str, body: bytes | None, status: int
+    make_client: ClientFactory, method: str, path: str, body: bytes | None, status: int
 ) -> None:
-    keyed = dataclasses.replace(settings, api_key="hostile-input-key-0123456789")
-    with TestClient(create_app(keyed)) as client:
+    with make_client(api_key="hostile-input-key-0123456789") as client:
         response = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
     assert PACKAGE_DIR not in response.text
