@@ -2,8 +2,7 @@
 
 Nothing is loaded from elsewhere, so the docs work offline, as the page does. Swagger UI's files come
 from ``openapi-ui-bundles``; the page that starts it has no inline script or style, so the docs have
-a Content Security Policy of their own as strict as the chat page's (it differs only in the files it
-names). Scalar, which ``/schema`` showed before, is in no package that would not bring a web
+the chat page's Content Security Policy (only the server's own files run). Scalar, which ``/schema`` showed before, is in no package that would not bring a web
 framework of its own, so it is gone.
 """
 
@@ -18,25 +17,12 @@ from litestar.params import FromPath
 from litestar.response import File
 from openapi_ui_bundles import swagger_ui
 
-from chatstore.api.web import REVALIDATE, WEB_DIR
+from chatstore.api.web import CONTENT_SECURITY_POLICY, REVALIDATE, WEB_DIR
 
 __all__ = ["SwaggerDocs", "docs_router"]
 
 SCHEMA_PATH = "/schema"
 ASSETS_PATH = f"{SCHEMA_PATH}/assets"
-
-DOCS_CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "connect-src 'self'",
-        "img-src 'self' data:",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
 
 # The docs' files, by name (as for the page: no part of a request path reaches the file system).
 ASSETS = {
@@ -90,7 +76,7 @@ def docs_router() -> Router:
         route_handlers=[docs_asset],
         include_in_schema=False,
         response_headers=[
-            ResponseHeader(name="Content-Security-Policy", value=DOCS_CONTENT_SECURITY_POLICY),
+            ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
             ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
         ],
     )
