@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from chatstore.vocabulary import FinishReason, Role, Status
+
 __all__ = [
     "ChatRequest",
     "ErrorEvent",
@@ -26,9 +28,6 @@ __all__ = [
     "SessionUpdate",
     "Status",
 ]
-
-Role = Literal["system", "user", "assistant"]
-Status = Literal["in_progress", "complete", "incomplete", "error"]
 
 NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -56,7 +55,6 @@ class SessionRead(msgspec.Struct, kw_only=True):
 
 
 MAX_CLIENT_ID_LENGTH = 200
-FinishReason = Literal["completed", "stopped", "client_disconnected", "server_stopped", "error"]
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request
 
 from chatstore.core.settings import Settings
-from chatstore.schemas import MAX_CLIENT_ID_LENGTH, ChatRequest, SessionCreate, SessionExport
+from chatstore.schemas import ChatRequest, SessionCreate, SessionExport
 from chatstore.services.errors import InvalidInput
 
 __all__ = [
@@ -69,8 +69,8 @@ def check_chat_request(data: ChatRequest, settings: Settings) -> None:
         )
     for index, message in enumerate(data.messages):
         check_text(f"messages[{index}].content", message.content, settings.max_content_length)
-        if message.id is not None:
-            check_text(f"messages[{index}].id", message.id, MAX_CLIENT_ID_LENGTH)
+        if message.id is not None:  # its length is the wire shape's rule (``MessageIn``)
+            check_text(f"messages[{index}].id", message.id)
 
 
 def check_session_import(data: SessionExport, settings: Settings) -> None:
@@ -87,8 +87,8 @@ def check_session_import(data: SessionExport, settings: Settings) -> None:
         check_time(f"messages[{index}].created_at", message.created_at)
 
 
-def check_text(field: str, value: str, max_length: int) -> None:
-    if len(value) > max_length:
+def check_text(field: str, value: str, max_length: int | None = None) -> None:
+    if max_length is not None and len(value) > max_length:
         raise InvalidInput(field, f"at most {max_length} characters, got {len(value)}")
     if "\x00" in value:
         raise InvalidInput(field, "must not contain the NUL character (U+0000)")

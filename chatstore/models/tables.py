@@ -21,10 +21,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, Relationship, SQLModel
 
+from chatstore.vocabulary import FINISH_REASONS, ROLES, STATUSES
+
 __all__ = [
-    "FINISH_REASONS",
-    "ROLES",
-    "STATUSES",
     "ChatSession",
     "Message",
     "UTCTimestamp",
@@ -35,11 +34,6 @@ __all__ = [
     "new_session_row",
     "utc_now",
 ]
-
-ROLES = ("system", "user", "assistant")
-STATUSES = ("in_progress", "complete", "incomplete", "error")
-# Why a reply ended: see the README's "Replies that survive the network".
-FINISH_REASONS = ("completed", "stopped", "client_disconnected", "server_stopped", "error")
 
 
 def new_id() -> str:

@@ -1,19 +1,19 @@
 """Sessions: create, list, read with their messages, update, delete."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-import msgspec
 from msgspec import UNSET
-from sqlalchemy import Connection, Row, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
-from chatstore.models.tables import is_id, new_id, utc_now
+from chatstore.models.tables import is_id, new_id, new_session_row, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
 from chatstore.services.errors import SessionNotFound
 from chatstore.services.pagination import Seq, Text, Timestamp, decode_cursor, encode_cursor
+from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_messages, to_session, to_sessions
 
 __all__ = [
     "Page",
@@ -31,62 +31,6 @@ SessionOrder = Literal["created", "activity"]
 Direction = Literal["forward", "backward"]
 
 
-SESSION_COLUMNS = (
-    sessions_table.c.id,
-    sessions_table.c.name,
-    sessions_table.c.metadata.label("meta"),
-    sessions_table.c.created_at,
-    sessions_table.c.updated_at,
-    # Seqs run 1 … last_seq without gaps: the newest seq is the number of messages (see ChatSession).
-    sessions_table.c.last_seq.label("message_count"),
-    sessions_table.c.last_message_at,
-)
-MESSAGE_COLUMNS = (
-    messages_table.c.id,
-    messages_table.c.session_id,
-    messages_table.c.seq,
-    messages_table.c.role,
-    messages_table.c.content,
-    messages_table.c.status,
-    messages_table.c.created_at,
-    messages_table.c.finish_reason,
-    messages_table.c.error,
-    messages_table.c.client_id,
-)
-
-
-def to_session(row: Any) -> SessionRead:
-    return msgspec.convert(row, SessionRead, from_attributes=True)
-
-
-def to_sessions(rows: Any) -> list[SessionRead]:
-    return msgspec.convert(rows, list[SessionRead], from_attributes=True)
-
-
-def to_message(row: Row[Any]) -> MessageRead:
-    return to_messages([row])[0]
-
-
-def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
-    # Built directly: rows of MESSAGE_COLUMNS come from the database's checked columns, and this
-    # is the hot path of reading a long session (several times faster than msgspec.convert on rows).
-    return [
-        MessageRead(
-            id=id_,
-            session_id=session_id,
-            seq=seq,
-            role=role,
-            content=content,
-            status=status,
-            created_at=created_at,
-            finish_reason=finish_reason,
-            error=error,
-            client_id=client_id,
-        )
-        for id_, session_id, seq, role, content, status, created_at, finish_reason, error, client_id in rows
-    ]
-
-
 async def create_session(db: Database, data: SessionCreate) -> SessionRead:
     now = utc_now()
     session = SessionRead(id=new_id(), name=data.name, meta=data.meta, created_at=now, updated_at=now)
@@ -94,12 +38,7 @@ async def create_session(db: Database, data: SessionCreate) -> SessionRead:
     def insert_session(connection: Connection) -> None:
         connection.execute(
             insert(sessions_table).values(
-                id=session.id,
-                name=session.name,
-                metadata=session.meta,
-                created_at=now,
-                updated_at=now,
-                activity_at=now,
+                new_session_row(id=session.id, name=session.name, meta=session.meta, created_at=now)
             )
         )
 

@@ -4,17 +4,16 @@ A round trip keeps the name, the metadata, every message's role, content, status
 order, and the session's timestamps; only the ids are new.
 """
 
+from typing import Any
+
 from sqlalchemy import Connection, insert, select
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
-from chatstore.models.tables import new_id, utc_now
+from chatstore.models.tables import new_id, new_message_row, new_session_row, utc_now
 from chatstore.schemas import ExportedMessage, ExportedSession, SessionExport, SessionRead
-from chatstore.services.sessions import (
-    SESSION_COLUMNS,
-    get_session_detail,
-    to_session,
-)
+from chatstore.services.rows import SESSION_COLUMNS, to_session
+from chatstore.services.sessions import get_session_detail
 
 __all__ = ["export_session", "import_session", "to_markdown"]
 
@@ -49,31 +48,30 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
     def insert_all(connection: Connection) -> SessionRead:
         connection.execute(
             insert(sessions_table).values(
-                id=session_id,
-                name=export.session.name,
-                metadata=export.session.meta,
-                created_at=export.session.created_at,
-                updated_at=export.session.updated_at,
-                last_seq=len(export.messages),
-                last_message_at=last,
-                activity_at=last or export.session.created_at,
+                new_session_row(
+                    id=session_id,
+                    name=export.session.name,
+                    meta=export.session.meta,
+                    created_at=export.session.created_at,
+                    updated_at=export.session.updated_at,
+                    last_seq=len(export.messages),
+                    last_message_at=last,
+                    activity_at=last or export.session.created_at,
+                )
             )
         )
         if export.messages:
             connection.execute(
                 insert(messages_table),
                 [
-                    {
-                        "id": new_id(),
-                        "session_id": session_id,
-                        "seq": seq,
-                        "role": message.role,
-                        "content": message.content,
+                    new_message_row(
+                        session_id=session_id,
+                        seq=seq,
+                        role=message.role,
+                        content=message.content,
+                        created_at=message.created_at,
                         **_final_state(message),
-                        "worker_id": None,
-                        "created_at": message.created_at,
-                        "updated_at": message.created_at,
-                    }
+                    )
                     for seq, message in enumerate(export.messages, start=1)
                 ],
             )
@@ -83,7 +81,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
     return await db.write(insert_all)
 
 
-def _final_state(message: ExportedMessage) -> dict[str, object]:
+def _final_state(message: ExportedMessage) -> dict[str, Any]:
     """A reply exported while it streamed comes in as stopped with its process: nobody streams it here."""
     if message.status == "in_progress":
         return {"status": "incomplete", "finish_reason": "server_stopped", "error": None}

@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 
 from chatstore.core.db import Database, DatabaseUnavailable
-from chatstore.schemas import ErrorEvent, FinishReason, MessageRead, ReplyDelta, ReplyStarted, Status
+from chatstore.schemas import ErrorEvent, MessageRead, ReplyDelta, ReplyStarted
 from chatstore.services.errors import ResponderError
 from chatstore.services.replies.events import UNEXPECTED_FAILURE, StreamEvent, ends_after, final_event
 from chatstore.services.replies.reply_store import finish_reply
 from chatstore.services.replies.turns import Turn, load_history
 from chatstore.services.responders import Conversation, Responder, read_session_metadata
+from chatstore.vocabulary import FinishReason, Status
 
 __all__ = ["Generation"]
 

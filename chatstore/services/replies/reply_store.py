@@ -16,9 +16,10 @@ from sqlalchemy import ColumnElement, Connection, Select, or_, select, update
 from chatstore.core.db import Database
 from chatstore.models import messages_table
 from chatstore.models.tables import new_message_row, utc_now
-from chatstore.schemas import FinishReason, MessageRead, Status
+from chatstore.schemas import MessageRead
 from chatstore.services.errors import ReplyNotFound
-from chatstore.services.sessions import MESSAGE_COLUMNS, to_message
+from chatstore.services.rows import MESSAGE_COLUMNS, to_message
+from chatstore.vocabulary import FinishReason, Status
 
 __all__ = [
     "finish_reply",

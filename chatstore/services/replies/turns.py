@@ -18,7 +18,7 @@ from chatstore.models.tables import is_id, new_message_row, utc_now
 from chatstore.schemas import MessageIn, MessageRead, ReplyStarted
 from chatstore.services.errors import InvalidInput, NothingToRegenerate, SessionNotFound
 from chatstore.services.replies.reply_store import new_reply_row
-from chatstore.services.sessions import MESSAGE_COLUMNS, to_messages
+from chatstore.services.rows import MESSAGE_COLUMNS, to_messages
 
 __all__ = ["CANNOT_RESUME", "Turn", "assign_seqs", "load_history", "start_regeneration", "start_turn"]
 
