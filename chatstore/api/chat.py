@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -130,7 +131,7 @@ class ChatController(Controller):
         return _stream_new_reply(replies, generation, data.error_event)
 
     @post(
-        "/sessions/{session_id:str}/regenerate",
+        "/sessions/{session_id:uuid}/regenerate",
         status_code=200,
         operation_id="regenerateReply",
         summary="Stream a new reply to the session's last user message",
@@ -149,18 +150,18 @@ class ChatController(Controller):
         self,
         db: NamedDependency[Database],
         replies: NamedDependency[Replies],
-        session_id: FromPath[str],
+        session_id: FromPath[UUID],
         data: Annotated[
             RegenerateRequest | None, Body(description="Optional: `keep_generating`, `error_event`.")
         ] = None,
     ) -> ServerSentEvent:
-        turn = await start_regeneration(db, session_id, replies.worker_id)
+        turn = await start_regeneration(db, str(session_id), replies.worker_id)
         options = data if data is not None else RegenerateRequest()
         generation = replies.begin(turn, keep_generating=options.keep_generating)
         return _stream_new_reply(replies, generation, options.error_event)
 
     @get(
-        "/messages/{message_id:str}/stream",
+        "/messages/{message_id:uuid}/stream",
         operation_id="followReply",
         summary="Re-attach to a reply's stream",
         description="The events of the reply after the position given by the standard `Last-Event-ID` "
@@ -174,7 +175,7 @@ class ChatController(Controller):
     async def follow(
         self,
         replies: NamedDependency[Replies],
-        message_id: FromPath[str],
+        message_id: FromPath[UUID],
         last_event_id_header: Annotated[str | None, LAST_EVENT_ID] = None,
         last_event_id: Annotated[
             int | None,
@@ -193,10 +194,10 @@ class ChatController(Controller):
     ) -> Response[Any]:
         position = _position(last_event_id_header, last_event_id)
         # An unknown reply is a plain 404; None means there is nothing more to send.
-        return _stream(await replies.follow(message_id, position), error_event)
+        return _stream(await replies.follow(str(message_id), position), error_event)
 
     @post(
-        "/messages/{message_id:str}/stop",
+        "/messages/{message_id:uuid}/stop",
         status_code=200,
         operation_id="stopReply",
         summary="Stop a streaming reply",
@@ -209,9 +210,9 @@ class ChatController(Controller):
         self,
         replies: NamedDependency[Replies],
         settings: NamedDependency[Settings],
-        message_id: FromPath[str],
+        message_id: FromPath[UUID],
     ) -> MessageRead:
-        return await replies.stop(message_id, wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000))
+        return await replies.stop(str(message_id), wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000))
 
 
 def _position(header: str | None, query: int | None) -> int | None:

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -39,6 +39,23 @@ def _error(
 
 def not_found(_: Request[Any, Any, Any], exc: SessionNotFound | ReplyNotFound) -> Response[Any]:
     return _error(HTTP_404_NOT_FOUND, str(exc))
+
+
+# What the first segment after /api/ names, for a malformed id in a typed path parameter.
+_ID_IN_PATH = {"sessions": SessionNotFound, "messages": ReplyNotFound}
+
+
+def route_not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    """404 for a path no route takes. Litestar answers an id that fails its ``{…:uuid}`` parameter
+    so too, before any handler runs; that 404 names the session or reply, like an unknown id's."""
+    segments = request.scope["path"].split("/")
+    # The parser's ValueError; Litestar's own "no such route" is a NotFoundException (a ValueError too).
+    failed_type = isinstance(exc.__cause__, ValueError) and not isinstance(exc.__cause__, NotFoundException)
+    if failed_type and len(segments) > 3 and segments[1] == "api":
+        not_found_error = _ID_IN_PATH.get(segments[2])
+        if not_found_error is not None:
+            return not_found(request, not_found_error(segments[3]))
+    return client_error(request, exc)
 
 
 def conflict(_: Request[Any, Any, Any], exc: NothingToRegenerate) -> Response[Any]:
@@ -92,6 +109,7 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 exception_handlers: dict[Any, Any] = {
     SessionNotFound: not_found,
     ReplyNotFound: not_found,
+    NotFoundException: route_not_found,
     NothingToRegenerate: conflict,
     InvalidInput: invalid_input,
     ClientException: client_error,

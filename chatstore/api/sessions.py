@@ -2,6 +2,7 @@
 
 import re
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
@@ -110,7 +111,7 @@ class SessionController(Controller):
         return page_response(page, request)
 
     @get(
-        "/{session_id:str}/messages",
+        "/{session_id:uuid}/messages",
         operation_id="listMessages",
         summary="Page through a session's messages",
         description="Messages in `seq` order. `direction=forward` (the default) starts at the first "
@@ -124,7 +125,7 @@ class SessionController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         request: Request[Any, Any, Any],
-        session_id: FromPath[str],
+        session_id: FromPath[UUID],
         limit: Limit = None,
         cursor: Cursor = None,
         direction: Annotated[
@@ -133,21 +134,21 @@ class SessionController(Controller):
         ] = "forward",
     ) -> Response[list[MessageRead]]:
         page = await sessions.list_messages(
-            db, session_id, limit=page_size(limit, settings), cursor=cursor, direction=direction
+            db, str(session_id), limit=page_size(limit, settings), cursor=cursor, direction=direction
         )
         return page_response(page, request)
 
     @get(
-        "/{session_id:str}",
+        "/{session_id:uuid}",
         operation_id="getSession",
         summary="Read a session and its messages",
         raises=[NotFoundException],
     )
-    async def get_session(self, db: NamedDependency[Database], session_id: FromPath[str]) -> SessionDetail:
-        return await sessions.get_session_detail(db, session_id)
+    async def get_session(self, db: NamedDependency[Database], session_id: FromPath[UUID]) -> SessionDetail:
+        return await sessions.get_session_detail(db, str(session_id))
 
     @get(
-        "/{session_id:str}/export",
+        "/{session_id:uuid}/export",
         operation_id="exportSession",
         summary="Download a session with its messages",
         description="`format=json` (the default) gives a document that `POST /api/sessions/import` takes "
@@ -158,14 +159,14 @@ class SessionController(Controller):
     async def export_session(
         self,
         db: NamedDependency[Database],
-        session_id: FromPath[str],
+        session_id: FromPath[UUID],
         format: Annotated[
             Literal["json", "markdown"],
             QueryParameter(name="format", description="`json` (default) or `markdown`."),
         ] = "json",
     ) -> Response[SessionExport]:
-        export = await transfer.export_session(db, session_id)
-        stem = _file_stem(export.session.name, session_id)
+        export = await transfer.export_session(db, str(session_id))
+        stem = _file_stem(export.session.name, str(session_id))
         if format == "markdown":
             return Response(
                 transfer.to_markdown(export),  # type: ignore[arg-type]
@@ -196,7 +197,7 @@ class SessionController(Controller):
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @patch(
-        "/{session_id:str}",
+        "/{session_id:uuid}",
         operation_id="updateSession",
         summary="Rename a session or update its metadata",
         description="Fields left out stay as they are. `name` replaces the name (`null` clears it). "
@@ -209,24 +210,24 @@ class SessionController(Controller):
         self,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
-        session_id: FromPath[str],
+        session_id: FromPath[UUID],
         data: JSONBody[SessionUpdate],
     ) -> SessionRead:
         if isinstance(data.name, str):
             check_text("name", data.name, settings.max_name_length)
         return await sessions.update_session(
-            db, session_id, data, lambda merged: check_metadata("metadata", merged, settings)
+            db, str(session_id), data, lambda merged: check_metadata("metadata", merged, settings)
         )
 
     @delete(
-        "/{session_id:str}",
+        "/{session_id:uuid}",
         status_code=204,
         operation_id="deleteSession",
         summary="Delete a session and its messages",
         raises=[NotFoundException],
     )
-    async def delete_session(self, db: NamedDependency[Database], session_id: FromPath[str]) -> None:
-        await sessions.delete_session(db, session_id)
+    async def delete_session(self, db: NamedDependency[Database], session_id: FromPath[UUID]) -> None:
+        await sessions.delete_session(db, str(session_id))
 
 
 def _file_stem(name: str | None, session_id: str) -> str:

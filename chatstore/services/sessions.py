@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
-from chatstore.models.tables import is_id, new_id, new_session_row, utc_now
+from chatstore.models.tables import new_id, new_session_row, utc_now
 from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
 from chatstore.services.errors import SessionNotFound
 from chatstore.services.pagination import Seq, Text, Timestamp, decode_cursor, encode_cursor
@@ -82,8 +82,6 @@ async def list_messages(
 ) -> Page[MessageRead]:
     """A page of a session's messages, always in seq order. ``forward`` starts at the first
     message; ``backward`` starts at the newest and each next page holds older messages."""
-    if not is_id(session_id):
-        raise SessionNotFound(session_id)
     kind = f"messages:{direction}:{session_id}"
     after_seq = decode_cursor(cursor, kind, tuple[Seq])[0] if cursor else None
     seq = messages_table.c.seq
@@ -119,8 +117,6 @@ async def update_session(
     db: Database, session_id: str, patch: SessionUpdate, check_metadata: Callable[[dict[str, Any]], None]
 ) -> SessionRead:
     """Rename and/or patch the metadata (JSON Merge Patch, RFC 7396); ``check_metadata`` vets the result."""
-    if not is_id(session_id):
-        raise SessionNotFound(session_id)
 
     def apply(connection: Connection) -> SessionRead:
         values: dict[str, Any] = {"updated_at": utc_now()}
@@ -164,8 +160,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
-    if not is_id(session_id):
-        raise SessionNotFound(session_id)
 
     def select_session_and_messages(connection: Connection) -> SessionDetail | None:
         row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
@@ -185,8 +179,6 @@ async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
 
 
 async def delete_session(db: Database, session_id: str) -> None:
-    if not is_id(session_id):
-        raise SessionNotFound(session_id)
 
     def delete_row(connection: Connection) -> None:
         # Its messages go with it: ON DELETE CASCADE, in the database.

@@ -12,6 +12,7 @@ from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_message_row, new_session_row, utc_now
 from chatstore.schemas import ExportedMessage, ExportedSession, SessionExport, SessionRead
+from chatstore.services.replies.turns import assign_seqs
 from chatstore.services.rows import SESSION_COLUMNS, to_session
 from chatstore.services.sessions import get_session_detail
 
@@ -54,13 +55,13 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                     meta=export.session.meta,
                     created_at=export.session.created_at,
                     updated_at=export.session.updated_at,
-                    last_seq=len(export.messages),
-                    last_message_at=last,
-                    activity_at=last or export.session.created_at,
+                    activity_at=export.session.created_at,
                 )
             )
         )
-        if export.messages:
+        if last is not None:
+            last_seq = assign_seqs(connection, session_id, len(export.messages), last)
+            assert last_seq is not None  # the session was inserted just before
             connection.execute(
                 insert(messages_table),
                 [
@@ -72,7 +73,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                         created_at=message.created_at,
                         **_final_state(message),
                     )
-                    for seq, message in enumerate(export.messages, start=1)
+                    for seq, message in enumerate(export.messages, start=last_seq - len(export.messages) + 1)
                 ],
             )
         row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).one()

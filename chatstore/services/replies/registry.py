@@ -18,7 +18,6 @@ import anyio
 from sqlalchemy import Connection
 
 from chatstore.core.db import Database
-from chatstore.models.tables import is_id
 from chatstore.schemas import MessageRead, ReplyDelta, ReplyStarted
 from chatstore.services.errors import ReplyNotFound
 from chatstore.services.replies.events import StreamEvent, ends_after, final_event
@@ -186,8 +185,6 @@ class Replies:
                 return local.outcome
             if local.kept:
                 return local.as_it_will_be_stored()
-            raise ReplyNotFound(reply_id)
-        if not is_id(reply_id):
             raise ReplyNotFound(reply_id)
         await flag_stop(self.db, reply_id)
         deadline = anyio.current_time() + wait_s

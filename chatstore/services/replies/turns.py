@@ -50,17 +50,18 @@ class Turn:
         )
 
 
-def assign_seqs(connection: Connection, session_id: str, count: int, now: datetime) -> int | None:
-    """Take the session's next ``count`` seq numbers; returns the last of them (None: no session).
+def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: datetime) -> int | None:
+    """Take the session's next ``count`` seq numbers for messages whose newest is from ``newest_at``;
+    returns the last of them (None: no such session).
 
-    The only place a seq is given out. Bumping ``sessions.last_seq`` takes the session row's write
-    lock, so two processes appending to one session never get the same numbers; the messages to
-    store get ``last - count + 1`` … ``last``, the reply the last one.
+    The only place a seq is given out (a turn, a regeneration, an import). Bumping
+    ``sessions.last_seq`` takes the session row's write lock, so two processes appending to one
+    session never get the same numbers; the messages get ``last - count + 1`` … ``last``.
     """
     return connection.execute(
         update(sessions_table)
         .where(sessions_table.c.id == session_id)
-        .values(last_seq=sessions_table.c.last_seq + count, last_message_at=now, activity_at=now)
+        .values(last_seq=sessions_table.c.last_seq + count, last_message_at=newest_at, activity_at=newest_at)
         .returning(sessions_table.c.last_seq)
     ).scalar()
 
@@ -78,7 +79,7 @@ async def start_turn(
     ``resuming``: the client continues the stream of an earlier attempt (it sent ``Last-Event-ID``),
     so the earlier attempt must be found; storing the messages as new would store them twice.
     """
-    if not is_id(session_id):  # from the body: a path parameter's type checks it before this
+    if not is_id(session_id):  # it comes in the body; an id in a path is checked by its type
         raise SessionNotFound(session_id)
     client_ids = [m.id for m in messages if m.id is not None]
     if len(set(client_ids)) != len(client_ids):
@@ -158,8 +159,6 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
 
 async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
     """A new reply to the session's last user message; the earlier replies stay stored."""
-    if not is_id(session_id):
-        raise SessionNotFound(session_id)
 
     def append_reply(connection: Connection) -> Turn:
         question_seq = connection.execute(
