@@ -52,6 +52,12 @@ class SessionRead(msgspec.Struct, kw_only=True):
     updated_at: datetime
     message_count: int = 0
     last_message_at: datetime | None = None
+    current_message_id: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The last message of the branch the session shows (null before any message)."
+        ),
+    ] = None
 
 
 MAX_CLIENT_ID_LENGTH = 200
@@ -75,6 +81,9 @@ class MessageRead(msgspec.Struct, kw_only=True):
     finish_reason: FinishReason | None = None
     error: str | None = None
     client_id: str | None = None
+    parent_id: Annotated[
+        str | None, msgspec.Meta(description="The message this one follows; null for a first message.")
+    ] = None
 
 
 class SessionDetail(msgspec.Struct, kw_only=True):
@@ -93,11 +102,26 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Go on generating (and store the whole reply) if the client goes away, instead of stopping.
     keep_generating: bool = False
     error_event: ErrorEventName = "error"
+    parent_id: Annotated[
+        str | UnsetType | None,
+        msgspec.Meta(
+            description="The message the request's messages follow: absent, the end of the session's "
+            "current branch; null, a new first message. Editing a message is a request with the edited "
+            "message's parent and the new content."
+        ),
+    ] = UNSET
 
 
 class RegenerateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keep_generating: bool = False
     error_event: ErrorEventName = "error"
+    message_id: Annotated[
+        str | UnsetType,
+        msgspec.Meta(
+            description="The reply to regenerate: the new one is its sibling, answering the same history. "
+            "Absent: a new reply to the last user message of the current branch."
+        ),
+    ] = UNSET
 
 
 class ReplyStarted(msgspec.Struct, kw_only=True):

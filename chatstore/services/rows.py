@@ -21,6 +21,7 @@ SESSION_COLUMNS = (
     # Seqs run 1 … last_seq without gaps: the newest seq is the number of messages (see ChatSession).
     sessions_table.c.last_seq.label("message_count"),
     sessions_table.c.last_message_at,
+    sessions_table.c.current_message_id,
 )
 MESSAGE_COLUMNS = (
     messages_table.c.id,
@@ -33,6 +34,7 @@ MESSAGE_COLUMNS = (
     messages_table.c.finish_reason,
     messages_table.c.error,
     messages_table.c.client_id,
+    messages_table.c.parent_id,
 )
 
 
@@ -63,6 +65,19 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
             finish_reason=finish_reason,
             error=error,
             client_id=client_id,
+            parent_id=parent_id,
         )
-        for id_, session_id, seq, role, content, status, created_at, finish_reason, error, client_id in rows
+        for (
+            id_,
+            session_id,
+            seq,
+            role,
+            content,
+            status,
+            created_at,
+            finish_reason,
+            error,
+            client_id,
+            parent_id,
+        ) in rows
     ]

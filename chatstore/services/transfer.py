@@ -45,6 +45,8 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
     """Recreate the exported session, with new ids; a reply exported mid-stream comes in ``incomplete``."""
     session_id = new_id()
     last = export.messages[-1].created_at if export.messages else None
+    # Each message follows the one before it: the export is one branch, which the session shows.
+    message_ids = [new_id() for _ in export.messages]
 
     def insert_all(connection: Connection) -> SessionRead:
         connection.execute(
@@ -56,24 +58,27 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                     created_at=export.session.created_at,
                     updated_at=export.session.updated_at,
                     activity_at=export.session.created_at,
+                    current_message_id=message_ids[-1] if message_ids else None,
                 )
             )
         )
         if last is not None:
-            last_seq = assign_seqs(connection, session_id, len(export.messages), last)
-            assert last_seq is not None  # the session was inserted just before
+            last_seq, _ = assign_seqs(connection, session_id, len(export.messages), last)
+            first_seq = last_seq - len(export.messages) + 1
             connection.execute(
                 insert(messages_table),
                 [
                     new_message_row(
+                        id=message_ids[index],
                         session_id=session_id,
-                        seq=seq,
+                        parent_id=message_ids[index - 1] if index else None,
+                        seq=first_seq + index,
                         role=message.role,
                         content=message.content,
                         created_at=message.created_at,
                         **_final_state(message),
                     )
-                    for seq, message in enumerate(export.messages, start=last_seq - len(export.messages) + 1)
+                    for index, message in enumerate(export.messages)
                 ],
             )
         row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).one()

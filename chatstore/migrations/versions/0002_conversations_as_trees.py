@@ -38,6 +38,9 @@ _BATCH = 5000
 
 def upgrade() -> None:
     connection = op.get_bind()
+    schema = sa.inspect(connection)
+    if "parent_id" in {column["name"] for column in schema.get_columns("messages")}:
+        return  # a database whose version table was lost after this revision ran: nothing to do
     if connection.dialect.name == "sqlite":  # Alembic's SQLite ALTER takes no constraint
         connection.exec_driver_sql(
             "ALTER TABLE messages ADD COLUMN parent_id VARCHAR REFERENCES messages (id) ON DELETE CASCADE"

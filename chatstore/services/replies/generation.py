@@ -51,7 +51,7 @@ class Generation:
         conversation = Conversation(
             session_id=turn.session_id,
             new_messages=turn.new_messages,
-            load_history=lambda: load_history(db, turn.session_id, turn.history_before_seq),
+            load_history=lambda: load_history(db, turn.reply_parent_id),
             load_session_metadata=lambda: read_session_metadata(db, turn.session_id),
         )
         self._pieces = responder.reply(conversation)
@@ -193,6 +193,7 @@ class Generation:
             created_at=self.turn.reply_created_at,
             finish_reason=reason,
             error=error,
+            parent_id=self.turn.reply_parent_id,
         )
 
     def _notify(self) -> None:
