@@ -8,6 +8,7 @@ message text) or a header (the API key is one).
 import logging
 import time
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -64,6 +65,8 @@ def _fields(scope: Scope, status: int, duration_ms: float) -> dict[str, Any]:
         "duration_ms": duration_ms,
     }
     session_id = scope.get("path_params", {}).get("session_id") or scope.get("state", {}).get(_SESSION_ID)
+    if isinstance(session_id, UUID):  # a typed path parameter
+        session_id = str(session_id)
     if isinstance(session_id, str):
         fields["session_id"] = session_id[:_MAX_SESSION_ID_LENGTH]
     client = scope.get("client")

@@ -150,7 +150,7 @@ class _Outage:
     and a write that changes nothing works there too, so neither says that the outage is over.
     """
 
-    settle_s = 2.0
+    quiet_after_failure_s = 2.0
     reminder_s = 60.0
 
     def __init__(self) -> None:
@@ -180,7 +180,7 @@ class _Outage:
             )
 
     def wrote(self) -> None:
-        if self._failing and time.monotonic() - self._last_failure >= self.settle_s:
+        if self._failing and time.monotonic() - self._last_failure >= self.quiet_after_failure_s:
             self._failing = False
             logger.warning(
                 "the database answers again, after %.1f s and %d refused transaction(s)",
@@ -417,13 +417,13 @@ class _Job:
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
 
-    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+    def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
         # A closed loop (RuntimeError) means nobody waits for this result any more.
         with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(_settle_future, self.future, result, error)
+            self.loop.call_soon_threadsafe(_resolve_future, self.future, result, error)
 
 
-def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def _resolve_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.cancelled():
         return
     if error is None:
@@ -499,7 +499,7 @@ class _GroupCommitWriter:
 
     def _fail_every_job(self, error: Exception) -> None:
         while (job := self._jobs.get()[2]) is not None:
-            job.settle(error=error)
+            job.resolve(error=error)
 
     def _commit(self, connection: Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -514,10 +514,10 @@ class _GroupCommitWriter:
             # BEGIN or COMMIT failed (the database is busy past the timeout, or broken), or a job met a
             # full disk or a lost file: the same would happen to each job alone, so they all fail now.
             for job in batch:
-                job.settle(error=exc)
+                job.resolve(error=exc)
             return
         for job, (result, error) in zip(batch, outcomes, strict=True):
-            job.settle(result, error)
+            job.resolve(result, error)
 
     @staticmethod
     def _run_job(connection: Connection, job: _Job) -> tuple[Any, BaseException | None]:
