@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 from chatstore.vocabulary import FinishReason, Role, Status
 
 __all__ = [
+    "BranchMessage",
     "ChatRequest",
     "ErrorEvent",
     "ErrorEventName",
@@ -42,6 +43,13 @@ class SessionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     name: str | UnsetType | None = UNSET
     meta: dict[str, Any] | UnsetType = msgspec.field(default=UNSET, name="metadata")
+    current_message_id: Annotated[
+        str | UnsetType,
+        msgspec.Meta(
+            description="Switch branches: a message of the session. When it has messages below it, the "
+            "branch goes on down to the newest of them."
+        ),
+    ] = UNSET
 
 
 class SessionRead(msgspec.Struct, kw_only=True):
@@ -86,9 +94,24 @@ class MessageRead(msgspec.Struct, kw_only=True):
     ] = None
 
 
+class BranchMessage(MessageRead, kw_only=True):
+    """A message of a branch, with its siblings, so that a page can offer to switch between them."""
+
+    sibling_ids: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="The ids of every message with the same parent in the session (the session's first "
+            "messages, for a first message), this one included, in `seq` order."
+        ),
+    ]
+
+
 class SessionDetail(msgspec.Struct, kw_only=True):
     session: SessionRead
-    messages: list[MessageRead]
+    messages: Annotated[
+        list[BranchMessage],
+        msgspec.Meta(description="The current branch (or the one `message_id` asked for), root first."),
+    ]
 
 
 # The name of the stream's event for a failed reply. "error" is also the name of EventSource's own

@@ -7,12 +7,24 @@ cost grows with the branch, not with the rest of the tree.
 
 from typing import Any
 
-from sqlalchemy import CTE, Connection, Row, literal, select
+from sqlalchemy import CTE, Connection, Row, literal, or_, select
 
 from chatstore.models import messages_table
+from chatstore.models.tables import is_id
 from chatstore.services.rows import MESSAGE_COLUMNS
 
-__all__ = ["ancestors", "branch_rows", "message_of_session"]
+__all__ = [
+    "NOT_A_MESSAGE",
+    "ancestors",
+    "branch_rows",
+    "branch_with_siblings",
+    "is_message_of_session",
+    "message_of_session",
+    "newest_below",
+    "siblings_of",
+]
+
+NOT_A_MESSAGE = "is not a message of this session"
 
 
 def ancestors(leaf_id: str, *, max_depth: int | None = None) -> CTE:
@@ -44,6 +56,73 @@ def branch_rows(connection: Connection, leaf_id: str | None) -> list[Row[Any]]:
             .join(branch, messages_table.c.id == branch.c.id)
             .order_by(messages_table.c.seq)
         ).all()
+    )
+
+
+def branch_with_siblings(
+    connection: Connection, session_id: str, leaf_id: str | None
+) -> tuple[list[Row[Any]], dict[str | None, list[str]]]:
+    """The branch ending at ``leaf_id`` (root first), and for each parent on it the ids of its
+    children in seq order (``None``: the session's first messages): each message's siblings."""
+    if leaf_id is None:
+        return [], {}
+    branch = ancestors(leaf_id)
+    rows = connection.execute(
+        select(*MESSAGE_COLUMNS)
+        .join(branch, messages_table.c.id == branch.c.id)
+        .order_by(messages_table.c.seq)
+    ).all()
+    m = messages_table
+    children = connection.execute(
+        select(m.c.id, m.c.parent_id)
+        .where(
+            m.c.session_id == session_id,
+            or_(m.c.parent_id.in_(select(branch.c.parent_id)), m.c.parent_id.is_(None)),
+        )
+        .order_by(m.c.seq)
+    ).all()
+    siblings: dict[str | None, list[str]] = {}
+    for child_id, parent_id in children:
+        siblings.setdefault(parent_id, []).append(child_id)
+    return list(rows), siblings
+
+
+def siblings_of(connection: Connection, session_id: str, rows: list[Row[Any]]) -> dict[str | None, list[str]]:
+    """For each parent of ``rows`` (a page: a few ids), its children's ids in seq order."""
+    parents = {row.parent_id for row in rows}
+    m = messages_table
+    which = [m.c.parent_id.in_([parent for parent in parents if parent is not None])]
+    if None in parents:
+        which.append(m.c.parent_id.is_(None))
+    children = connection.execute(
+        select(m.c.id, m.c.parent_id).where(m.c.session_id == session_id, or_(*which)).order_by(m.c.seq)
+    ).all()
+    siblings: dict[str | None, list[str]] = {}
+    for child_id, parent_id in children:
+        siblings.setdefault(parent_id, []).append(child_id)
+    return siblings
+
+
+def newest_below(connection: Connection, message_id: str) -> str:
+    """The newest message at or below ``message_id``: where the branch through it ends (the way a
+    chat switches to a message that has replies below it)."""
+    m = messages_table
+    below = select(m.c.id, m.c.seq).where(m.c.id == message_id).cte("below", recursive=True)
+    child = m.alias("child")
+    below = below.union_all(select(child.c.id, child.c.seq).join(below, child.c.parent_id == below.c.id))
+    return str(connection.execute(select(below.c.id).order_by(below.c.seq.desc()).limit(1)).scalar_one())
+
+
+def is_message_of_session(connection: Connection, session_id: str, message_id: str) -> bool:
+    """Whether ``message_id`` (any string) names a message of the session; reads take no lock."""
+    return (
+        is_id(message_id)
+        and connection.execute(
+            select(messages_table.c.id).where(
+                messages_table.c.id == message_id, messages_table.c.session_id == session_id
+            )
+        ).first()
+        is not None
     )
 
 

@@ -8,9 +8,17 @@ import msgspec
 from sqlalchemy import Row
 
 from chatstore.models import messages_table, sessions_table
-from chatstore.schemas import MessageRead, SessionRead
+from chatstore.schemas import BranchMessage, MessageRead, SessionRead
 
-__all__ = ["MESSAGE_COLUMNS", "SESSION_COLUMNS", "to_message", "to_messages", "to_session", "to_sessions"]
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "SESSION_COLUMNS",
+    "to_branch_messages",
+    "to_message",
+    "to_messages",
+    "to_session",
+    "to_sessions",
+]
 
 SESSION_COLUMNS = (
     sessions_table.c.id,
@@ -80,4 +88,13 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
             client_id,
             parent_id,
         ) in rows
+    ]
+
+
+def to_branch_messages(
+    rows: Iterable[Row[Any]], siblings: dict[str | None, list[str]]
+) -> list[BranchMessage]:
+    return [
+        BranchMessage(**msgspec.structs.asdict(message), sibling_ids=siblings[message.parent_id])
+        for message in to_messages(rows)
     ]

@@ -11,17 +11,29 @@ from sqlalchemy import Connection, insert, select
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_message_row, new_session_row, utc_now
-from chatstore.schemas import ExportedMessage, ExportedSession, SessionExport, SessionRead
+from chatstore.schemas import ExportedMessage, ExportedSession, MessageRead, SessionExport, SessionRead
+from chatstore.services.errors import SessionNotFound
 from chatstore.services.replies.turns import assign_seqs
-from chatstore.services.rows import SESSION_COLUMNS, to_session
-from chatstore.services.sessions import get_session_detail
+from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_messages, to_session
 
 __all__ = ["export_session", "import_session", "to_markdown"]
 
 
 async def export_session(db: Database, session_id: str) -> SessionExport:
-    detail = await get_session_detail(db, session_id)
-    session = detail.session
+    """The session and every message of it, of every branch, in seq order."""
+
+    def select_session_and_messages(connection: Connection) -> tuple[SessionRead, list[MessageRead]]:
+        row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
+        if row is None:
+            raise SessionNotFound(session_id)
+        rows = connection.execute(
+            select(*MESSAGE_COLUMNS)
+            .where(messages_table.c.session_id == session_id)
+            .order_by(messages_table.c.seq)
+        ).all()
+        return to_session(row), to_messages(rows)
+
+    session, messages = await db.read(select_session_and_messages)
     return SessionExport(
         exported_at=utc_now(),
         session=ExportedSession(
@@ -36,7 +48,7 @@ async def export_session(db: Database, session_id: str) -> SessionExport:
                 finish_reason=m.finish_reason,
                 error=m.error,
             )
-            for m in detail.messages
+            for m in messages
         ],
     )
 

@@ -21,7 +21,7 @@ from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_message_row, utc_now
 from chatstore.schemas import MessageIn, MessageRead, ReplyStarted
-from chatstore.services.branches import ancestors, branch_rows, message_of_session
+from chatstore.services.branches import NOT_A_MESSAGE, ancestors, branch_rows, message_of_session
 from chatstore.services.errors import InvalidInput, NothingToRegenerate, SessionNotFound
 from chatstore.services.replies.reply_store import new_reply_row
 from chatstore.services.rows import to_messages
@@ -32,7 +32,6 @@ CANNOT_RESUME = (
     "continues an earlier attempt of this request, but none is stored: a retry resumes a stream "
     "only when every message carries the client id it had in the first attempt"
 )
-NOT_A_MESSAGE = "is not a message of this session"
 NOT_A_REPLY = "is not a reply of this session"
 
 
