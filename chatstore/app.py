@@ -16,7 +16,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
 from chatstore import __version__
-from chatstore.api import ChatController, SessionController
+from chatstore.api import ChatController, MessageController, SessionController
 from chatstore.api.access_log import AccessLog
 from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
     # The API, behind the key when there are keys; the page, its files and /healthz stay open.
     api = Router(
         path="/api",
-        route_handlers=[SessionController, ChatController, SearchController],
+        route_handlers=[SessionController, ChatController, MessageController, SearchController],
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         security=api_security(required=bool(settings.api_keys)),
     )

@@ -14,6 +14,8 @@ __all__ = [
     "ErrorEvent",
     "ErrorEventName",
     "FinishReason",
+    "ForkRequest",
+    "ForkedFrom",
     "MessageIn",
     "MessageRead",
     "RegenerateRequest",
@@ -52,6 +54,13 @@ class SessionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ] = UNSET
 
 
+class ForkedFrom(msgspec.Struct, kw_only=True):
+    """Where a forked session's messages were copied from."""
+
+    session_id: str
+    message_id: str
+
+
 class SessionRead(msgspec.Struct, kw_only=True):
     id: str
     name: str | None
@@ -65,6 +74,10 @@ class SessionRead(msgspec.Struct, kw_only=True):
         msgspec.Meta(
             description="The last message of the branch the session shows (null before any message)."
         ),
+    ] = None
+    forked_from: Annotated[
+        ForkedFrom | None,
+        msgspec.Meta(description="For a fork: the session and the message its branch was copied from."),
     ] = None
 
 
@@ -104,6 +117,15 @@ class BranchMessage(MessageRead, kw_only=True):
             "messages, for a first message), this one included, in `seq` order."
         ),
     ]
+
+
+class ForkRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    message_id: Annotated[
+        str, msgspec.Meta(description="The message of the session that the copied branch ends at.")
+    ]
+    name: Annotated[
+        str | UnsetType | None, msgspec.Meta(description="The fork's name; absent: the original's.")
+    ] = UNSET
 
 
 class SessionDetail(msgspec.Struct, kw_only=True):

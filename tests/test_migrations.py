@@ -86,7 +86,7 @@ def recorded_api(backend: str) -> dict[str, Any]:
 def as_chains(recorded: dict[str, Any]) -> dict[str, Any]:
     """What 0.1.0 answered, with the fields of conversations as trees (revision 0002) that a 0.1.0
     session has once upgraded: each message follows the one before it (so it has no sibling), the
-    newest is current, and the current branch is all of them."""
+    newest is current, the current branch is all of them, and none is a fork."""
     current = {}
     for session_id, detail in recorded["details"].items():
         messages = detail["messages"]
@@ -95,8 +95,10 @@ def as_chains(recorded: dict[str, Any]) -> dict[str, Any]:
             message["sibling_ids"] = [message["id"]]
         current[session_id] = messages[-1]["id"] if messages else None
         detail["session"]["current_message_id"] = current[session_id]
+        detail["session"]["forked_from"] = None
     for session in [*recorded["sessions"], *recorded["sessions_by_activity"]]:
         session["current_message_id"] = current[session["id"]]
+        session["forked_from"] = None
     return recorded
 
 

@@ -14,7 +14,7 @@ from chatstore.core.settings import Settings
 EXPECTED = {
     ("post", "/api/sessions"): {"201", "400", "413", "503", "507"},
     ("get", "/api/sessions"): {"200", "503"},
-    ("get", "/api/sessions/{session_id}"): {"200", "404", "503"},
+    ("get", "/api/sessions/{session_id}"): {"200", "400", "404", "503"},
     ("delete", "/api/sessions/{session_id}"): {"204", "404", "503", "507"},
     ("post", "/api/chat"): {"200", "400", "404", "413", "503", "507"},
     ("patch", "/api/sessions/{session_id}"): {"200", "400", "404", "413", "503", "507"},
@@ -23,7 +23,9 @@ EXPECTED = {
     ("post", "/api/sessions/import"): {"201", "400", "413", "503", "507"},
     ("get", "/healthz"): {"200", "503"},
     ("get", "/api/search"): {"200", "400", "503"},
-    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "404", "409", "413", "503", "507"},
+    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "400", "404", "409", "413", "503", "507"},
+    ("post", "/api/sessions/{session_id}/fork"): {"201", "400", "404", "413", "503", "507"},
+    ("delete", "/api/messages/{message_id}"): {"204", "404", "503", "507"},
     ("get", "/api/messages/{message_id}/stream"): {"200", "400", "404", "503"},
     ("post", "/api/messages/{message_id}/stop"): {"200", "404", "503", "507"},
 }
@@ -69,6 +71,8 @@ def test_operation_ids_are_unique_and_named(schema: dict[str, Any]) -> None:
         "regenerateReply",
         "followReply",
         "stopReply",
+        "forkSession",
+        "deleteMessage",
     }
 
 

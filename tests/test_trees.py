@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import text
 
 from chatstore.app import create_app
 from chatstore.core.settings import Settings
+from chatstore.services.replies.events import MESSAGE_DELETED
 from tests.fake_openai import FakeOpenAI, reply
-from tests.helpers import DatabaseView, Event, ScriptedResponder, parse_sse
+from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, parse_sse
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -484,3 +486,204 @@ def test_paging_along_the_current_branch_of_an_empty_session_is_one_empty_page(
     session_id = new_session(client)
 
     assert pages(client, session_id, branch="current") == [[]]
+
+
+# --- Deleting a message and what follows it -------------------------------------------------------
+
+
+def message_count(client: TestClient[Litestar], session_id: str) -> int:
+    return int(client.get(f"/api/sessions/{session_id}").json()["session"]["message_count"])
+
+
+def test_deleting_a_message_deletes_what_follows_it_and_moves_the_current_branch(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    session_id = new_session(client)
+    [q1], r1 = started(turn(client, session_id, "q1"))
+    [q2], _ = started(turn(client, session_id, "q2"))
+    [_], r3 = started(turn(client, session_id, "q3"))
+    r3b = regenerate(client, session_id)[0].data["assistant_message_id"]
+    [q2b], r2b = started(turn(client, session_id, "q2 edited", parent_id=r1))
+    client.patch(f"/api/sessions/{session_id}", json={"current_message_id": r3b})
+
+    response = client.delete(f"/api/messages/{q2}")
+
+    assert response.status_code == 204, response.text
+    assert tree(db, session_id) == {q1: None, r1: q1, q2b: r1, r2b: q2b}  # in the database itself
+    assert current(db, session_id) == r1  # the current branch went through q2: its parent
+    assert message_count(client, session_id) == 4
+    assert [m for m, _ in branch_of(client, session_id)] == [q1, r1]
+    assert client.delete(f"/api/messages/{q2}").status_code == 404
+    assert client.delete(f"/api/messages/{r3}").status_code == 404
+
+
+def test_deleting_a_message_off_the_current_branch_keeps_the_current_message(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    session_id = new_session(client)
+    [_], r1 = started(turn(client, session_id, "q1"))
+    [q2], _ = started(turn(client, session_id, "q2"))
+    [_], r2b = started(turn(client, session_id, "q2 edited", parent_id=r1))
+
+    assert client.delete(f"/api/messages/{q2}").status_code == 204
+
+    assert current(db, session_id) == r2b
+    assert message_count(client, session_id) == 4
+    # Seqs are not reused: the next message comes after every one stored so far.
+    [q3], _ = started(turn(client, session_id, "q3"))
+    assert db.scalar("SELECT seq FROM messages WHERE id = :id", id=q3) == 7
+
+
+def test_deleting_a_first_message_empties_the_current_branch(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    session_id = new_session(client)
+    [q1], _ = started(turn(client, session_id, "q1"))
+
+    assert client.delete(f"/api/messages/{q1}").status_code == 204
+
+    assert tree(db, session_id) == {}
+    assert current(db, session_id) is None
+    assert client.get(f"/api/sessions/{session_id}").json()["messages"] == []
+    turn(client, session_id, "again")  # a new first message
+
+
+@pytest.mark.parametrize("message_id", [UNKNOWN_ID, "not-an-id"])
+def test_deleting_an_unknown_message_is_404(client: TestClient[Litestar], message_id: str) -> None:
+    assert client.delete(f"/api/messages/{message_id}").status_code == 404
+
+
+def test_a_branch_deeper_than_sqlites_trigger_limit_is_deleted_whole(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    session_id = new_session(client)
+    [q1], _ = started(turn(client, session_id, "q1"))
+    depth = 1200  # SQLite nests a cascade as triggers, at most 1000 deep
+    ids = [f"0c0c0c0c-0000-4000-8000-{n:012d}" for n in range(depth)]
+    rows = [
+        {
+            "id": ids[n],
+            "parent": ids[n - 1] if n else q1,
+            "seq": n + 3,
+            "s": session_id,
+            "t": "2026-01-01 00:00:00+00:00",
+        }
+        for n in range(depth)
+    ]
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO messages (id, session_id, parent_id, seq, role, content, status, created_at, "
+                "updated_at, stop_requested) "
+                "VALUES (:id, :s, :parent, :seq, 'user', 'deep', 'complete', :t, :t, :false)"
+            ),
+            [{**row, "false": False} for row in rows],
+        )
+        connection.execute(
+            text(
+                "UPDATE sessions SET last_seq = :n, message_count = :n, current_message_id = :leaf "
+                "WHERE id = :s"
+            ),
+            {"n": depth + 2, "leaf": ids[-1], "s": session_id},
+        )
+
+    assert client.delete(f"/api/messages/{q1}").status_code == 204
+
+    assert db.scalar("SELECT count(*) FROM messages WHERE session_id = :s", s=session_id) == 0
+    assert message_count(client, session_id) == 0
+
+
+def test_a_reply_streaming_below_a_deleted_message_stops_and_says_why(
+    settings: Settings, db: DatabaseView
+) -> None:
+    slow = ScriptedResponder(["word "] * 400, delay_s=0.01)
+    with TestClient(create_app(settings, responder=slow)) as client:
+        session_id = new_session(client)
+        body = {"session_id": session_id, "messages": [{"role": "user", "content": "q"}]}
+        deleted: list[int] = []
+
+        async def delete_the_question(chunk: bytes) -> bool:
+            if not deleted and b"event: start" in chunk:
+                question = parse_sse(chunk.decode())[0].data["message_ids"][0]
+                deleted.append((await call_asgi(client.app, "DELETE", f"/api/messages/{question}"))[0])
+            return False  # stay connected, to the end of the stream
+
+        async def chat() -> bytes:
+            return (await call_asgi(client.app, "POST", "/api/chat", body, on_body=delete_the_question))[1]
+
+        raw = client.blocking_portal.call(chat)
+
+    assert deleted == [204]
+    events = parse_sse(raw.decode())
+    assert events[-1].event == "error"
+    assert events[-1].data == {"detail": MESSAGE_DELETED}
+    assert slow.produced < 400
+    assert tree(db, session_id) == {}
+
+
+# --- Forking --------------------------------------------------------------------------------------
+
+
+def test_a_fork_copies_the_branch_ending_at_a_message_into_a_new_session(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    response = client.post("/api/sessions", json={"name": "Trip", "metadata": {"topic": "travel"}})
+    session_id = response.json()["id"]
+    [q1], r1 = started(turn(client, session_id, "q1"))
+    [q2], r2 = started(turn(client, session_id, "q2"))
+    turn(client, session_id, "q2 edited", parent_id=r1)
+    before = tree(db, session_id)
+
+    response = client.post(f"/api/sessions/{session_id}/fork", json={"message_id": r2})
+
+    assert response.status_code == 201, response.text
+    fork = response.json()
+    assert response.headers["location"] == f"/api/sessions/{fork['id']}"
+    assert fork["id"] != session_id
+    assert (fork["name"], fork["metadata"], fork["message_count"]) == ("Trip", {"topic": "travel"}, 4)
+    assert fork["forked_from"] == {"session_id": session_id, "message_id": r2}
+    original = {m["id"]: m for m in db.rows("SELECT * FROM messages WHERE session_id = :s", s=session_id)}
+    copies = db.rows("SELECT * FROM messages WHERE session_id = :s ORDER BY seq", s=fork["id"])
+    assert [m["seq"] for m in copies] == [1, 2, 3, 4]
+    assert not {m["id"] for m in copies} & set(original)
+    same = ("role", "content", "status", "created_at", "finish_reason", "error")
+    assert [tuple(m[k] for k in same) for m in copies] == [
+        tuple(original[i][k] for k in same) for i in (q1, r1, q2, r2)
+    ]
+    assert tree(db, fork["id"]) == dict(
+        zip([m["id"] for m in copies], [None, *[m["id"] for m in copies[:-1]]], strict=True)
+    )
+    assert current(db, fork["id"]) == copies[-1]["id"]
+    assert tree(db, session_id) == before  # the original is as it was
+    detail = client.get(f"/api/sessions/{fork['id']}").json()
+    assert detail["session"]["forked_from"] == {"session_id": session_id, "message_id": r2}
+    assert [m["content"] for m in detail["messages"]] == ["q1", "an answer", "q2", "an answer"]
+
+
+def test_a_fork_may_be_named(client: TestClient[Litestar]) -> None:
+    session_id = new_session(client)
+    [q1], _ = started(turn(client, session_id, "q1"))
+
+    fork = client.post(f"/api/sessions/{session_id}/fork", json={"message_id": q1, "name": "Other"}).json()
+
+    assert fork["name"] == "Other"
+    assert [m["content"] for m in client.get(f"/api/sessions/{fork['id']}").json()["messages"]] == ["q1"]
+
+
+@pytest.mark.parametrize("message_id", [UNKNOWN_ID, "x"])
+def test_forking_at_what_is_not_a_message_of_the_session_is_400(
+    client: TestClient[Litestar], message_id: str
+) -> None:
+    session_id = new_session(client)
+    turn(client, session_id, "q1")
+
+    response = client.post(f"/api/sessions/{session_id}/fork", json={"message_id": message_id})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("message_id:")
+    assert len(client.get("/api/sessions").json()) == 1
+
+
+def test_forking_an_unknown_session_is_404(client: TestClient[Litestar]) -> None:
+    response = client.post(f"/api/sessions/{UNKNOWN_ID}/fork", json={"message_id": UNKNOWN_ID})
+    assert response.status_code == 404

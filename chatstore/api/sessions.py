@@ -17,6 +17,7 @@ from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_response, page_size
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import (
+    ForkRequest,
     MessageRead,
     SessionCreate,
     SessionDetail,
@@ -222,6 +223,32 @@ class SessionController(Controller):
         check_session_import(data, settings)
         session = await transfer.import_session(db, data)
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
+
+    @post(
+        "/{session_id:uuid}/fork",
+        status_code=201,
+        operation_id="forkSession",
+        summary="Copy a branch into a new session",
+        description="A new session holding a copy of the branch ending at `message_id`: new ids, the same "
+        "roles, contents, statuses and times, parents remapped, `seq` 1 to n, the metadata copied, the name "
+        "too unless `name` is given, and `forked_from` naming the original session and message. A reply "
+        "still streaming there is copied as `incomplete`. 400 if `message_id` is not a message of the "
+        "session.",
+        raises=[NotFoundException],
+        response_headers=[LOCATION_HEADER],
+        responses={413: error_response("The body is larger than the configured limit.")},
+    )
+    async def fork_session(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[UUID],
+        data: JSONBody[ForkRequest],
+    ) -> Response[SessionRead]:
+        if isinstance(data.name, str):
+            check_text("name", data.name, settings.max_name_length)
+        fork = await transfer.fork_session(db, str(session_id), data.message_id, data.name)
+        return Response(fork, status_code=201, headers={"Location": f"{SESSIONS_URL}/{fork.id}"})
 
     @patch(
         "/{session_id:uuid}",

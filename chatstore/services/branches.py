@@ -18,6 +18,7 @@ __all__ = [
     "ancestors",
     "branch_rows",
     "branch_with_siblings",
+    "descendants",
     "is_message_of_session",
     "message_of_session",
     "newest_below",
@@ -103,13 +104,24 @@ def siblings_of(connection: Connection, session_id: str, rows: list[Row[Any]]) -
     return siblings
 
 
+def descendants(message_id: str) -> CTE:
+    """``(id, seq, depth)`` of ``message_id`` (depth 0) and every message below it."""
+    m = messages_table
+    below = (
+        select(m.c.id, m.c.seq, literal(0).label("depth"))
+        .where(m.c.id == message_id)
+        .cte("below", recursive=True)
+    )
+    child = m.alias("child")
+    return below.union_all(
+        select(child.c.id, child.c.seq, below.c.depth + 1).join(below, child.c.parent_id == below.c.id)
+    )
+
+
 def newest_below(connection: Connection, message_id: str) -> str:
     """The newest message at or below ``message_id``: where the branch through it ends (the way a
     chat switches to a message that has replies below it)."""
-    m = messages_table
-    below = select(m.c.id, m.c.seq).where(m.c.id == message_id).cte("below", recursive=True)
-    child = m.alias("child")
-    below = below.union_all(select(child.c.id, child.c.seq).join(below, child.c.parent_id == below.c.id))
+    below = descendants(message_id)
     return str(connection.execute(select(below.c.id).order_by(below.c.seq.desc()).limit(1)).scalar_one())
 
 

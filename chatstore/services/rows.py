@@ -8,7 +8,7 @@ import msgspec
 from sqlalchemy import Row
 
 from chatstore.models import messages_table, sessions_table
-from chatstore.schemas import BranchMessage, MessageRead, SessionRead
+from chatstore.schemas import BranchMessage, ForkedFrom, MessageRead, SessionRead
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -26,10 +26,11 @@ SESSION_COLUMNS = (
     sessions_table.c.metadata.label("meta"),
     sessions_table.c.created_at,
     sessions_table.c.updated_at,
-    # Seqs run 1 … last_seq without gaps: the newest seq is the number of messages (see ChatSession).
-    sessions_table.c.last_seq.label("message_count"),
+    sessions_table.c.message_count,
     sessions_table.c.last_message_at,
     sessions_table.c.current_message_id,
+    sessions_table.c.forked_from_session_id,
+    sessions_table.c.forked_from_message_id,
 )
 MESSAGE_COLUMNS = (
     messages_table.c.id,
@@ -47,11 +48,24 @@ MESSAGE_COLUMNS = (
 
 
 def to_session(row: Any) -> SessionRead:
-    return msgspec.convert(row, SessionRead, from_attributes=True)
+    origin = None
+    if row.forked_from_session_id is not None:
+        origin = ForkedFrom(session_id=row.forked_from_session_id, message_id=row.forked_from_message_id)
+    return SessionRead(
+        id=row.id,
+        name=row.name,
+        meta=row.meta,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message_count=row.message_count,
+        last_message_at=row.last_message_at,
+        current_message_id=row.current_message_id,
+        forked_from=origin,
+    )
 
 
 def to_sessions(rows: Any) -> list[SessionRead]:
-    return msgspec.convert(rows, list[SessionRead], from_attributes=True)
+    return [to_session(row) for row in rows]
 
 
 def to_message(row: Row[Any]) -> MessageRead:

@@ -6,17 +6,19 @@ order, and the session's timestamps; only the ids are new.
 
 from typing import Any
 
+from msgspec import UNSET, UnsetType
 from sqlalchemy import Connection, insert, select
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_message_row, new_session_row, utc_now
 from chatstore.schemas import ExportedMessage, ExportedSession, MessageRead, SessionExport, SessionRead
-from chatstore.services.errors import SessionNotFound
+from chatstore.services.branches import NOT_A_MESSAGE, branch_rows, is_message_of_session
+from chatstore.services.errors import InvalidInput, SessionNotFound
 from chatstore.services.replies.turns import assign_seqs
 from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_messages, to_session
 
-__all__ = ["export_session", "import_session", "to_markdown"]
+__all__ = ["export_session", "fork_session", "import_session", "to_markdown"]
 
 
 async def export_session(db: Database, session_id: str) -> SessionExport:
@@ -99,11 +101,75 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
     return await db.write(insert_all)
 
 
+async def fork_session(
+    db: Database, session_id: str, message_id: str, name: str | UnsetType | None
+) -> SessionRead:
+    """A new session holding a copy of the branch ending at ``message_id``: new ids, the same roles,
+    contents, statuses and times, parents remapped, seqs from 1; the metadata copied, and the name
+    unless one is given. A reply still streaming there is copied as stopped: nobody streams the copy."""
+    fork_id = new_id()
+
+    def copy_branch(connection: Connection) -> SessionRead:
+        source = connection.execute(
+            select(sessions_table.c.name, sessions_table.c.metadata).where(sessions_table.c.id == session_id)
+        ).first()
+        if source is None:
+            raise SessionNotFound(session_id)
+        if not is_message_of_session(connection, session_id, message_id):
+            raise InvalidInput("message_id", NOT_A_MESSAGE)
+        branch = branch_rows(connection, message_id)
+        now = utc_now()
+        copies = [new_id() for _ in branch]
+        connection.execute(
+            insert(sessions_table).values(
+                new_session_row(
+                    id=fork_id,
+                    name=source.name if name is UNSET else name,
+                    meta=source.metadata,
+                    created_at=now,
+                    updated_at=now,
+                    activity_at=now,
+                    current_message_id=copies[-1],
+                    forked_from_session_id=session_id,
+                    forked_from_message_id=message_id,
+                )
+            )
+        )
+        last_seq, _ = assign_seqs(connection, fork_id, len(branch), branch[-1].created_at)
+        first_seq = last_seq - len(branch) + 1
+        connection.execute(
+            insert(messages_table),
+            [
+                new_message_row(
+                    id=copies[index],
+                    session_id=fork_id,
+                    parent_id=copies[index - 1] if index else None,
+                    seq=first_seq + index,
+                    role=row.role,
+                    content=row.content,
+                    created_at=row.created_at,
+                    **_copied_state(row.status, row.finish_reason, row.error),
+                )
+                for index, row in enumerate(branch)
+            ],
+        )
+        return to_session(
+            connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == fork_id)).one()
+        )
+
+    return await db.write(copy_branch)
+
+
+def _copied_state(status: str, finish_reason: str | None, error: str | None) -> dict[str, Any]:
+    """A reply copied while it streamed is stored as stopped with its process: nobody streams the copy."""
+    if status == "in_progress":
+        return {"status": "incomplete", "finish_reason": "server_stopped", "error": None}
+    return {"status": status, "finish_reason": finish_reason, "error": error}
+
+
 def _final_state(message: ExportedMessage) -> dict[str, Any]:
     """A reply exported while it streamed comes in as stopped with its process: nobody streams it here."""
-    if message.status == "in_progress":
-        return {"status": "incomplete", "finish_reason": "server_stopped", "error": None}
-    return {"status": message.status, "finish_reason": message.finish_reason, "error": message.error}
+    return _copied_state(message.status, message.finish_reason, message.error)
 
 
 def to_markdown(export: SessionExport) -> str:

@@ -51,6 +51,14 @@ def upgrade() -> None:
             sa.Column("parent_id", sa.String(), sa.ForeignKey("messages.id", ondelete="CASCADE")),
         )
     op.add_column("sessions", sa.Column("current_message_id", sa.String(), nullable=True))
+    # Seqs are never reused, so once a message can be deleted the newest seq no longer counts them.
+    op.add_column(
+        "sessions", sa.Column("message_count", sa.Integer(), server_default=sa.text("0"), nullable=False)
+    )
+    connection.exec_driver_sql("UPDATE sessions SET message_count = last_seq")
+    # Where a fork was copied from; no foreign keys: the original may be deleted, the fork stays.
+    op.add_column("sessions", sa.Column("forked_from_session_id", sa.String(), nullable=True))
+    op.add_column("sessions", sa.Column("forked_from_message_id", sa.String(), nullable=True))
     # Children of a message in seq order (and the cascade's look-up); first messages by session.
     op.create_index("ix_messages_parent", "messages", ["parent_id", "seq"])
     op.create_index("ix_messages_session_parent", "messages", ["session_id", "parent_id", "seq"])

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, or_, select, update
 
 from chatstore.core.db import Database
-from chatstore.models import messages_table
+from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_message_row, utc_now
 from chatstore.schemas import MessageRead
 from chatstore.services.branches import ancestors
@@ -28,6 +28,7 @@ __all__ = [
     "new_reply_row",
     "read_reply",
     "release_replies_of",
+    "session_exists",
     "sweep_replies_of_dead_workers",
     "write_progress",
 ]
@@ -99,6 +100,14 @@ async def finish_reply(
         return None if row is None else to_message(row)
 
     return await db.write(store)
+
+
+async def session_exists(db: Database, session_id: str) -> bool:
+    def select_session(connection: Connection) -> bool:
+        found = connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id))
+        return found.first() is not None
+
+    return await db.read(select_session)
 
 
 async def flag_stop(db: Database, reply_id: str) -> None:

@@ -71,7 +71,12 @@ def assign_seqs(
     row = connection.execute(
         update(sessions_table)
         .where(sessions_table.c.id == session_id)
-        .values(last_seq=sessions_table.c.last_seq + count, last_message_at=newest_at, activity_at=newest_at)
+        .values(
+            last_seq=sessions_table.c.last_seq + count,
+            message_count=sessions_table.c.message_count + count,
+            last_message_at=newest_at,
+            activity_at=newest_at,
+        )
         .returning(sessions_table.c.last_seq, sessions_table.c.current_message_id)
     ).first()
     if row is None:
