@@ -197,6 +197,10 @@ class ExportedSession(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     meta: dict[str, Any] = msgspec.field(default_factory=dict, name="metadata")
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    current_message_id: Annotated[
+        str | None,
+        msgspec.Meta(description="The `id` of the message the session shows last; absent: the last one."),
+    ] = None
 
 
 class ExportedMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -206,6 +210,16 @@ class ExportedMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     created_at: AwareDatetime
     finish_reason: FinishReason | None = None
     error: str | None = None
+    id: Annotated[
+        str | None, msgspec.Meta(description="The message's id in the exported session, for `parent_id`.")
+    ] = None
+    parent_id: Annotated[
+        str | UnsetType | None,
+        msgspec.Meta(
+            description="The `id` of an earlier message of the export that this one follows; null for a "
+            "first message; absent: the message before it (an export without ids is one branch)."
+        ),
+    ] = UNSET
 
 
 class SessionExport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

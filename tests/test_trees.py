@@ -687,3 +687,60 @@ def test_forking_at_what_is_not_a_message_of_the_session_is_400(
 def test_forking_an_unknown_session_is_404(client: TestClient[Litestar]) -> None:
     response = client.post(f"/api/sessions/{UNKNOWN_ID}/fork", json={"message_id": UNKNOWN_ID})
     assert response.status_code == 404
+
+
+def test_export_then_import_reproduces_the_tree(client: TestClient[Litestar], db: DatabaseView) -> None:
+    session_id = new_session(client)
+    [_], r1 = started(turn(client, session_id, "q1"))
+    [_], r2 = started(turn(client, session_id, "q2"))
+    regenerate(client, session_id)
+    turn(client, session_id, "q2 edited", parent_id=r1)
+    turn(client, session_id, "another start", parent_id=None)
+    client.patch(f"/api/sessions/{session_id}", json={"current_message_id": r2})
+    exported = client.get(f"/api/sessions/{session_id}/export").json()
+
+    imported = client.post("/api/sessions/import", json=exported).json()["id"]
+
+    def shape(session: str) -> list[tuple[str, int | None, bool]]:
+        """Each message's content, its parent's seq, and whether it is current: the tree without ids."""
+        rows = db.rows(
+            "SELECT m.content, p.seq AS parent_seq, s.current_message_id = m.id AS is_current "
+            "FROM messages AS m LEFT JOIN messages AS p ON p.id = m.parent_id "
+            "JOIN sessions AS s ON s.id = m.session_id WHERE m.session_id = :s ORDER BY m.seq",
+            s=session,
+        )
+        return [(row["content"], row["parent_seq"], bool(row["is_current"])) for row in rows]
+
+    assert shape(imported) == shape(session_id)
+    assert [m["content"] for m in client.get(f"/api/sessions/{imported}").json()["messages"]] == [
+        "q1",
+        "an answer",
+        "q2",
+        "an answer",
+    ]
+    markdown = client.get(f"/api/sessions/{session_id}/export?format=markdown").text
+    assert "q2" in markdown and "q2 edited" not in markdown and "another start" not in markdown
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"parent_id": "nowhere"}, "messages[1].parent_id"),
+        ({"id": "m0"}, "messages[1].id"),
+    ],
+)
+def test_an_export_whose_tree_does_not_hold_together_is_400(
+    client: TestClient[Litestar], change: dict[str, str], field: str
+) -> None:
+    session_id = new_session(client)
+    turn(client, session_id, "q1")
+    exported = client.get(f"/api/sessions/{session_id}/export").json()
+    exported["messages"][0]["id"] = "m0"
+    exported["messages"][1]["parent_id"] = "m0"
+    exported["messages"][1].update(change)
+
+    response = client.post("/api/sessions/import", json=exported)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith(f"{field}:")
+    assert len(client.get("/api/sessions").json()) == 1

@@ -1,7 +1,8 @@
 """Export a session with its messages (JSON or Markdown), and import a JSON export as a new session.
 
-A round trip keeps the name, the metadata, every message's role, content, status and time, their
-order, and the session's timestamps; only the ids are new.
+A round trip keeps the name, the metadata, the tree (each message's parent, the current message),
+every message's role, content, status and time, their order, and the session's timestamps; only
+the ids are new. A fork copies one branch into a new session the same way.
 """
 
 from typing import Any
@@ -18,7 +19,7 @@ from chatstore.services.errors import InvalidInput, SessionNotFound
 from chatstore.services.replies.turns import assign_seqs
 from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_messages, to_session
 
-__all__ = ["export_session", "fork_session", "import_session", "to_markdown"]
+__all__ = ["export_session", "exported_tree", "fork_session", "import_session", "to_markdown"]
 
 
 async def export_session(db: Database, session_id: str) -> SessionExport:
@@ -39,10 +40,16 @@ async def export_session(db: Database, session_id: str) -> SessionExport:
     return SessionExport(
         exported_at=utc_now(),
         session=ExportedSession(
-            name=session.name, meta=session.meta, created_at=session.created_at, updated_at=session.updated_at
+            name=session.name,
+            meta=session.meta,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            current_message_id=session.current_message_id,
         ),
         messages=[
             ExportedMessage(
+                id=m.id,
+                parent_id=m.parent_id,
                 role=m.role,
                 content=m.content,
                 status=m.status,
@@ -59,7 +66,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
     """Recreate the exported session, with new ids; a reply exported mid-stream comes in ``incomplete``."""
     session_id = new_id()
     last = export.messages[-1].created_at if export.messages else None
-    # Each message follows the one before it: the export is one branch, which the session shows.
+    parents, current = exported_tree(export)
     message_ids = [new_id() for _ in export.messages]
 
     def insert_all(connection: Connection) -> SessionRead:
@@ -72,7 +79,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                     created_at=export.session.created_at,
                     updated_at=export.session.updated_at,
                     activity_at=export.session.created_at,
-                    current_message_id=message_ids[-1] if message_ids else None,
+                    current_message_id=None if current is None else message_ids[current],
                 )
             )
         )
@@ -85,7 +92,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                     new_message_row(
                         id=message_ids[index],
                         session_id=session_id,
-                        parent_id=message_ids[index - 1] if index else None,
+                        parent_id=None if parents[index] is None else message_ids[parents[index]],
                         seq=first_seq + index,
                         role=message.role,
                         content=message.content,
@@ -172,11 +179,44 @@ def _final_state(message: ExportedMessage) -> dict[str, Any]:
     return _copied_state(message.status, message.finish_reason, message.error)
 
 
+def exported_tree(export: SessionExport) -> tuple[list[int | None], int | None]:
+    """Each exported message's parent and the current message, as indexes into ``export.messages``.
+    Raises ``InvalidInput`` for an ``id`` given twice or a ``parent_id`` or ``current_message_id``
+    that names no earlier message of the export."""
+    index_of: dict[str, int] = {}
+    parents: list[int | None] = []
+    for index, message in enumerate(export.messages):
+        if message.parent_id is UNSET:
+            parents.append(index - 1 if index else None)
+        elif message.parent_id is None:
+            parents.append(None)
+        elif message.parent_id in index_of:
+            parents.append(index_of[message.parent_id])
+        else:
+            raise InvalidInput(f"messages[{index}].parent_id", "names no earlier message of the export")
+        if message.id is not None:
+            if message.id in index_of:
+                raise InvalidInput(f"messages[{index}].id", "is given to two messages")
+            index_of[message.id] = index
+    current = export.session.current_message_id
+    if current is None:
+        return parents, len(parents) - 1 if parents else None
+    if current not in index_of:
+        raise InvalidInput("session.current_message_id", "names no message of the export")
+    return parents, index_of[current]
+
+
 def to_markdown(export: SessionExport) -> str:
-    """A readable transcript: the name as a title, then each message under its role and time."""
+    """A readable transcript of the current branch: the name as a title, then each message under
+    its role and time."""
     title = export.session.name or "Untitled session"
     lines = [f"# {title}", "", f"Exported {export.exported_at.isoformat()}", ""]
-    for message in export.messages:
+    parents, current = exported_tree(export)
+    branch: list[int] = []
+    while current is not None:
+        branch.append(current)
+        current = parents[current]
+    for message in [export.messages[index] for index in reversed(branch)]:
         note = "" if message.status == "complete" else f" ({message.status})"
         lines += [
             "---",
