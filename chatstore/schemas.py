@@ -9,10 +9,13 @@ from msgspec import UNSET, UnsetType
 from chatstore.vocabulary import FinishReason, Role, Status
 
 __all__ = [
+    "BranchMessage",
     "ChatRequest",
     "ErrorEvent",
     "ErrorEventName",
     "FinishReason",
+    "ForkRequest",
+    "ForkedFrom",
     "MessageIn",
     "MessageRead",
     "RegenerateRequest",
@@ -48,6 +51,20 @@ class SessionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     name: str | UnsetType | None = UNSET
     meta: dict[str, Any] | UnsetType = msgspec.field(default=UNSET, name="metadata")
+    current_message_id: Annotated[
+        str | UnsetType,
+        msgspec.Meta(
+            description="Switch branches: a message of the session. When it has messages below it, the "
+            "branch goes on down to the newest of them."
+        ),
+    ] = UNSET
+
+
+class ForkedFrom(msgspec.Struct, kw_only=True):
+    """Where a forked session's messages were copied from."""
+
+    session_id: str
+    message_id: str
 
 
 class SessionRead(msgspec.Struct, kw_only=True):
@@ -60,6 +77,16 @@ class SessionRead(msgspec.Struct, kw_only=True):
     last_message_at: datetime | None = None
     # The start of the session's first user message (what to show for a session without a name).
     preview: str | None = None
+    current_message_id: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The last message of the branch the session shows (null before any message)."
+        ),
+    ] = None
+    forked_from: Annotated[
+        ForkedFrom | None,
+        msgspec.Meta(description="For a fork: the session and the message its branch was copied from."),
+    ] = None
 
 
 MAX_CLIENT_ID_LENGTH = 200
@@ -83,11 +110,38 @@ class MessageRead(msgspec.Struct, kw_only=True):
     finish_reason: FinishReason | None = None
     error: str | None = None
     client_id: str | None = None
+    parent_id: Annotated[
+        str | None, msgspec.Meta(description="The message this one follows; null for a first message.")
+    ] = None
+
+
+class BranchMessage(MessageRead, kw_only=True):
+    """A message of a branch, with its siblings, so that a page can offer to switch between them."""
+
+    sibling_ids: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="The ids of every message with the same parent in the session (the session's first "
+            "messages, for a first message), this one included, in `seq` order."
+        ),
+    ]
+
+
+class ForkRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    message_id: Annotated[
+        str, msgspec.Meta(description="The message of the session that the copied branch ends at.")
+    ]
+    name: Annotated[
+        str | UnsetType | None, msgspec.Meta(description="The fork's name; absent: the original's.")
+    ] = UNSET
 
 
 class SessionDetail(msgspec.Struct, kw_only=True):
     session: SessionRead
-    messages: list[MessageRead]
+    messages: Annotated[
+        list[BranchMessage],
+        msgspec.Meta(description="The current branch (or the one `message_id` asked for), root first."),
+    ]
 
 
 # The name of the stream's event for a failed reply. "error" is also the name of EventSource's own
@@ -101,11 +155,26 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Go on generating (and store the whole reply) if the client goes away, instead of stopping.
     keep_generating: bool = False
     error_event: ErrorEventName = "error"
+    parent_id: Annotated[
+        str | UnsetType | None,
+        msgspec.Meta(
+            description="The message the request's messages follow: absent, the end of the session's "
+            "current branch; null, a new first message. Editing a message is a request with the edited "
+            "message's parent and the new content."
+        ),
+    ] = UNSET
 
 
 class RegenerateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keep_generating: bool = False
     error_event: ErrorEventName = "error"
+    message_id: Annotated[
+        str | UnsetType,
+        msgspec.Meta(
+            description="The reply to regenerate: the new one is its sibling, answering the same history. "
+            "Absent: a new reply to the last user message of the current branch."
+        ),
+    ] = UNSET
 
 
 class ReplyStarted(msgspec.Struct, kw_only=True):
@@ -187,6 +256,10 @@ class ExportedSession(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     meta: dict[str, Any] = msgspec.field(default_factory=dict, name="metadata")
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    current_message_id: Annotated[
+        str | None,
+        msgspec.Meta(description="The `id` of the message the session shows last; absent: the last one."),
+    ] = None
 
 
 class ExportedMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -196,6 +269,16 @@ class ExportedMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     created_at: AwareDatetime
     finish_reason: FinishReason | None = None
     error: str | None = None
+    id: Annotated[
+        str | None, msgspec.Meta(description="The message's id in the exported session, for `parent_id`.")
+    ] = None
+    parent_id: Annotated[
+        str | UnsetType | None,
+        msgspec.Meta(
+            description="The `id` of an earlier message of the export that this one follows; null for a "
+            "first message; absent: the message before it (an export without ids is one branch)."
+        ),
+    ] = UNSET
 
 
 class SessionExport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

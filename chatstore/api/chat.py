@@ -107,7 +107,11 @@ class ChatController(Controller):
         status_code=200,  # @post means 201 unless told otherwise
         operation_id="chat",
         summary="Add messages to a session and stream the reply",
-        description="Messages may carry a client-chosen `id`, unique within the session: a request sent "
+        description="The messages chain below `parent_id` (absent: the end of the current branch; null: "
+        "a new first message; 400 if it is not a message of the session), the reply below the last of "
+        "them, and the reply becomes the session's `current_message_id` when the turn starts. The "
+        "responder sees the reply's branch only. "
+        "Messages may carry a client-chosen `id`, unique within the session: a request sent "
         "again with the same ids stores nothing twice and streams the reply of its first attempt (it may "
         "still be streaming): from the start, or, if the retry carries `Last-Event-ID` (as "
         "fetch-event-source's retries do), the events after that one, and 204 if that was the last. "
@@ -129,7 +133,12 @@ class ChatController(Controller):
         check_chat_request(data, settings)
         position = _position(last_event_id, None)
         turn = await start_turn(
-            db, data.session_id, data.messages, replies.worker_id, resuming=position is not None
+            db,
+            data.session_id,
+            data.messages,
+            replies.worker_id,
+            parent_id=data.parent_id,
+            resuming=position is not None,
         )
         if turn.is_retry:
             return _stream(await replies.follow(turn.reply_id, position, turn.started), data.error_event)
@@ -140,15 +149,18 @@ class ChatController(Controller):
         "/sessions/{session_id:uuid}/regenerate",
         status_code=200,
         operation_id="regenerateReply",
-        summary="Stream a new reply to the session's last user message",
-        description="The earlier replies stay stored; the new one is appended after them. The responder "
-        "sees the conversation up to the last user message. The stream is the same as `POST /api/chat`'s, "
-        "with an empty `message_ids` in `start`. 409 if the session has no user message.",
+        summary="Stream a new reply beside an earlier one",
+        description="The new reply is a sibling of `message_id` (a reply of the session; by default the "
+        "reply to the last user message of the current branch) and answers the same history: the branch "
+        "down to its parent. It becomes the session's `current_message_id`; the earlier replies stay "
+        "stored, reachable by switching branches. The stream is the same as `POST /api/chat`'s, with an "
+        "empty `message_ids` in `start`. 400 if `message_id` is not a reply of the session; 409 if the "
+        "current branch has no user message.",
         operation_class=OptionalBodyOperation,
         raises=[NotFoundException],
         responses={
             200: SSE_RESPONSE,
-            409: error_response("The session has no user message to reply to."),
+            409: error_response("The current branch has no user message to reply to."),
             413: TOO_LARGE,
         },
     )
@@ -158,11 +170,12 @@ class ChatController(Controller):
         replies: NamedDependency[Replies],
         session_id: FromPath[UUID],
         data: Annotated[
-            RegenerateRequest | None, Body(description="Optional: `keep_generating`, `error_event`.")
+            RegenerateRequest | None,
+            Body(description="Optional: `message_id`, `keep_generating`, `error_event`."),
         ] = None,
     ) -> ServerSentEvent:
-        turn = await start_regeneration(db, str(session_id), replies.worker_id)
         options = data if data is not None else RegenerateRequest()
+        turn = await start_regeneration(db, str(session_id), replies.worker_id, message_id=options.message_id)
         generation = replies.begin(turn, keep_generating=options.keep_generating)
         return _stream_new_reply(replies, generation, options.error_event)
 

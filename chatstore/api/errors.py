@@ -16,7 +16,13 @@ from litestar.status_codes import (
 )
 
 from chatstore.core.db import DatabaseUnavailable, DiskFull
-from chatstore.services.errors import InvalidInput, NothingToRegenerate, ReplyNotFound, SessionNotFound
+from chatstore.services.errors import (
+    InvalidInput,
+    MessageNotFound,
+    NothingToRegenerate,
+    ReplyNotFound,
+    SessionNotFound,
+)
 
 __all__ = ["exception_handlers"]
 
@@ -37,7 +43,9 @@ def _error(
     return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
-def not_found(_: Request[Any, Any, Any], exc: SessionNotFound | ReplyNotFound) -> Response[Any]:
+def not_found(
+    _: Request[Any, Any, Any], exc: SessionNotFound | ReplyNotFound | MessageNotFound
+) -> Response[Any]:
     return _error(HTTP_404_NOT_FOUND, str(exc))
 
 
@@ -109,6 +117,7 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 exception_handlers: dict[Any, Any] = {
     SessionNotFound: not_found,
     ReplyNotFound: not_found,
+    MessageNotFound: not_found,
     NotFoundException: route_not_found,
     NothingToRegenerate: conflict,
     InvalidInput: invalid_input,

@@ -17,6 +17,7 @@ from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_response, page_size
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import (
+    ForkRequest,
     MessageRead,
     SessionCreate,
     SessionDetail,
@@ -114,9 +115,13 @@ class SessionController(Controller):
         "/{session_id:uuid}/messages",
         operation_id="listMessages",
         summary="Page through a session's messages",
-        description="Messages in `seq` order. `direction=forward` (the default) starts at the first "
-        "message; `direction=backward` starts at the newest page, and each next page holds the "
-        "messages before it, as a chat view loads them when scrolling up.",
+        description="Messages in `seq` order, of every branch (each with its `parent_id`, enough to "
+        "rebuild the tree). `direction=forward` (the default) starts at the first message; "
+        "`direction=backward` starts at the newest page, and each next page holds the messages before "
+        "it, as a chat view loads them when scrolling up. With `branch` (`current`, or a message id: "
+        "the branch through it down to the newest message below it) the pages follow that branch "
+        "instead, root first within a page, each message with its `sibling_ids`; `backward` starts at "
+        "the branch's end, and costs the same however large the rest of the tree is.",
         raises=[NotFoundException],
         response_headers=NEXT_PAGE_HEADERS,
     )
@@ -132,20 +137,43 @@ class SessionController(Controller):
             Literal["forward", "backward"],
             QueryParameter(name="direction", description="`forward` (default) or `backward`."),
         ] = "forward",
+        branch: Annotated[
+            str | None,
+            QueryParameter(
+                name="branch", description="`current`, or a message id: page along that branch only."
+            ),
+        ] = None,
     ) -> Response[list[MessageRead]]:
+        size = page_size(limit, settings)
+        if branch is not None:
+            along = await sessions.list_branch_messages(
+                db, str(session_id), branch, limit=size, cursor=cursor, direction=direction
+            )
+            return page_response(along, request)  # type: ignore[arg-type]
         page = await sessions.list_messages(
-            db, str(session_id), limit=page_size(limit, settings), cursor=cursor, direction=direction
+            db, str(session_id), limit=size, cursor=cursor, direction=direction
         )
         return page_response(page, request)
 
     @get(
         "/{session_id:uuid}",
         operation_id="getSession",
-        summary="Read a session and its messages",
+        summary="Read a session and its current branch",
+        description="The session (with `current_message_id`) and the messages of its current branch, "
+        "root first, each with its `sibling_ids`. With `message_id`, the branch through that message "
+        "instead, down to the newest message below it (400 if it is not a message of the session).",
         raises=[NotFoundException],
     )
-    async def get_session(self, db: NamedDependency[Database], session_id: FromPath[UUID]) -> SessionDetail:
-        return await sessions.get_session_detail(db, str(session_id))
+    async def get_session(
+        self,
+        db: NamedDependency[Database],
+        session_id: FromPath[UUID],
+        message_id: Annotated[
+            str | None,
+            QueryParameter(name="message_id", description="Read the branch through this message instead."),
+        ] = None,
+    ) -> SessionDetail:
+        return await sessions.get_session_detail(db, str(session_id), message_id)
 
     @get(
         "/{session_id:uuid}/export",
@@ -196,13 +224,41 @@ class SessionController(Controller):
         session = await transfer.import_session(db, data)
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
+    @post(
+        "/{session_id:uuid}/fork",
+        status_code=201,
+        operation_id="forkSession",
+        summary="Copy a branch into a new session",
+        description="A new session holding a copy of the branch ending at `message_id`: new ids, the same "
+        "roles, contents, statuses and times, parents remapped, `seq` 1 to n, the metadata copied, the name "
+        "too unless `name` is given, and `forked_from` naming the original session and message. A reply "
+        "still streaming there is copied as `incomplete`. 400 if `message_id` is not a message of the "
+        "session.",
+        raises=[NotFoundException],
+        response_headers=[LOCATION_HEADER],
+        responses={413: error_response("The body is larger than the configured limit.")},
+    )
+    async def fork_session(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[UUID],
+        data: JSONBody[ForkRequest],
+    ) -> Response[SessionRead]:
+        if isinstance(data.name, str):
+            check_text("name", data.name, settings.max_name_length)
+        fork = await transfer.fork_session(db, str(session_id), data.message_id, data.name)
+        return Response(fork, status_code=201, headers={"Location": f"{SESSIONS_URL}/{fork.id}"})
+
     @patch(
         "/{session_id:uuid}",
         operation_id="updateSession",
-        summary="Rename a session or update its metadata",
+        summary="Rename a session, update its metadata, or switch branches",
         description="Fields left out stay as they are. `name` replaces the name (`null` clears it). "
         "`metadata` is a JSON Merge Patch (RFC 7396): keys in it are set, a key set to `null` is "
-        "removed, nested objects merge, anything else replaces. `updated_at` moves to now.",
+        "removed, nested objects merge, anything else replaces. `current_message_id` switches the "
+        "branch the session shows: a message of the session (else 400), and when messages follow it, "
+        "the newest of them. `updated_at` moves to now.",
         raises=[NotFoundException],
         responses={413: error_response("The body is larger than the configured limit.")},
     )

@@ -312,4 +312,33 @@ def differences_from_models(connection: Connection, metadata: MetaData = SQLMode
             "compare_server_default": True,
         },
     )
-    return list(compare_metadata(context, metadata))
+    return _without_unread_sqlite_fk_options(connection, list(compare_metadata(context, metadata)))
+
+
+def _without_unread_sqlite_fk_options(connection: Connection, found: list[Any]) -> list[Any]:
+    """SQLAlchemy reads no ``ON DELETE`` from a column's own ``REFERENCES`` clause on SQLite (the form
+    ``ADD COLUMN`` writes, see revision 0002), so such a foreign key shows as removed and added
+    again; drop that pair when ``PRAGMA foreign_key_list`` has the options the model declares."""
+    if connection.dialect.name != "sqlite":
+        return found
+
+    def key(constraint: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        targets = tuple(element.target_fullname for element in constraint.elements)
+        return constraint.parent.name, tuple(constraint.column_keys), targets
+
+    removed = {key(diff[1]): diff for diff in found if isinstance(diff, tuple) and diff[0] == "remove_fk"}
+    unread = []
+    for diff in found:
+        if not (isinstance(diff, tuple) and diff[0] == "add_fk" and key(diff[1]) in removed):
+            continue
+        model = diff[1]
+        table, columns, targets = key(model)
+        pragma = connection.exec_driver_sql(f"PRAGMA foreign_key_list({table})").all()
+        stated = {(row[3], f"{row[2]}.{row[4]}", row[6], row[5]) for row in pragma}
+        declared = {
+            (column, target, (model.ondelete or "NO ACTION").upper(), (model.onupdate or "NO ACTION").upper())
+            for column, target in zip(columns, targets, strict=True)
+        }
+        if declared <= stated:
+            unread += [diff, removed[key(model)]]
+    return [diff for diff in found if not any(diff is pair for pair in unread)]

@@ -109,12 +109,20 @@ class ChatSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
     # The seq of the session's newest message (``assign_seqs`` bumps it, under the row's write lock,
-    # so it stays right across processes). Seqs run from 1 without gaps (no message is deleted on
-    # its own), so it is also the number of messages: the API serves it as ``message_count``.
+    # so it stays right across processes). Seqs are never reused: a deleted message leaves a gap.
     last_seq: int = 0
+    # The number of the session's messages: ``last_seq`` less the ones deleted (with what followed them).
+    message_count: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     last_message_at: datetime | None = Field(default=None, sa_type=UTCTimestamp)
     # The sidebar's sort key: the last message's time, or the creation time before any message.
     activity_at: datetime = Field(default_factory=utc_now, sa_type=UTCTimestamp)
+    # The last message of the branch the session shows (None before any message). No foreign key:
+    # it would make the two tables refer to each other (see migration 0002).
+    current_message_id: str | None = None
+    # A fork's origin: the session and the message its copied branch ended at. No foreign keys: the
+    # original may be deleted, and the fork stays as it is.
+    forked_from_session_id: str | None = None
+    forked_from_message_id: str | None = None
 
     messages: list["Message"] = Relationship(
         back_populates="session",
@@ -139,10 +147,16 @@ class Message(SQLModel, table=True):
             sqlite_where=text("status = 'in_progress'"),
             postgresql_where=text("status = 'in_progress'"),
         ),
+        # A message's children in seq order (and the look-up of the cascade from a deleted parent).
+        Index("ix_messages_parent", "parent_id", "seq"),
+        # The same for first messages, whose parent is null: by session.
+        Index("ix_messages_session_parent", "session_id", "parent_id", "seq"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE")
+    # The message this one follows (None for a first message); deleting it deletes this one.
+    parent_id: str | None = Field(default=None, foreign_key="messages.id", ondelete="CASCADE")
     seq: int
     role: str
     content: str = Field(sa_type=Text)

@@ -1,12 +1,25 @@
 """Domain errors, translated to HTTP in one place (``chatstore.api.errors``)."""
 
-__all__ = ["InvalidInput", "NothingToRegenerate", "ReplyNotFound", "ResponderError", "SessionNotFound"]
+__all__ = [
+    "InvalidInput",
+    "MessageNotFound",
+    "NothingToRegenerate",
+    "ReplyNotFound",
+    "ResponderError",
+    "SessionNotFound",
+]
 
 
 class SessionNotFound(LookupError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} not found")
         self.session_id = session_id
+
+
+class MessageNotFound(LookupError):
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"message {message_id!r} not found")
+        self.message_id = message_id
 
 
 class ReplyNotFound(LookupError):

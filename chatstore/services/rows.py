@@ -8,9 +8,17 @@ import msgspec
 from sqlalchemy import Row, func, select
 
 from chatstore.models import messages_table, sessions_table
-from chatstore.schemas import MessageRead, SessionRead
+from chatstore.schemas import BranchMessage, ForkedFrom, MessageRead, SessionRead
 
-__all__ = ["MESSAGE_COLUMNS", "SESSION_COLUMNS", "to_message", "to_messages", "to_session", "to_sessions"]
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "SESSION_COLUMNS",
+    "to_branch_messages",
+    "to_message",
+    "to_messages",
+    "to_session",
+    "to_sessions",
+]
 
 # How much of a session's first user message its ``preview`` holds (a line's worth, or more).
 PREVIEW_LENGTH = 200
@@ -28,10 +36,12 @@ SESSION_COLUMNS = (
     sessions_table.c.metadata.label("meta"),
     sessions_table.c.created_at,
     sessions_table.c.updated_at,
-    # Seqs run 1 … last_seq without gaps: the newest seq is the number of messages (see ChatSession).
-    sessions_table.c.last_seq.label("message_count"),
+    sessions_table.c.message_count,
     sessions_table.c.last_message_at,
     _FIRST_USER_MESSAGE.label("preview"),
+    sessions_table.c.current_message_id,
+    sessions_table.c.forked_from_session_id,
+    sessions_table.c.forked_from_message_id,
 )
 MESSAGE_COLUMNS = (
     messages_table.c.id,
@@ -44,15 +54,30 @@ MESSAGE_COLUMNS = (
     messages_table.c.finish_reason,
     messages_table.c.error,
     messages_table.c.client_id,
+    messages_table.c.parent_id,
 )
 
 
 def to_session(row: Any) -> SessionRead:
-    return msgspec.convert(row, SessionRead, from_attributes=True)
+    origin = None
+    if row.forked_from_session_id is not None:
+        origin = ForkedFrom(session_id=row.forked_from_session_id, message_id=row.forked_from_message_id)
+    return SessionRead(
+        id=row.id,
+        name=row.name,
+        meta=row.meta,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message_count=row.message_count,
+        last_message_at=row.last_message_at,
+        preview=row.preview,
+        current_message_id=row.current_message_id,
+        forked_from=origin,
+    )
 
 
 def to_sessions(rows: Any) -> list[SessionRead]:
-    return msgspec.convert(rows, list[SessionRead], from_attributes=True)
+    return [to_session(row) for row in rows]
 
 
 def to_message(row: Row[Any]) -> MessageRead:
@@ -74,6 +99,28 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
             finish_reason=finish_reason,
             error=error,
             client_id=client_id,
+            parent_id=parent_id,
         )
-        for id_, session_id, seq, role, content, status, created_at, finish_reason, error, client_id in rows
+        for (
+            id_,
+            session_id,
+            seq,
+            role,
+            content,
+            status,
+            created_at,
+            finish_reason,
+            error,
+            client_id,
+            parent_id,
+        ) in rows
+    ]
+
+
+def to_branch_messages(
+    rows: Iterable[Row[Any]], siblings: dict[str | None, list[str]]
+) -> list[BranchMessage]:
+    return [
+        BranchMessage(**msgspec.structs.asdict(message), sibling_ids=siblings[message.parent_id])
+        for message in to_messages(rows)
     ]

@@ -10,16 +10,39 @@ from sqlalchemy import Connection, delete, insert, select, tuple_, update
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_session_row, utc_now
-from chatstore.schemas import MessageRead, SessionCreate, SessionDetail, SessionRead, SessionUpdate
-from chatstore.services.errors import SessionNotFound
+from chatstore.schemas import (
+    BranchMessage,
+    MessageRead,
+    SessionCreate,
+    SessionDetail,
+    SessionRead,
+    SessionUpdate,
+)
+from chatstore.services.branches import (
+    NOT_A_MESSAGE,
+    ancestors,
+    branch_with_siblings,
+    is_message_of_session,
+    newest_below,
+    siblings_of,
+)
+from chatstore.services.errors import InvalidInput, SessionNotFound
 from chatstore.services.pagination import Seq, Text, Timestamp, decode_cursor, encode_cursor
-from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_messages, to_session, to_sessions
+from chatstore.services.rows import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    to_branch_messages,
+    to_messages,
+    to_session,
+    to_sessions,
+)
 
 __all__ = [
     "Page",
     "create_session",
     "delete_session",
     "get_session_detail",
+    "list_branch_messages",
     "list_messages",
     "list_sessions",
     "merge_patch",
@@ -113,6 +136,65 @@ async def list_messages(
     return page
 
 
+async def list_branch_messages(
+    db: Database,
+    session_id: str,
+    branch: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    direction: Direction = "forward",
+) -> Page[BranchMessage]:
+    """A page of one branch, root first, each message with its siblings: ``branch`` is ``current``
+    or a message id (the branch through it, down to the newest message below it). ``forward``
+    starts at the root; ``backward`` at the branch's end, and each next page holds the messages
+    above it. A backward page costs the same however large the rest of the tree is."""
+    kind = f"messages:branch:{direction}:{session_id}"
+    # Forward: the branch's last message and the seq reached. Backward: the next message to give.
+    key = decode_cursor(cursor, kind, tuple[Text, Seq]) if cursor else None
+    seq = messages_table.c.seq
+
+    def select_page(connection: Connection) -> Page[BranchMessage]:
+        current = connection.execute(
+            select(sessions_table.c.current_message_id).where(sessions_table.c.id == session_id)
+        ).first()
+        if current is None:
+            raise SessionNotFound(session_id)
+        if key is not None:
+            start: str | None = key[0]
+        elif branch == "current":
+            start = current.current_message_id
+        elif is_message_of_session(connection, session_id, branch):
+            start = newest_below(connection, branch)
+        else:
+            raise InvalidInput("branch", "must be `current` or " + NOT_A_MESSAGE, source="query")
+        if start is None:
+            return Page([], None)
+        if direction == "forward":
+            path = ancestors(start)
+            query = select(*MESSAGE_COLUMNS).join(path, messages_table.c.id == path.c.id)
+            query = query.where(messages_table.c.session_id == session_id)
+            if key is not None:
+                query = query.where(seq > key[1])
+            rows = connection.execute(query.order_by(seq).limit(limit + 1)).all()
+            more, rows = len(rows) > limit, rows[:limit]
+            next_cursor = encode_cursor(kind, [start, rows[-1].seq]) if more else None
+        else:
+            path = ancestors(start, max_depth=limit)
+            rows = connection.execute(
+                select(*MESSAGE_COLUMNS)
+                .join(path, messages_table.c.id == path.c.id)
+                .where(messages_table.c.session_id == session_id)
+                .order_by(seq.desc())
+            ).all()
+            more, rows, rest = len(rows) > limit, rows[:limit], rows[limit:]
+            next_cursor = encode_cursor(kind, [rest[0].id, rest[0].seq]) if more else None
+            rows.reverse()
+        return Page(to_branch_messages(rows, siblings_of(connection, session_id, rows)), next_cursor)
+
+    return await db.read(select_page)
+
+
 async def update_session(
     db: Database, session_id: str, patch: SessionUpdate, check_metadata: Callable[[dict[str, Any]], None]
 ) -> SessionRead:
@@ -120,8 +202,14 @@ async def update_session(
 
     def apply(connection: Connection) -> SessionRead:
         values: dict[str, Any] = {"updated_at": utc_now()}
+        if patch.current_message_id is not UNSET and not _session_exists(connection, session_id):
+            raise SessionNotFound(session_id)  # before the message is looked for in it
         if patch.name is not UNSET:
             values["name"] = patch.name
+        if patch.current_message_id is not UNSET:
+            if not is_message_of_session(connection, session_id, patch.current_message_id):
+                raise InvalidInput("current_message_id", NOT_A_MESSAGE)
+            values["current_message_id"] = newest_below(connection, patch.current_message_id)
         if patch.meta is not UNSET:
             # Read under the row's lock (SQLite's writer holds the database's) so concurrent
             # patches of different keys both land.
@@ -150,6 +238,13 @@ async def update_session(
     return await db.write(apply)
 
 
+def _session_exists(connection: Connection, session_id: str) -> bool:
+    return (
+        connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+        is not None
+    )
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396: objects merge key by key, ``null`` removes a key, anything else replaces."""
     if not isinstance(patch, dict):
@@ -163,19 +258,23 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-async def get_session_detail(db: Database, session_id: str) -> SessionDetail:
-    def select_session_and_messages(connection: Connection) -> SessionDetail | None:
+async def get_session_detail(db: Database, session_id: str, message_id: str | None = None) -> SessionDetail:
+    """The session and its current branch, or the branch through ``message_id`` down to the newest
+    message below it; each message with its siblings."""
+
+    def select_session_and_branch(connection: Connection) -> SessionDetail | None:
         row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
         if row is None:
             return None
-        rows = connection.execute(
-            select(*MESSAGE_COLUMNS)
-            .where(messages_table.c.session_id == session_id)
-            .order_by(messages_table.c.seq)
-        ).all()
-        return SessionDetail(session=to_session(row), messages=to_messages(rows))
+        leaf = row.current_message_id
+        if message_id is not None:
+            if not is_message_of_session(connection, session_id, message_id):
+                raise InvalidInput("message_id", NOT_A_MESSAGE, source="query")
+            leaf = newest_below(connection, message_id)
+        rows, siblings = branch_with_siblings(connection, session_id, leaf)
+        return SessionDetail(session=to_session(row), messages=to_branch_messages(rows, siblings))
 
-    detail = await db.read(select_session_and_messages)
+    detail = await db.read(select_session_and_branch)
     if detail is None:
         raise SessionNotFound(session_id)
     return detail

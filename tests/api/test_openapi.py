@@ -15,7 +15,7 @@ from tests.helpers import parse_sse
 EXPECTED = {
     ("post", "/api/sessions"): {"201", "400", "401", "413", "503", "507"},
     ("get", "/api/sessions"): {"200", "401", "503"},
-    ("get", "/api/sessions/{session_id}"): {"200", "401", "404", "503"},
+    ("get", "/api/sessions/{session_id}"): {"200", "400", "401", "404", "503"},
     ("delete", "/api/sessions/{session_id}"): {"204", "401", "404", "503", "507"},
     ("post", "/api/chat"): {"200", "400", "401", "404", "413", "503", "507"},
     ("patch", "/api/sessions/{session_id}"): {"200", "400", "401", "404", "413", "503", "507"},
@@ -24,7 +24,9 @@ EXPECTED = {
     ("post", "/api/sessions/import"): {"201", "400", "401", "413", "503", "507"},
     ("get", "/healthz"): {"200", "503"},
     ("get", "/api/search"): {"200", "400", "401", "503"},
-    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "401", "404", "409", "413", "503", "507"},
+    ("post", "/api/sessions/{session_id}/regenerate"): {"200", "400", "401", "404", "409", "413", "503", "507"},
+    ("post", "/api/sessions/{session_id}/fork"): {"201", "400", "401", "404", "413", "503", "507"},
+    ("delete", "/api/messages/{message_id}"): {"204", "401", "404", "503", "507"},
     ("get", "/api/messages/{message_id}/stream"): {"200", "400", "401", "404", "503"},
     ("post", "/api/messages/{message_id}/stop"): {"200", "401", "404", "503", "507"},
 }
@@ -70,6 +72,8 @@ def test_operation_ids_are_unique_and_named(schema: dict[str, Any]) -> None:
         "regenerateReply",
         "followReply",
         "stopReply",
+        "forkSession",
+        "deleteMessage",
     }
 
 
@@ -133,7 +137,15 @@ def test_each_event_has_a_schema_named_by_its_event(schema: dict[str, Any]) -> N
 
 def test_fields_always_sent_are_required_and_nullable_where_null(schema: dict[str, Any]) -> None:
     components = schema["components"]["schemas"]
-    for name in ("SessionRead", "MessageRead", "SessionDetail", "ReplyStarted", "SearchHit", "SearchPage"):
+    for name in (
+        "SessionRead",
+        "MessageRead",
+        "BranchMessage",
+        "SessionDetail",
+        "ReplyStarted",
+        "SearchHit",
+        "SearchPage",
+    ):
         assert sorted(components[name]["required"]) == sorted(components[name]["properties"]), name
     message = components["MessageRead"]["properties"]
     assert {"type": "null"} in message["error"]["oneOf"] and {"type": "null"} in message["client_id"]["oneOf"]
@@ -162,7 +174,8 @@ def test_responses_carry_every_field_their_schema_requires(
         ("SessionRead", client.get("/api/sessions").json()[0]),
         ("ReplyStarted", events[0].data),
         ("ReplyDelta", events[1].data),
-        *(("MessageRead", message) for message in detail["messages"]),
+        # A session's messages are its current branch, each with its siblings.
+        *(("BranchMessage", message) for message in detail["messages"]),
         ("MessageRead", events[-1].data),
     ]
     for name, body in shapes:

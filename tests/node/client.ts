@@ -127,6 +127,7 @@ async function main(): Promise<void> {
   });
   const again = (await readEvents(regenerated.response)).at(-1);
   check(again?.event === "done" && again.data.seq === 3, "a second reply");
+  check(again.data.parent_id === question?.id, "a sibling of the first reply, below the same question");
   used.push("regenerateReply");
 
   const stopped = await client.POST("/api/messages/{message_id}/stop", { params: replyPath });
@@ -153,6 +154,20 @@ async function main(): Promise<void> {
   const imported = await client.POST("/api/sessions/import", { body: exportedSession });
   check(imported.data?.name === "renamed" && imported.data.message_count === 3, "the imported copy");
   used.push("importSession");
+
+  const forked = await client.POST("/api/sessions/{session_id}/fork", {
+    params: sessionPath,
+    body: { message_id: again.data.id, name: "forked" },
+  });
+  check(forked.data?.forked_from?.session_id === session.id, "a fork that names its origin");
+  check(forked.data.message_count === 2 && forked.data.current_message_id !== null, "the branch copied");
+  used.push("forkSession");
+
+  const removed = await client.DELETE("/api/messages/{message_id}", { params: { path: { message_id: again.data.id } } });
+  check(removed.response.status === 204, "204 on deleting a message");
+  const afterRemoval = await client.GET("/api/sessions/{session_id}", { params: sessionPath });
+  check(afterRemoval.data?.session.current_message_id === question?.id, "the current branch moved up");
+  used.push("deleteMessage");
 
   const deleted = await client.DELETE("/api/sessions/{session_id}", { params: sessionPath });
   check(deleted.response.status === 204, "204 on delete");

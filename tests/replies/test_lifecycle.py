@@ -75,6 +75,8 @@ def insert_in_progress_reply(db: DatabaseView, session_id: str, worker_id: str |
         now=now,
         w=worker_id,
     )
+    # The session shows the branch ending at it, as a turn that stored it would have made it.
+    db.execute("UPDATE sessions SET current_message_id = :id WHERE id = :s", id=reply_id, s=session_id)
     return reply_id
 
 

@@ -81,6 +81,25 @@ def recorded_api(backend: str) -> dict[str, Any]:
     return dict(json.loads((DATA / f"{backend}-api.json").read_text()))
 
 
+def as_chains(recorded: dict[str, Any]) -> dict[str, Any]:
+    """What 0.1.0 answered, with the fields of conversations as trees (revision 0002) that a 0.1.0
+    session has once upgraded: each message follows the one before it (so it has no sibling), the
+    newest is current, the current branch is all of them, and none is a fork."""
+    current = {}
+    for session_id, detail in recorded["details"].items():
+        messages = detail["messages"]
+        for previous, message in zip([None, *messages], messages, strict=False):
+            message["parent_id"] = previous and previous["id"]
+            message["sibling_ids"] = [message["id"]]
+        current[session_id] = messages[-1]["id"] if messages else None
+        detail["session"]["current_message_id"] = current[session_id]
+        detail["session"]["forked_from"] = None
+    for session in [*recorded["sessions"], *recorded["sessions_by_activity"]]:
+        session["current_message_id"] = current[session["id"]]
+        session["forked_from"] = None
+    return recorded
+
+
 def describe_schema(engine: Engine) -> dict[str, Any]:
     """Every object of the schema as the database itself states it (names of the schema taken out)."""
     with engine.connect() as connection:
@@ -157,19 +176,30 @@ def scripts_with(tmp_path: Path, name: str, body: str) -> Path:
     return location
 
 
-# One file, as the README says: archive a session (a column on a table messages refer to, so that
-# SQLite copies the table: its messages must survive the copy), and index by it.
-REVISION_2 = '''"""Sessions can be archived.
+def scripts_until_revision_1(tmp_path: Path) -> Path:
+    """A copy of chatstore's migrations that ends at revision 0001, to pin what that one does."""
+    location = tmp_path / "migrations-0001"
+    shutil.copytree(MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
+    for revision in (location / "versions").glob("*.py"):
+        if revision.name[:4].isdigit() and revision.name[:4] != "0001":
+            revision.unlink()
+    return location
 
-Revision ID: 0002
-Revises: 0001
+
+# One file, as the README says, after this code's newest revision (0002): archive a session (a
+# column on a table messages refer to, so that SQLite copies the table: its messages must survive
+# the copy), and index by it.
+REVISION_3 = '''"""Sessions can be archived.
+
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -187,17 +217,17 @@ def downgrade() -> None:
 '''
 
 # Changes the schema, then fails: none of it may stay.
-FAILING_REVISION_2 = '''"""Fails half-way.
+FAILING_REVISION_3 = '''"""Fails half-way.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -242,7 +272,7 @@ def test_a_0_1_0_database_upgrades_and_reads_back_as_before(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     load_0_1_0(backend, database_url)
-    expected = recorded_api(backend)
+    expected = as_chains(recorded_api(backend))
 
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
     assert status == 0
@@ -281,28 +311,179 @@ def test_a_0_1_0_database_upgrades_and_reads_back_as_before(
         assert stored in [hit["message_id"] for hit in get("/api/search", q="zeppelin")["results"]]
 
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
-    assert (status, out) == (0, "the database is at revision 0001, the newest\n")
+    assert (status, out) == (0, "the database is at revision 0002, the newest\n")
 
 
 def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
     backend: str,
     database_url: str,
+    settings: Settings,
     db_engine: Engine,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     load_0_1_0(backend, database_url)
     before = snapshot(db_engine)
 
-    status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
-    assert (status, out) == (0, "recorded the chatstore 0.1.0 database as revision 0001, the newest\n")
+    done = upgrade(settings, scripts_until_revision_1(tmp_path))
+    assert done.describe() == "recorded the chatstore 0.1.0 database as revision 0001, the newest"
 
     after = snapshot(db_engine)
     assert after.pop("chatstore_alembic_version") == [("0001",)]
     after["schema"] = without_version_table(after["schema"])
     assert after == before  # nothing else was touched
+    # The revisions after it run on from there.
     status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
-    assert (status, out) == (0, "the database is at revision 0001, the newest: nothing to upgrade\n")
+    assert (status, out) == (0, "upgraded the database from revision 0001 to 0002, the newest\n")
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
+    assert (status, out) == (0, "the database is at revision 0002, the newest: nothing to upgrade\n")
+
+
+def test_db_upgrade_takes_a_0_1_0_database_to_the_newest_revision(
+    backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_0_1_0(backend, database_url)
+
+    status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
+
+    assert (status, out) == (
+        0,
+        "recorded the chatstore 0.1.0 database as revision 0001, then upgraded it to 0002, the newest\n",
+    )
+
+
+# --- Revision 0002: conversations as trees -------------------------------------------------------
+
+
+def parents_by_seq(db: DatabaseView, session_id: str) -> list[tuple[int, int | None]]:
+    """Each message's seq and its parent's seq, in seq order: the tree of a session, in plain SQL."""
+    rows = db.rows(
+        "SELECT m.seq, p.seq AS parent_seq FROM messages AS m LEFT JOIN messages AS p ON p.id = m.parent_id "
+        "WHERE m.session_id = :session_id ORDER BY m.seq",
+        session_id=session_id,
+    )
+    return [(row["seq"], row["parent_seq"]) for row in rows]
+
+
+def current_seq(db: DatabaseView, session_id: str) -> int | None:
+    return db.scalar(
+        "SELECT m.seq FROM sessions AS s JOIN messages AS m ON m.id = s.current_message_id WHERE s.id = :id",
+        id=session_id,
+    )
+
+
+def delete_message_in_sql(backend: str, database_url: str, db: DatabaseView, message_id: str) -> None:
+    if backend == "sqlite":  # foreign keys are enforced per connection, when asked for
+        with sqlite3.connect(make_url(database_url).database, isolation_level=None) as connection:
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        return
+    db.execute("DELETE FROM messages WHERE id = :id", id=message_id)
+
+
+REGENERATED = "0b0b0b0b-0000-4000-8000-000000000001"
+# A 0.1.0 session as that release stored it: replies its regenerate appended after the replies to
+# the same question, and an assistant message a client sent (complete, no finish reason), which is
+# a message like any other. (role, status, finish_reason), in seq order.
+REGENERATED_MESSAGES = [
+    ("user", "complete", None),
+    ("assistant", "complete", "completed"),
+    ("assistant", "complete", "completed"),  # regenerated
+    ("assistant", "incomplete", "stopped"),  # regenerated again
+    ("user", "complete", None),
+    ("assistant", "complete", None),  # the client's
+    ("assistant", "error", "error"),
+    ("assistant", "incomplete", "server_stopped"),  # regenerated
+    ("user", "complete", None),
+    ("assistant", "complete", "completed"),
+]
+
+
+def store_0_1_0_regenerated_session(db: DatabaseView) -> None:
+    at = "2026-11-30 12:00:00+00:00"
+    db.execute(
+        "INSERT INTO sessions (id, name, metadata, created_at, updated_at, last_seq, last_message_at, "
+        "activity_at) VALUES (:id, 'Regenerated', '{}', :at, :at, :count, :at, :at)",
+        id=REGENERATED,
+        at=at,
+        count=len(REGENERATED_MESSAGES),
+    )
+    for seq, (role, status, reason) in enumerate(REGENERATED_MESSAGES, start=1):
+        db.execute(
+            "INSERT INTO messages (id, session_id, seq, role, content, status, created_at, updated_at, "
+            "finish_reason, stop_requested) VALUES (:id, :session_id, :seq, :role, :content, :status, "
+            ":at, :at, :reason, :stopped)",
+            id=f"0b0b0b0b-0000-4000-8000-{seq:012d}",
+            session_id=REGENERATED,
+            seq=seq,
+            role=role,
+            content=f"message {seq}",
+            status=status,
+            at=at,
+            reason=reason,
+            stopped=False,
+        )
+
+
+def test_revision_2_makes_each_0_1_0_session_a_chain_by_seq(
+    backend: str, database_url: str, settings: Settings, db: DatabaseView
+) -> None:
+    load_0_1_0(backend, database_url)
+    sessions = [row["id"] for row in db.rows("SELECT id FROM sessions")]
+    last_seqs = {row["id"]: row["last_seq"] for row in db.rows("SELECT id, last_seq FROM sessions")}
+
+    upgrade(settings)
+
+    for session_id in sessions:
+        count = last_seqs[session_id]
+        assert parents_by_seq(db, session_id) == [
+            (seq, seq - 1 if seq > 1 else None) for seq in range(1, count + 1)
+        ]
+        assert current_seq(db, session_id) == (count or None)
+    assert db.scalar("SELECT count(*) FROM messages") == 22  # every message kept
+
+
+def test_revision_2_makes_a_0_1_0_regenerated_reply_a_sibling_of_the_one_it_replaced(
+    backend: str, database_url: str, settings: Settings, db: DatabaseView
+) -> None:
+    load_0_1_0(backend, database_url)
+    store_0_1_0_regenerated_session(db)
+
+    upgrade(settings)
+
+    assert parents_by_seq(db, REGENERATED) == [
+        (1, None),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 4),  # the next question followed the newest reply
+        (6, 5),
+        (7, 6),
+        (8, 6),
+        (9, 8),
+        (10, 9),
+    ]
+    assert current_seq(db, REGENERATED) == 10
+    # The foreign key cascades, in the database: deleting a reply deletes what follows it.
+    delete_message_in_sql(backend, database_url, db, "0b0b0b0b-0000-4000-8000-000000000004")
+    assert [seq for seq, _ in parents_by_seq(db, REGENERATED)] == [1, 2, 3]
+
+
+def test_revision_2_gives_an_empty_session_no_current_message(
+    database_url: str, settings: Settings, db: DatabaseView, tmp_path: Path
+) -> None:
+    upgrade(settings, scripts_until_revision_1(tmp_path))
+    db.execute(
+        "INSERT INTO sessions (id, name, metadata, created_at, updated_at, last_seq, activity_at) "
+        "VALUES (:id, NULL, '{}', :t, :t, 0, :t)",
+        id=REGENERATED,
+        t="2026-01-01 00:00:00+00:00",
+    )
+
+    assert upgrade(settings).describe() == "upgraded the database from revision 0001 to 0002, the newest"
+
+    assert db.rows("SELECT current_message_id FROM sessions") == [{"current_message_id": None}]
 
 
 # --- The revisions against the 0.1.0 schema and the models -------------------------------------
@@ -311,7 +492,8 @@ def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
 def test_revision_1_from_empty_is_exactly_the_0_1_0_schema(
     backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
 ) -> None:
-    assert upgrade(settings).describe() == "created the schema at revision 0001, the newest"
+    done = upgrade(settings, scripts_until_revision_1(tmp_path))
+    assert done.describe() == "created the schema at revision 0001, the newest"
 
     if backend == "sqlite":  # SQLite keeps each object's SQL as it was written: compare it all
         old_url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -374,6 +556,22 @@ def test_a_model_change_without_a_revision_fails_the_comparison(
     ], found
 
 
+def test_a_foreign_key_whose_on_delete_differs_from_the_model_fails_the_comparison(
+    settings: Settings, db_engine: Engine
+) -> None:
+    upgrade(settings)
+    changed = MetaData()
+    for table in SQLModel.metadata.tables.values():
+        table.to_metadata(changed)
+    [parent] = changed.tables["messages"].c.parent_id.foreign_keys
+    parent.constraint.ondelete = "SET NULL"  # the database has CASCADE
+
+    with db_engine.connect() as connection:
+        found = differences_from_models(connection, changed)
+
+    assert sorted(diff[0] for diff in found) == ["add_fk", "remove_fk"], found
+
+
 # --- The next revision --------------------------------------------------------------------------
 
 
@@ -383,13 +581,13 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
     load_0_1_0(backend, database_url)
     upgrade(settings)
     before = snapshot(db_engine)
-    scripts = scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2)
+    scripts = scripts_with(tmp_path, "0003_sessions_can_be_archived.py", REVISION_3)
 
     done = upgrade(settings, scripts)
 
-    assert done.describe() == "upgraded the database from revision 0001 to 0002, the newest"
+    assert done.describe() == "upgraded the database from revision 0002 to 0003, the newest"
     after = snapshot(db_engine)
-    assert after["chatstore_alembic_version"] == [("0002",)]
+    assert after["chatstore_alembic_version"] == [("0003",)]
     assert len(after["messages"]) == len(before["messages"]) == 22  # the copy of sessions cascaded nothing
     assert after["messages"] == before["messages"]
     archived = [row for row in after["sessions"] if row[-1] != "None"]
@@ -412,13 +610,13 @@ def test_a_failed_upgrade_leaves_the_revision_it_had(
             {"t": "2026-01-01 00:00:00+00:00"},
         )
     before = snapshot(db_engine)
-    scripts = scripts_with(tmp_path, "0002_fails.py", FAILING_REVISION_2)
+    scripts = scripts_with(tmp_path, "0003_fails.py", FAILING_REVISION_3)
 
     with pytest.raises(RuntimeError, match="half-way"):
         upgrade(settings, scripts)
 
     assert snapshot(db_engine) == before
-    assert state_of(settings, scripts).revision == "0001"
+    assert state_of(settings, scripts).revision == "0002"
 
 
 # --- A database newer than the code -------------------------------------------------------------
@@ -433,7 +631,7 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    upgrade(settings, scripts_with(tmp_path, "0002_sessions_can_be_archived.py", REVISION_2))
+    upgrade(settings, scripts_with(tmp_path, "0003_sessions_can_be_archived.py", REVISION_3))
     before = snapshot(db_engine)
 
     server = start_server(database_url, tmp_path / "server.log")
@@ -442,22 +640,22 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     assert "Traceback" not in log
     [refusal] = log.strip().splitlines()
     assert refusal.startswith(
-        "ERROR:    the database is at revision 0002, which this chatstore does not have"
+        "ERROR:    the database is at revision 0003, which this chatstore does not have"
     )
-    assert "this one's newest revision is 0001" in refusal
+    assert "this one's newest revision is 0002" in refusal
     assert "nothing was changed" in refusal
 
     status, _, err = db_command(monkeypatch, capsys, database_url, "upgrade")
     assert status == EXIT_DATABASE
-    assert "revision 0002" in err and "0001" in err
+    assert "revision 0003" in err and "0002" in err
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
     assert status == 0
-    assert out.startswith("the database is at revision 0002, which this chatstore does not have")
+    assert out.startswith("the database is at revision 0003, which this chatstore does not have")
 
     # The app's own start-up (any other launcher) refuses too, under the lock.
     with pytest.raises(BaseExceptionGroup) as caught, TestClient(create_app(settings)):
         pass
-    assert caught.group_contains(SchemaError, match="revision 0002")
+    assert caught.group_contains(SchemaError, match="revision 0003")
     assert snapshot(db_engine) == before
 
 
@@ -498,7 +696,10 @@ def test_history_lists_the_revisions(
     status, out, _ = db_command(monkeypatch, capsys, f"sqlite:///{tmp_path / 'none.db'}", "history")
     assert status == 0
     assert out == (
-        "0001  The schema of release 0.1.0: sessions, messages, workers, and the full-text index of messages."
+        "0001  The schema of release 0.1.0: sessions, messages, workers, and the full-text index of "
+        "messages.\n"
+        "0002  Conversations as trees: each message's parent, and the message a session shows last "
+        "(stop 0.1.0 first)."
         "  (newest)\n"
     )
     assert not (tmp_path / "none.db").exists()  # history reads no database
@@ -514,7 +715,7 @@ def test_another_apps_alembic_version_table_in_the_same_database_is_left_alone(
 
     assert status == 0, out
     assert db.rows("SELECT version_num FROM alembic_version") == [{"version_num": "3f2a9c1b7d4e"}]
-    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0001"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0002"}]
 
 
 # --- Processes starting together ----------------------------------------------------------------
@@ -603,7 +804,7 @@ def test_processes_starting_together_upgrade_once(
                 assert httpx.get(f"{server.base_url}/api/sessions", timeout=10).status_code == 200
             upgraded = "created the schema" if start == "empty" else "recorded the chatstore 0.1.0"
             assert_upgraded_once(servers, upgraded)
-    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0001"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0002"}]
     assert db.scalar("SELECT count(*) FROM messages") == (0 if start == "empty" else 22)
 
 
@@ -617,7 +818,7 @@ def test_processes_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> Non
 
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM chatstore_alembic_version").fetchall() == [
-            ("0001",)
+            ("0002",)
         ]
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

@@ -201,9 +201,10 @@ class ChatPage:
         return reply
 
     def stored_messages(self, session_id: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        response = self.api("GET", f"/api/sessions/{session_id}", headers=headers)
+        """Every stored message of the session, of every branch, in seq order."""
+        response = self.api("GET", f"/api/sessions/{session_id}/messages?limit=1000", headers=headers)
         assert response.status_code == 200, response.text
-        return list(response.json()["messages"])
+        return list(response.json())
 
 
 @pytest.fixture(scope="module")
@@ -1261,6 +1262,12 @@ def test_failed_reply_says_what_happened_in_words_and_retry_asks_again(
     ]
     assert len(fake_model.requests) == 2
 
+    # The page shows the session's current branch, which the new reply now ends: switch back to the
+    # failed reply's branch, so that the reload shows it.
+    switched = chat.api(
+        "PATCH", f"/api/sessions/{chat.session_id()}", json={"current_message_id": stored[1]["id"]}
+    )
+    assert switched.status_code == 200, switched.text
     chat.page.reload()  # the failure is explained again from what is stored
     expect(chat.messages.nth(1).locator(".failure-text")).to_have_text(
         "The model server had a problem of its own. Retry in a moment."

@@ -13,6 +13,7 @@ import msgspec
 from chatstore.schemas import ErrorEvent, MessageRead
 
 __all__ = [
+    "MESSAGE_DELETED",
     "REPLY_KEPT",
     "SESSION_DELETED",
     "UNEXPECTED_FAILURE",
@@ -23,6 +24,7 @@ __all__ = [
 
 UNEXPECTED_FAILURE = "the reply failed because of an internal error"
 SESSION_DELETED = "the session was deleted while the reply was streaming"
+MESSAGE_DELETED = "the reply was deleted while it was streaming, with a message it follows"
 REPLY_KEPT = (
     "the reply could not be stored yet because the database failed; "
     "it is kept and will be stored when the database is back"
@@ -47,15 +49,20 @@ def ends_after(position: int, length: int) -> bool:
     return position != length + 1
 
 
-def final_event(position: int, reply: MessageRead | None, *, kept: bool = False) -> StreamEvent:
-    """``done`` with the stored reply; ``error`` if it failed, its session is gone, or (``kept``) it
-    could not be stored yet: then ``reply`` is the reply as it will be stored."""
+def final_event(
+    position: int, reply: MessageRead | None, *, kept: bool = False, session_gone: bool = True
+) -> StreamEvent:
+    """``done`` with the stored reply; ``error`` if it failed, it is gone (with its session, or
+    with a message above it when not ``session_gone``), or (``kept``) it could not be stored yet:
+    then ``reply`` is the reply as it will be stored."""
     if kept:
         assert reply is not None
         detail = REPLY_KEPT if reply.status != "error" else f"{reply.error}; {REPLY_KEPT}"
         return StreamEvent("error", position, ErrorEvent(detail=detail))
     if reply is None:
-        return StreamEvent("error", position, ErrorEvent(detail=SESSION_DELETED))
+        return StreamEvent(
+            "error", position, ErrorEvent(detail=SESSION_DELETED if session_gone else MESSAGE_DELETED)
+        )
     if reply.status == "error":
         return StreamEvent("error", position, ErrorEvent(detail=reply.error or UNEXPECTED_FAILURE))
     return StreamEvent("done", position, reply)

@@ -7,7 +7,8 @@ the database fails that write, the reply is *kept*: this process holds its whole
 state until a retry lands (the ``Replies`` registry retries it beside the progress writes, with
 backoff, and once more at shutdown). Its row stays ``in_progress`` meanwhile, under this
 process's lease. Followers are told so (``REPLY_KEPT``), which is not the same as the final
-write finding no row: that means the session was deleted (``SESSION_DELETED``).
+write finding no row: that means the reply was deleted, with its session (``SESSION_DELETED``) or
+with a message above it (``MESSAGE_DELETED``).
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from chatstore.core.db import Database, DatabaseUnavailable
 from chatstore.schemas import ErrorEvent, MessageRead, ReplyDelta, ReplyStarted
 from chatstore.services.errors import ResponderError
 from chatstore.services.replies.events import UNEXPECTED_FAILURE, StreamEvent, ends_after, final_event
-from chatstore.services.replies.reply_store import finish_reply
+from chatstore.services.replies.reply_store import finish_reply, session_exists
 from chatstore.services.replies.turns import Turn, load_history
 from chatstore.services.responders import Conversation, Responder, read_session_metadata
 from chatstore.vocabulary import FinishReason, Status
@@ -51,7 +52,7 @@ class Generation:
         conversation = Conversation(
             session_id=turn.session_id,
             new_messages=turn.new_messages,
-            load_history=lambda: load_history(db, turn.session_id, turn.history_before_seq),
+            load_history=lambda: load_history(db, turn.reply_parent_id),
             load_session_metadata=lambda: read_session_metadata(db, turn.session_id),
         )
         self._pieces = responder.reply(conversation)
@@ -67,6 +68,8 @@ class Generation:
         self._final: tuple[Status, FinishReason, str | None] | None = None
         # The reply as stored; None before, and after a final write that found no row.
         self.outcome: MessageRead | None = None
+        # Whether a reply found deleted went with its session (else with a message above it).
+        self.session_gone = True
         # Ended, but the database failed the final write: the reply lives here until it lands.
         self.kept = False
         # Its final write failed other than by the database being away: stored as failed, no text.
@@ -172,7 +175,9 @@ class Generation:
                 self.turn.reply_id,
                 self.failed_writes + 1,
             )
-        # No row: its session was deleted, which is no failure to retry.
+        # No row: it was deleted (with its session or a message above it), which is no failure to retry.
+        if stored is None:
+            self.session_gone = not await session_exists(self._db, self.turn.session_id)
         self.outcome, self.kept = stored, False
         return True
 
@@ -193,6 +198,7 @@ class Generation:
             created_at=self.turn.reply_created_at,
             finish_reason=reason,
             error=error,
+            parent_id=self.turn.reply_parent_id,
         )
 
     def _notify(self) -> None:
@@ -222,6 +228,6 @@ class Generation:
                     elif self.outcome is None and self._unstorable:
                         yield StreamEvent("error", end, ErrorEvent(detail=UNEXPECTED_FAILURE))
                     else:
-                        yield final_event(end, self.outcome)
+                        yield final_event(end, self.outcome, session_gone=self.session_gone)
                 return
             await changed.wait()

@@ -1,24 +1,30 @@
-"""Turns: a chat request's messages and the reply that answers them, appended to a session.
+"""Turns: a chat request's messages and the reply that answers them, added to a session's tree.
 
-One transaction appends the request's messages and the reply's ``in_progress`` row, numbered by
-``assign_seqs``, and commits before the first event is sent. Messages that carry a client id
-already stored in the session are not stored again: a retried request finds its turn
-(``_earlier_attempt``) and streams its reply. A regeneration appends a reply only.
+One transaction stores the request's messages and the reply's ``in_progress`` row, numbered by
+``assign_seqs``, and commits before the first event is sent. The messages chain below their parent
+(the request's ``parent_id``; by default the end of the session's current branch), the reply below
+the last of them, and the reply becomes the session's current message. Messages that carry a
+client id already stored in the session are not stored again: a retried request finds its turn
+(``_earlier_attempt``), on whichever branch it was made, and streams its reply. A regeneration
+stores a reply only, as a sibling of the one it regenerates. A responder sees the reply's branch:
+root to the reply's parent, never a message of another branch.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from msgspec import UNSET, UnsetType
 from sqlalchemy import Connection, insert, select, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_message_row, utc_now
 from chatstore.schemas import MessageIn, MessageRead, ReplyStarted
+from chatstore.services.branches import NOT_A_MESSAGE, ancestors, branch_rows, message_of_session
 from chatstore.services.errors import InvalidInput, NothingToRegenerate, SessionNotFound
 from chatstore.services.replies.reply_store import new_reply_row
-from chatstore.services.rows import MESSAGE_COLUMNS, to_messages
+from chatstore.services.rows import to_messages
 
 __all__ = ["CANNOT_RESUME", "Turn", "assign_seqs", "load_history", "start_regeneration", "start_turn"]
 
@@ -26,6 +32,7 @@ CANNOT_RESUME = (
     "continues an earlier attempt of this request, but none is stored: a retry resumes a stream "
     "only when every message carries the client id it had in the first attempt"
 )
+NOT_A_REPLY = "is not a reply of this session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +42,8 @@ class Turn:
     session_id: str
     message_ids: list[str]
     reply_id: str
-    # The responder sees the stored messages before this seq (a regeneration hides the old replies).
-    history_before_seq: int
+    # The message the reply follows: the responder sees the branch down to it.
+    reply_parent_id: str | None
     reply_seq: int
     reply_created_at: datetime
     new_messages: Sequence[MessageIn] = ()
@@ -50,20 +57,41 @@ class Turn:
         )
 
 
-def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: datetime) -> int | None:
+def assign_seqs(
+    connection: Connection, session_id: str, count: int, newest_at: datetime
+) -> tuple[int, str | None]:
     """Take the session's next ``count`` seq numbers for messages whose newest is from ``newest_at``;
-    returns the last of them (None: no such session).
+    returns the last of them and the session's current message, as it is under the lock. Raises
+    ``SessionNotFound``.
 
     The only place a seq is given out (a turn, a regeneration, an import). Bumping
     ``sessions.last_seq`` takes the session row's write lock, so two processes appending to one
     session never get the same numbers; the messages get ``last - count + 1`` … ``last``.
     """
-    return connection.execute(
+    row = connection.execute(
         update(sessions_table)
         .where(sessions_table.c.id == session_id)
-        .values(last_seq=sessions_table.c.last_seq + count, last_message_at=newest_at, activity_at=newest_at)
-        .returning(sessions_table.c.last_seq)
-    ).scalar()
+        .values(
+            last_seq=sessions_table.c.last_seq + count,
+            message_count=sessions_table.c.message_count + count,
+            last_message_at=newest_at,
+            activity_at=newest_at,
+        )
+        .returning(sessions_table.c.last_seq, sessions_table.c.current_message_id)
+    ).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    return row.last_seq, row.current_message_id
+
+
+def _is_message_of(connection: Connection, session_id: str, message_id: str) -> bool:
+    return is_id(message_id) and message_of_session(connection, session_id, message_id) is not None
+
+
+def _make_current(connection: Connection, session_id: str, message_id: str) -> None:
+    connection.execute(
+        update(sessions_table).where(sessions_table.c.id == session_id).values(current_message_id=message_id)
+    )
 
 
 async def start_turn(
@@ -72,12 +100,15 @@ async def start_turn(
     messages: Sequence[MessageIn],
     worker_id: str,
     *,
+    parent_id: str | UnsetType | None = UNSET,
     resuming: bool = False,
 ) -> Turn:
-    """Append the request's messages and the reply's ``in_progress`` row, in one committed transaction.
+    """Store the request's messages and the reply's ``in_progress`` row, in one committed transaction.
 
-    ``resuming``: the client continues the stream of an earlier attempt (it sent ``Last-Event-ID``),
-    so the earlier attempt must be found; storing the messages as new would store them twice.
+    ``parent_id``: the message the request's messages follow (UNSET: the end of the current
+    branch; None: they start a new first message). ``resuming``: the client continues the stream
+    of an earlier attempt (it sent ``Last-Event-ID``), so the earlier attempt must be found;
+    storing the messages as new would store them twice.
     """
     if not is_id(session_id):  # it comes in the body; an id in a path is checked by its type
         raise SessionNotFound(session_id)
@@ -111,9 +142,13 @@ async def start_turn(
                 raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
         now = utc_now()
         new = [message for message in messages if message.id not in stored]
-        reply_seq = assign_seqs(connection, session_id, len(new) + 1, now)
-        if reply_seq is None:
-            raise SessionNotFound(session_id)
+        reply_seq, current = assign_seqs(connection, session_id, len(new) + 1, now)
+        if parent_id is UNSET:
+            parent = current
+        elif parent_id is None or _is_message_of(connection, session_id, parent_id):
+            parent = parent_id
+        else:
+            raise InvalidInput("parent_id", NOT_A_MESSAGE)
         seq = reply_seq - len(new)
         rows, message_ids = [], []
         for message in messages:
@@ -122,6 +157,7 @@ async def start_turn(
                 continue
             row = new_message_row(
                 session_id=session_id,
+                parent_id=parent,
                 seq=seq,
                 role=message.role,
                 content=message.content,
@@ -130,68 +166,68 @@ async def start_turn(
             )
             rows.append(row)
             message_ids.append(str(row["id"]))
+            parent = str(row["id"])
             seq += 1
-        reply = new_reply_row(session_id, reply_seq, worker_id, now)
+        reply = new_reply_row(session_id, parent, reply_seq, worker_id, now)
         connection.execute(insert(messages_table), [*rows, reply])
-        return Turn(session_id, message_ids, str(reply["id"]), reply_seq, reply_seq, now, new_messages=new)
+        _make_current(connection, session_id, str(reply["id"]))
+        return Turn(session_id, message_ids, str(reply["id"]), parent, reply_seq, now, new_messages=new)
 
     return await db.write(append)
 
 
 def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple[str, int]]) -> Turn | None:
-    """The turn an earlier attempt of this request stored: its messages and the reply after them."""
-    last_seq = max(seq for _, seq in stored)
+    """The turn an earlier attempt of this request stored: its messages and the first reply below
+    the last of them (later ones are its regenerations), wherever in the tree it was made."""
+    last_id = stored[-1][0]
     reply = connection.execute(
         select(messages_table.c.id, messages_table.c.seq, messages_table.c.created_at)
-        .where(
-            messages_table.c.session_id == session_id,
-            messages_table.c.seq > last_seq,
-            messages_table.c.role == "assistant",
-        )
+        .where(messages_table.c.parent_id == last_id, messages_table.c.role == "assistant")
         .order_by(messages_table.c.seq)
         .limit(1)
     ).first()
     if reply is None:
         return None
     message_ids = [message_id for message_id, _ in stored]
-    return Turn(session_id, message_ids, reply.id, last_seq + 1, reply.seq, reply.created_at, is_retry=True)
+    return Turn(session_id, message_ids, reply.id, last_id, reply.seq, reply.created_at, is_retry=True)
 
 
-async def start_regeneration(db: Database, session_id: str, worker_id: str) -> Turn:
-    """A new reply to the session's last user message; the earlier replies stay stored."""
+async def start_regeneration(
+    db: Database, session_id: str, worker_id: str, *, message_id: str | UnsetType = UNSET
+) -> Turn:
+    """A new reply beside ``message_id`` (a reply: the new one answers the same history), or by
+    default to the last user message of the current branch; it becomes the current message. The
+    earlier replies stay stored."""
 
-    def append_reply(connection: Connection) -> Turn:
-        question_seq = connection.execute(
-            select(messages_table.c.seq)
-            .where(messages_table.c.session_id == session_id, messages_table.c.role == "user")
-            .order_by(messages_table.c.seq.desc())
-            .limit(1)
-        ).scalar()
-        if question_seq is None:
-            exists = connection.execute(
-                select(sessions_table.c.id).where(sessions_table.c.id == session_id)
-            ).first()
-            raise NothingToRegenerate(session_id) if exists else SessionNotFound(session_id)
+    def store_reply(connection: Connection) -> Turn:
         now = utc_now()
-        reply_seq = assign_seqs(connection, session_id, 1, now)
-        if reply_seq is None:  # deleted since the question was read (PostgreSQL reads are not locked)
-            raise SessionNotFound(session_id)
-        reply = new_reply_row(session_id, reply_seq, worker_id, now)
+        reply_seq, current = assign_seqs(connection, session_id, 1, now)
+        if message_id is UNSET:
+            question_id = _last_user_message(connection, current)
+            if question_id is None:
+                raise NothingToRegenerate(session_id)
+        else:
+            replaced = message_of_session(connection, session_id, message_id) if is_id(message_id) else None
+            if replaced is None or replaced.role != "assistant":
+                raise InvalidInput("message_id", NOT_A_REPLY)
+            question_id = replaced.parent_id
+        reply = new_reply_row(session_id, question_id, reply_seq, worker_id, now)
         connection.execute(insert(messages_table).values(**reply))
-        return Turn(session_id, [], str(reply["id"]), question_seq + 1, reply_seq, now)
+        _make_current(connection, session_id, str(reply["id"]))
+        return Turn(session_id, [], str(reply["id"]), question_id, reply_seq, now)
 
-    return await db.write(append_reply)
+    return await db.write(store_reply)
 
 
-async def load_history(db: Database, session_id: str, before_seq: int) -> list[MessageRead]:
-    """The session's stored messages before ``before_seq``, in order: what a responder answers."""
+def _last_user_message(connection: Connection, leaf_id: str | None) -> str | None:
+    if leaf_id is None:
+        return None
+    branch = ancestors(leaf_id)
+    return connection.execute(
+        select(branch.c.id).where(branch.c.role == "user").order_by(branch.c.depth).limit(1)
+    ).scalar()
 
-    def select_history(connection: Connection) -> list[MessageRead]:
-        rows = connection.execute(
-            select(*MESSAGE_COLUMNS)
-            .where(messages_table.c.session_id == session_id, messages_table.c.seq < before_seq)
-            .order_by(messages_table.c.seq)
-        ).all()
-        return to_messages(rows)
 
-    return await db.read(select_history)
+async def load_history(db: Database, reply_parent_id: str | None) -> list[MessageRead]:
+    """The branch down to ``reply_parent_id``, root first: what a responder answers."""
+    return await db.read(lambda connection: to_messages(branch_rows(connection, reply_parent_id)))
