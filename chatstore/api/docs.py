@@ -2,8 +2,9 @@
 
 Nothing is loaded from elsewhere, so the docs work offline, as the page does. Swagger UI's files come
 from ``openapi-ui-bundles``; the page that starts it has no inline script or style, so the docs have
-the chat page's Content Security Policy (only the server's own files run). Scalar, which ``/schema`` showed before, is in no package that would not bring a web
-framework of its own, so it is gone.
+the chat page's Content Security Policy (only the server's own files run). Scalar, which
+``/schema`` showed before, is in no package that would not bring a web framework of its own, so it
+is gone.
 """
 
 from html import escape
