@@ -44,9 +44,14 @@ API_KEY = "fuzzing-key-0123456789abcdef"
 # and a forged one gets 400 naming it); a search `q` needs a letter or digit in Unicode's sense, which
 # an OpenAPI 3.1 `pattern` (ECMA-262, no Unicode property classes without the `u` flag) cannot say
 # portably; `metadata` (of a session, or of an imported one) is any JSON object within a size in bytes
-# of JSON, a depth, and without NUL anywhere, which JSON Schema has no keywords for. A 400 naming one
-# of these, and only these, is the right answer to such input; anything else still fails the check.
-UNDECLARABLE = re.compile(r"cursor|q|(session\.)?metadata([.\[].*)?")
+# of JSON, a depth, and without NUL anywhere, which JSON Schema has no keywords for; and an import's
+# tree holds together only across its fields (a message's `id` unique, its `parent_id` naming an
+# earlier message, the session's `current_message_id` naming one), which no JSON Schema keyword
+# relates. A 400 naming these, and only these, is the right answer to such input; anything else
+# still fails the check.
+UNDECLARABLE = re.compile(
+    r"cursor|q|(session\.)?metadata([.\[].*)?|messages\[\d+\]\.(id|parent_id)|session\.current_message_id"
+)
 
 
 def positive_data_acceptance_except_undeclarable(ctx: Any, response: Any, case: Any) -> bool | None:
