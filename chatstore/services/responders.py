@@ -46,7 +46,8 @@ class Conversation:
     load_session_metadata: Callable[[], Awaitable[dict[str, Any]]] = _no_metadata
 
     async def history(self) -> list[MessageRead]:
-        """Every stored message of the session before the reply, this request's included, in order.
+        """The reply's branch: its stored messages from the first down to the reply's parent, this
+        request's included, never a message of another branch.
 
         Loaded on demand, so that a responder that needs only the new messages costs nothing more
         as the session grows.

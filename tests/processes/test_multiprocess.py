@@ -7,6 +7,7 @@ HTTP and then reads the database directly.
 import asyncio
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,3 +249,47 @@ def test_processes_starting_together_on_a_new_database_all_come_up(
             assert {s["id"] for s in listed} == created
         assert_clean_logs(servers)
     assert db.scalar("SELECT count(*) FROM sessions") == 3
+
+
+@pytest.mark.server
+def test_edits_sent_at_once_through_two_processes_are_sibling_branches(
+    database_url: str, db: DatabaseView, tmp_path: Path
+) -> None:
+    """Four turns on one parent, started together through two processes: all four are stored as
+    sibling branches, each with its own reply, and they overlap (every reply was streaming at once)."""
+    with running_servers(2, database_url, tmp_path, SLOW_REPLIES) as servers:
+        session_id = create_session(servers[0], "edits")
+        first = parse_sse(
+            httpx.post(
+                f"{servers[0].base_url}/api/chat", json=chat_body(session_id, "q"), timeout=HTTP_TIMEOUT_S
+            ).text
+        )
+        parent = first[0].data["assistant_message_id"]
+        with ExitStack() as streams:
+            edits = [
+                streams.enter_context(
+                    BackgroundChat(
+                        servers[n % 2], chat_body(session_id, f"{LONG_MESSAGE} {n}", parent_id=parent)
+                    )
+                )
+                for n in range(4)
+            ]
+            for edit in edits:
+                edit.wait_until("start event", started)
+            statuses = [reply_status(db, edit.reply_id) for edit in edits]
+            for edit in edits:
+                edit.wait_until_finished()
+
+    assert statuses == ["in_progress"] * 4, "the four replies were streaming at the same time"
+    rows = db.rows("SELECT id, parent_id, role, status FROM messages WHERE session_id = :s", s=session_id)
+    by_id = {row["id"]: row for row in rows}
+    assert len(by_id) == 2 + 2 * len(edits)
+    for edit in edits:
+        assert edit.failure is None and edit.events[-1].event == "done", edit.events[-3:]
+        [question_id] = edit.events[0].data["message_ids"]
+        assert by_id[question_id]["parent_id"] == parent
+        assert (by_id[edit.reply_id]["parent_id"], by_id[edit.reply_id]["status"]) == (
+            question_id,
+            "complete",
+        )
+    assert_clean_logs(servers)
