@@ -10,6 +10,7 @@ its own PostgreSQL schema, dropped afterwards.
 
 import dataclasses
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +57,21 @@ def skip_or_fail_in_ci(reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{reason} (CI must run every test)")
     pytest.skip(reason)
+
+
+# The Node packages the tests drive, installed by `npm ci --prefix tests/node`.
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def node_with(packages: tuple[str, ...], needed_by: str) -> str:
+    """The path of ``node``, once it and ``packages`` are installed; else skip (fail in CI)."""
+    found = shutil.which("node")
+    if found is None:
+        skip_or_fail_in_ci(f"{needed_by} need Node.js: node is not on PATH")
+    for package in packages:
+        if not (NODE_DIR / "node_modules" / package / "package.json").is_file():
+            skip_or_fail_in_ci(f"{needed_by} need {package}: run npm ci --prefix tests/node")
+    return str(found)
 
 
 @pytest.fixture(params=BACKENDS)

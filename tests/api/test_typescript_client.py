@@ -9,20 +9,17 @@ the client against a server that requires an API key. The packages are pinned in
 """
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import skip_or_fail_in_ci
+from tests.conftest import NODE_DIR, node_with
 from tests.servers import ServerProcess, running_servers
 
 pytestmark = [pytest.mark.server, pytest.mark.node]
 
-NODE_DIR = Path(__file__).parents[1] / "node"
 PACKAGES = ("openapi-typescript", "openapi-fetch", "typescript", "@types/node")
 API_KEY = "typescript-client-key-0123456789"
 TIMEOUT_S = 120
@@ -30,13 +27,7 @@ TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        skip_or_fail_in_ci("the TypeScript client test needs Node.js: node is not on PATH")
-    for package in PACKAGES:
-        if not (NODE_DIR / "node_modules" / package / "package.json").is_file():
-            skip_or_fail_in_ci(f"the TypeScript client test needs {package}: run npm ci --prefix tests/node")
-    return str(found)
+    return node_with(PACKAGES, "the TypeScript client tests")
 
 
 @pytest.fixture(scope="module")

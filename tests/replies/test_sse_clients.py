@@ -7,12 +7,10 @@ Cuts are real: the client talks to the server through a ``TcpProxy`` that drops 
 """
 
 import json
-import shutil
 import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,14 +18,20 @@ import pytest
 from sqlalchemy import create_engine
 
 from chatstore.core.db import resolve_url
-from tests.conftest import BACKENDS, POSTGRES_URL_VARIABLE, postgres_url, skip_or_fail_in_ci
+from tests.conftest import (
+    BACKENDS,
+    NODE_DIR,
+    POSTGRES_URL_VARIABLE,
+    node_with,
+    postgres_url,
+    skip_or_fail_in_ci,
+)
 from tests.faults import TcpProxy
 from tests.helpers import DatabaseView, parse_sse, postgres_schema
 from tests.servers import HTTP_TIMEOUT_S, BackgroundChat, ServerProcess, free_port, running_servers, started
 
 pytestmark = [pytest.mark.server, pytest.mark.node]
 
-NODE_DIR = Path(__file__).parents[1] / "node"
 PACKAGES = ("eventsource", "@microsoft/fetch-event-source")
 # Slow enough to cut a reply in the middle (about 44 pieces, 4-5 s).
 SLOW = {"CHATSTORE_MOCK_DELAY_MS": "100", "CHATSTORE_PROGRESS_INTERVAL_MS": "100"}
@@ -38,13 +42,7 @@ CLIENT_TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        skip_or_fail_in_ci("the SSE client tests need Node.js: node is not on PATH")
-    for package in PACKAGES:
-        if not (NODE_DIR / "node_modules" / package / "package.json").is_file():
-            skip_or_fail_in_ci(f"the SSE client tests need {package}: run npm ci --prefix tests/node")
-    return str(found)
+    return node_with(PACKAGES, "the SSE client tests")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
