@@ -180,7 +180,7 @@ async def list_branch_messages(
             more, rows = len(rows) > limit, rows[:limit]
             next_cursor = encode_cursor(kind, [start, rows[-1].seq]) if more else None
         else:
-            path = ancestors(start, max_depth=limit)
+            path = ancestors(start, max_distance=limit)
             rows = connection.execute(
                 select(*MESSAGE_COLUMNS)
                 .join(path, messages_table.c.id == path.c.id)
@@ -271,7 +271,7 @@ async def get_session_detail(db: Database, session_id: str, message_id: str | No
             if not is_message_of_session(connection, session_id, message_id):
                 raise InvalidInput("message_id", NOT_A_MESSAGE, source="query")
             leaf = newest_below(connection, message_id)
-        rows, siblings = branch_with_siblings(connection, session_id, leaf)
+        rows, siblings = branch_with_siblings(connection, session_id, leaf, row.message_count)
         return SessionDetail(session=to_session(row), messages=to_branch_messages(rows, siblings))
 
     detail = await db.read(select_session_and_branch)
