@@ -28,15 +28,15 @@ __all__ = [
 NOT_A_MESSAGE = "is not a message of this session"
 
 
-def ancestors(leaf_id: str, *, max_distance: int | None = None) -> CTE:
+def ancestors(leaf_id: str, *, session_id: str | None = None, max_distance: int | None = None) -> CTE:
     """``(id, parent_id, role, distance)`` of ``leaf_id`` (distance 0) and every message above it (up to
-    ``max_distance``)."""
+    ``max_distance``); nothing if ``leaf_id`` is not a message of ``session_id``, when given (a
+    message's parent is always of its session)."""
     m = messages_table
-    branch = (
-        select(m.c.id, m.c.parent_id, m.c.role, literal(0).label("distance"))
-        .where(m.c.id == leaf_id)
-        .cte("branch", recursive=True)
-    )
+    anchor = select(m.c.id, m.c.parent_id, m.c.role, literal(0).label("distance")).where(m.c.id == leaf_id)
+    if session_id is not None:
+        anchor = anchor.where(m.c.session_id == session_id)
+    branch = anchor.cte("branch", recursive=True)
     parent = m.alias("parent")
     step = select(parent.c.id, parent.c.parent_id, parent.c.role, branch.c.distance + 1).join(
         branch, parent.c.id == branch.c.parent_id
