@@ -25,6 +25,7 @@ from chatstore.vocabulary import FinishReason, Status
 __all__ = [
     "finish_reply",
     "flag_stop",
+    "is_session_stored",
     "new_reply_row",
     "read_reply",
     "release_replies_of",
@@ -76,6 +77,16 @@ async def read_reply(db: Database, reply_id: str) -> tuple[MessageRead, list[str
     if found is None:
         raise ReplyNotFound(reply_id)
     return found
+
+
+async def is_session_stored(db: Database, session_id: str) -> bool:
+    """Whether the session is still stored: a reply that is gone went with it, or with a message above it."""
+    return await db.read(
+        lambda connection: (
+            connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+            is not None
+        )
+    )
 
 
 async def finish_reply(
