@@ -70,7 +70,7 @@ from sqlalchemy import Engine, create_engine, insert, select, text, update
 
 from chatstore.core.db import resolve_url
 from chatstore.models import messages_table, sessions_table
-from chatstore.models.tables import new_id, utc_now
+from chatstore.models.tables import new_id, new_message_row, utc_now
 from chatstore.schemas import (
     ChatRequest,
     MessageIn,
@@ -685,28 +685,35 @@ class LargeRead:
 
 
 def seed_with_sql(engine: Engine, session_id: str, count: int) -> None:
-    """Store ``count`` complete messages in the session, as chatstore would have, and its ``last_seq``."""
+    """Store ``count`` complete messages in the session as chatstore would have: a chain, each the
+    child of the one before, the last the session's current message."""
     now = utc_now()
-    rows = [
-        {
-            "id": new_id(),
-            "session_id": session_id,
-            "seq": seq,
-            "role": seed_role(seq),
-            "content": seed_content(seq),
-            "status": "complete",
-            "worker_id": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for seq in range(1, count + 1)
-    ]
+    rows: list[dict[str, object]] = []
+    for seq in range(1, count + 1):
+        parent_id = rows[-1]["id"] if rows else None
+        rows.append(
+            new_message_row(
+                session_id=session_id,
+                parent_id=parent_id,
+                depth=seq - 1,
+                seq=seq,
+                role=seed_role(seq),
+                content=seed_content(seq),
+                created_at=now,
+            )
+        )
     with engine.begin() as connection:
         connection.execute(insert(messages_table), rows)
         connection.execute(
             update(sessions_table)
             .where(sessions_table.c.id == session_id)
-            .values(last_seq=count, last_message_at=now, updated_at=now)
+            .values(
+                last_seq=count,
+                message_count=count,
+                current_message_id=rows[-1]["id"],
+                last_message_at=now,
+                updated_at=now,
+            )
         )
 
 

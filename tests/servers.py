@@ -148,16 +148,21 @@ def chat_body(session_id: str, content: str, **options: Any) -> dict[str, Any]:
 
 
 class BackgroundChat:
-    """A chat turn read event by event in a thread, so the test can act while the reply streams."""
+    """A chat turn read event by event in a thread, so the test can act while the reply streams;
+    ``BackgroundChat.following`` reads a reply's stream (``GET /api/messages/{id}/stream``) instead."""
 
-    def __init__(self, server: ServerProcess, body: dict[str, Any]) -> None:
-        self._url = f"{server.base_url}/api/chat"
+    def __init__(self, server: ServerProcess, body: dict[str, Any] | None, path: str = "/api/chat") -> None:
+        self._url = f"{server.base_url}{path}"
         self._body = body
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._read, name="background-chat", daemon=True)
         self.events: list[Event] = []
         self.finished = False
         self.failure: Exception | None = None
+
+    @classmethod
+    def following(cls, server: ServerProcess, reply_id: str) -> "BackgroundChat":
+        return cls(server, None, f"/api/messages/{reply_id}/stream")
 
     def __enter__(self) -> "BackgroundChat":
         self._thread.start()
@@ -183,7 +188,9 @@ class BackgroundChat:
         try:
             with (
                 httpx.Client(timeout=HTTP_TIMEOUT_S) as client,
-                client.stream("POST", self._url, json=self._body) as response,
+                client.stream(
+                    "GET" if self._body is None else "POST", self._url, json=self._body
+                ) as response,
             ):
                 response.raise_for_status()
                 block: list[str] = []

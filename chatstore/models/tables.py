@@ -157,6 +157,9 @@ class Message(SQLModel, table=True):
     session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE")
     # The message this one follows (None for a first message); deleting it deletes this one.
     parent_id: str | None = Field(default=None, foreign_key="messages.id", ondelete="CASCADE")
+    # How many messages are above this one on its branch (0 for a first message): a branch's length
+    # is known from its last message, before it is read.
+    depth: int = Field(sa_column_kwargs={"server_default": text("0")})
     seq: int
     role: str
     content: str = Field(sa_type=Text)

@@ -7,7 +7,7 @@ cost grows with the branch, not with the rest of the tree.
 
 from typing import Any
 
-from sqlalchemy import CTE, Connection, Row, literal, or_, select
+from sqlalchemy import CTE, ColumnElement, Connection, Row, literal, or_, select
 
 from chatstore.models import messages_table
 from chatstore.models.tables import is_id
@@ -28,21 +28,21 @@ __all__ = [
 NOT_A_MESSAGE = "is not a message of this session"
 
 
-def ancestors(leaf_id: str, *, max_depth: int | None = None) -> CTE:
-    """``(id, parent_id, role, depth)`` of ``leaf_id`` (depth 0) and every message above it (up to
-    ``max_depth``)."""
+def ancestors(leaf_id: str, *, session_id: str | None = None, max_distance: int | None = None) -> CTE:
+    """``(id, parent_id, role, distance)`` of ``leaf_id`` (distance 0) and every message above it (up to
+    ``max_distance``); nothing if ``leaf_id`` is not a message of ``session_id``, when given (a
+    message's parent is always of its session)."""
     m = messages_table
-    branch = (
-        select(m.c.id, m.c.parent_id, m.c.role, literal(0).label("depth"))
-        .where(m.c.id == leaf_id)
-        .cte("branch", recursive=True)
-    )
+    anchor = select(m.c.id, m.c.parent_id, m.c.role, literal(0).label("distance")).where(m.c.id == leaf_id)
+    if session_id is not None:
+        anchor = anchor.where(m.c.session_id == session_id)
+    branch = anchor.cte("branch", recursive=True)
     parent = m.alias("parent")
-    step = select(parent.c.id, parent.c.parent_id, parent.c.role, branch.c.depth + 1).join(
+    step = select(parent.c.id, parent.c.parent_id, parent.c.role, branch.c.distance + 1).join(
         branch, parent.c.id == branch.c.parent_id
     )
-    if max_depth is not None:
-        step = step.where(branch.c.depth < max_depth)
+    if max_distance is not None:
+        step = step.where(branch.c.distance < max_distance)
     return branch.union_all(step)
 
 
@@ -60,61 +60,85 @@ def branch_rows(connection: Connection, leaf_id: str | None) -> list[Row[Any]]:
     )
 
 
+# A branch that holds at least this share of its session's messages is read with the whole session,
+# in one range of the (session_id, seq) index, and followed up its parents in memory: cheaper than a
+# primary-key look-up per message. A shorter branch is read up its parent_id chain.
+WHOLE_SESSION_SHARE = 0.5
+_ID, _PARENT_ID = (
+    next(i for i, column in enumerate(MESSAGE_COLUMNS) if column is wanted)
+    for wanted in (messages_table.c.id, messages_table.c.parent_id)
+)
+# Parents asked for in one statement: well under both engines' limits on bound parameters.
+PARENTS_PER_QUERY = 500
+
+
 def branch_with_siblings(
-    connection: Connection, session_id: str, leaf_id: str | None
+    connection: Connection, session_id: str, leaf_id: str | None, message_count: int
 ) -> tuple[list[Row[Any]], dict[str | None, list[str]]]:
     """The branch ending at ``leaf_id`` (root first), and for each parent on it the ids of its
-    children in seq order (``None``: the session's first messages): each message's siblings."""
+    children in seq order (``None``: the session's first messages): each message's siblings.
+    ``message_count``: the session's, to choose how to read the branch."""
     if leaf_id is None:
         return [], {}
-    branch = ancestors(leaf_id)
-    rows = connection.execute(
-        select(*MESSAGE_COLUMNS)
-        .join(branch, messages_table.c.id == branch.c.id)
-        .order_by(messages_table.c.seq)
-    ).all()
     m = messages_table
-    children = connection.execute(
-        select(m.c.id, m.c.parent_id)
-        .where(
-            m.c.session_id == session_id,
-            or_(m.c.parent_id.in_(select(branch.c.parent_id)), m.c.parent_id.is_(None)),
-        )
-        .order_by(m.c.seq)
+    depth = connection.execute(select(m.c.depth).where(m.c.id == leaf_id)).scalar_one()
+    if depth + 1 < WHOLE_SESSION_SHARE * message_count:
+        rows = branch_rows(connection, leaf_id)
+        return rows, siblings_of(connection, session_id, rows)
+    session_rows = connection.execute(
+        select(*MESSAGE_COLUMNS).where(m.c.session_id == session_id).order_by(m.c.seq)
     ).all()
-    siblings: dict[str | None, list[str]] = {}
-    for child_id, parent_id in children:
-        siblings.setdefault(parent_id, []).append(child_id)
-    return list(rows), siblings
+    # By position, not by name: a Row's attribute look-up costs more than the rest of this loop.
+    by_id: dict[str, Row[Any]] = {}
+    children: dict[str | None, list[str]] = {}
+    for row in session_rows:
+        message_id, parent_id = row[_ID], row[_PARENT_ID]
+        by_id[message_id] = row
+        if parent_id in children:
+            children[parent_id].append(message_id)
+        else:
+            children[parent_id] = [message_id]
+    branch = []
+    on_branch: str | None = leaf_id
+    while on_branch is not None:
+        row = by_id[on_branch]
+        branch.append(row)
+        on_branch = row[_PARENT_ID]
+    branch.reverse()
+    return branch, {row[_PARENT_ID]: children[row[_PARENT_ID]] for row in branch}
 
 
 def siblings_of(connection: Connection, session_id: str, rows: list[Row[Any]]) -> dict[str | None, list[str]]:
-    """For each parent of ``rows`` (a page: a few ids), its children's ids in seq order."""
-    parents = {row.parent_id for row in rows}
+    """For each parent of ``rows``, its children's ids in seq order."""
     m = messages_table
-    which = [m.c.parent_id.in_([parent for parent in parents if parent is not None])]
-    if None in parents:
-        which.append(m.c.parent_id.is_(None))
-    children = connection.execute(
-        select(m.c.id, m.c.parent_id).where(m.c.session_id == session_id, or_(*which)).order_by(m.c.seq)
-    ).all()
+    parents = list({row.parent_id for row in rows if row.parent_id is not None})
+    which: list[ColumnElement[bool]] = [
+        m.c.parent_id.in_(parents[i : i + PARENTS_PER_QUERY])
+        for i in range(0, len(parents), PARENTS_PER_QUERY)
+    ]
+    if any(row.parent_id is None for row in rows):  # first messages: asked for with the first batch
+        which[:1] = [or_(*which[:1], m.c.parent_id.is_(None))]
     siblings: dict[str | None, list[str]] = {}
-    for child_id, parent_id in children:
-        siblings.setdefault(parent_id, []).append(child_id)
+    for condition in which:
+        children = connection.execute(
+            select(m.c.id, m.c.parent_id).where(m.c.session_id == session_id, condition).order_by(m.c.seq)
+        ).all()
+        for child_id, parent_id in children:
+            siblings.setdefault(parent_id, []).append(child_id)
     return siblings
 
 
 def descendants(message_id: str) -> CTE:
-    """``(id, seq, depth)`` of ``message_id`` (depth 0) and every message below it."""
+    """``(id, seq, distance)`` of ``message_id`` (distance 0) and every message below it."""
     m = messages_table
     below = (
-        select(m.c.id, m.c.seq, literal(0).label("depth"))
+        select(m.c.id, m.c.seq, literal(0).label("distance"))
         .where(m.c.id == message_id)
         .cte("below", recursive=True)
     )
     child = m.alias("child")
     return below.union_all(
-        select(child.c.id, child.c.seq, below.c.depth + 1).join(below, child.c.parent_id == below.c.id)
+        select(child.c.id, child.c.seq, below.c.distance + 1).join(below, child.c.parent_id == below.c.id)
     )
 
 
@@ -139,10 +163,10 @@ def is_message_of_session(connection: Connection, session_id: str, message_id: s
 
 
 def message_of_session(connection: Connection, session_id: str, message_id: str) -> Row[Any] | None:
-    """``(id, role, parent_id)`` of a message if it is one of the session's, locked against a delete
-    (PostgreSQL's ``FOR KEY SHARE``, as a new child's foreign key would), else None."""
+    """``(id, role, parent_id, depth)`` of a message if it is one of the session's, locked against a
+    delete (PostgreSQL's ``FOR KEY SHARE``, as a new child's foreign key would), else None."""
     return connection.execute(
-        select(messages_table.c.id, messages_table.c.role, messages_table.c.parent_id)
+        select(messages_table.c.id, messages_table.c.role, messages_table.c.parent_id, messages_table.c.depth)
         .where(messages_table.c.id == message_id, messages_table.c.session_id == session_id)
         .with_for_update(read=True, key_share=True)
     ).first()

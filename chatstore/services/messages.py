@@ -41,7 +41,7 @@ async def delete_message(db: Database, message_id: str) -> None:
             .with_for_update()
         ).first()
         below = descendants(message_id)
-        count, depth = connection.execute(select(func.count(), func.max(below.c.depth))).one()
+        count, height = connection.execute(select(func.count(), func.max(below.c.distance))).one()
         if session is None or count == 0:  # deleted meanwhile, with its session or above it
             raise MessageNotFound(message_id)
         current = session.current_message_id
@@ -50,11 +50,11 @@ async def delete_message(db: Database, message_id: str) -> None:
             path is not None
             and connection.execute(select(path.c.id).where(path.c.id == message_id)).first() is not None
         )
-        for floor in range(depth - depth % CASCADE_BAND, 0, -CASCADE_BAND):
+        for floor in range(height - height % CASCADE_BAND, 0, -CASCADE_BAND):
             band = descendants(message_id)
             connection.execute(
                 delete(messages_table).where(
-                    messages_table.c.id.in_(select(band.c.id).where(band.c.depth >= floor))
+                    messages_table.c.id.in_(select(band.c.id).where(band.c.distance >= floor))
                 )
             )
         connection.execute(delete(messages_table).where(messages_table.c.id == message_id))

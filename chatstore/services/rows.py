@@ -4,7 +4,6 @@ each to ``SessionRead`` and ``MessageRead``."""
 from collections.abc import Iterable
 from typing import Any
 
-import msgspec
 from sqlalchemy import Row, func, select
 
 from chatstore.models import messages_table, sessions_table
@@ -120,7 +119,33 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
 def to_branch_messages(
     rows: Iterable[Row[Any]], siblings: dict[str | None, list[str]]
 ) -> list[BranchMessage]:
+    # Built directly, as in to_messages: a long branch is read this way.
     return [
-        BranchMessage(**msgspec.structs.asdict(message), sibling_ids=siblings[message.parent_id])
-        for message in to_messages(rows)
+        BranchMessage(
+            id=id_,
+            session_id=session_id,
+            seq=seq,
+            role=role,
+            content=content,
+            status=status,
+            created_at=created_at,
+            finish_reason=finish_reason,
+            error=error,
+            client_id=client_id,
+            parent_id=parent_id,
+            sibling_ids=siblings[parent_id],
+        )
+        for (
+            id_,
+            session_id,
+            seq,
+            role,
+            content,
+            status,
+            created_at,
+            finish_reason,
+            error,
+            client_id,
+            parent_id,
+        ) in rows
     ]

@@ -170,22 +170,20 @@ async def list_branch_messages(
             raise InvalidInput("branch", "must be `current` or " + NOT_A_MESSAGE, source="query")
         if start is None:
             return Page([], None)
+        # The walk starts at a message of the session (a cursor's may name any), and is the join's
+        # driving side: a page costs what its messages cost, not what the session holds.
         if direction == "forward":
-            path = ancestors(start)
+            path = ancestors(start, session_id=session_id)
             query = select(*MESSAGE_COLUMNS).join(path, messages_table.c.id == path.c.id)
-            query = query.where(messages_table.c.session_id == session_id)
             if key is not None:
                 query = query.where(seq > key[1])
             rows = connection.execute(query.order_by(seq).limit(limit + 1)).all()
             more, rows = len(rows) > limit, rows[:limit]
             next_cursor = encode_cursor(kind, [start, rows[-1].seq]) if more else None
         else:
-            path = ancestors(start, max_depth=limit)
+            path = ancestors(start, session_id=session_id, max_distance=limit)
             rows = connection.execute(
-                select(*MESSAGE_COLUMNS)
-                .join(path, messages_table.c.id == path.c.id)
-                .where(messages_table.c.session_id == session_id)
-                .order_by(seq.desc())
+                select(*MESSAGE_COLUMNS).join(path, messages_table.c.id == path.c.id).order_by(seq.desc())
             ).all()
             more, rows, rest = len(rows) > limit, rows[:limit], rows[limit:]
             next_cursor = encode_cursor(kind, [rest[0].id, rest[0].seq]) if more else None
@@ -271,7 +269,7 @@ async def get_session_detail(db: Database, session_id: str, message_id: str | No
             if not is_message_of_session(connection, session_id, message_id):
                 raise InvalidInput("message_id", NOT_A_MESSAGE, source="query")
             leaf = newest_below(connection, message_id)
-        rows, siblings = branch_with_siblings(connection, session_id, leaf)
+        rows, siblings = branch_with_siblings(connection, session_id, leaf, row.message_count)
         return SessionDetail(session=to_session(row), messages=to_branch_messages(rows, siblings))
 
     detail = await db.read(select_session_and_branch)

@@ -68,6 +68,9 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
     last = export.messages[-1].created_at if export.messages else None
     parents, current = exported_tree(export)
     message_ids = [new_id() for _ in export.messages]
+    depths: list[int] = []
+    for parent in parents:  # a parent comes before its children
+        depths.append(0 if parent is None else depths[parent] + 1)
 
     def insert_all(connection: Connection) -> SessionRead:
         connection.execute(
@@ -93,6 +96,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                         id=message_ids[index],
                         session_id=session_id,
                         parent_id=None if parents[index] is None else message_ids[parents[index]],
+                        depth=depths[index],
                         seq=first_seq + index,
                         role=message.role,
                         content=message.content,
@@ -151,6 +155,7 @@ async def fork_session(
                     id=copies[index],
                     session_id=fork_id,
                     parent_id=copies[index - 1] if index else None,
+                    depth=index,
                     seq=first_seq + index,
                     role=row.role,
                     content=row.content,

@@ -1,6 +1,7 @@
 """Conversation trees against a model: random chats, edits, new roots, regenerations, switches,
 deletes and forks on a few sessions, each followed by a check of every session against a simple
-in-memory tree (its current branch, siblings, all messages in seq order, a branch paged backward)."""
+in-memory tree (its current branch, siblings, all messages in seq order, a branch paged backward,
+each stored message's depth)."""
 
 import random
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from tests.helpers import parse_sse
+from tests.helpers import DatabaseView, parse_sse
 
 STEPS = 30
 MAX_SESSIONS = 4
@@ -66,8 +67,9 @@ class Session:
 class Conversations:
     """Random operations, each applied to the service and to the model."""
 
-    def __init__(self, client: TestClient[Litestar], rng: random.Random) -> None:
+    def __init__(self, client: TestClient[Litestar], db: DatabaseView, rng: random.Random) -> None:
         self.client = client
+        self.db = db
         self.rng = rng
         self.sessions = [self.new_session() for _ in range(2)]
         self.texts = 0
@@ -181,6 +183,11 @@ class Conversations:
 
             assert branch_paged_backward(self.client, session.id) == [m.id for m in expected]
 
+            depths = self.db.rows("SELECT id, depth FROM messages WHERE session_id = :id", id=session.id)
+            assert {row["id"]: row["depth"] for row in depths} == {
+                message_id: len(session.branch(message_id)) - 1 for message_id in session.messages
+            }
+
 
 def shape(message: dict[str, Any]) -> tuple[Any, ...]:
     return message["id"], message["parent_id"], message["role"], message["content"], message["seq"]
@@ -202,8 +209,10 @@ def branch_paged_backward(client: TestClient[Litestar], session_id: str) -> list
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_operations_keep_the_tree_the_model_expects(client: TestClient[Litestar], seed: int) -> None:
-    conversations = Conversations(client, random.Random(seed))
+def test_random_operations_keep_the_tree_the_model_expects(
+    client: TestClient[Litestar], db: DatabaseView, seed: int
+) -> None:
+    conversations = Conversations(client, db, random.Random(seed))
     done = []
     for _ in range(STEPS):
         done.append(conversations.step())

@@ -344,6 +344,27 @@ def test_a_session_reads_as_its_current_branch_with_the_siblings_of_each_message
     assert [m for m, _ in branch_of(client, session_id, message_id=r2b)] == [q1, r1, q2b, r2b]
 
 
+def test_a_branch_reads_the_same_whether_it_holds_most_of_its_session_or_little_of_it(
+    client: TestClient[Litestar],
+) -> None:
+    # Most of the session is read with the whole session; a small part of it up its parents.
+    session_id = new_session(client)
+    [q1], r1 = started(turn(client, session_id, "q1"))
+    [q2], r2 = started(turn(client, session_id, "q2"))
+    assert branch_of(client, session_id) == [(q1, [q1]), (r1, [r1]), (q2, [q2]), (r2, [r2])]
+
+    again = [regenerate(client, session_id, message_id=r1)[0].data["assistant_message_id"] for _ in range(6)]
+
+    # Two of the ten messages, then four.
+    assert branch_of(client, session_id) == [(q1, [q1]), (again[-1], [r1, *again])]
+    assert branch_of(client, session_id, message_id=q2) == [
+        (q1, [q1]),
+        (r1, [r1, *again]),
+        (q2, [q2]),
+        (r2, [r2]),
+    ]
+
+
 def test_first_messages_are_siblings_of_each_other(client: TestClient[Litestar]) -> None:
     session_id = new_session(client)
     [q1], _ = started(turn(client, session_id, "q1"))

@@ -45,6 +45,9 @@ from tests.servers import ServerProcess, running_servers, start_server
 DATA = Path(__file__).parents[1] / "data" / "0.1.0"
 UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
 NOTHING_TO_DO = "nothing to upgrade"
+# This code's newest revision, and the one a later release would add after it.
+NEWEST = "0003"
+NEXT = f"{int(NEWEST) + 1:04}"
 
 
 # --- Helpers ------------------------------------------------------------------------------------
@@ -186,20 +189,20 @@ def scripts_until_revision_1(tmp_path: Path) -> Path:
     return location
 
 
-# One file, as the README says, after this code's newest revision (0002): archive a session (a
+# One file, as the README says, after this code's newest revision: archive a session (a
 # column on a table messages refer to, so that SQLite copies the table: its messages must survive
 # the copy), and index by it.
-REVISION_3 = '''"""Sessions can be archived.
+NEXT_REVISION = f'''"""Sessions can be archived.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: {NEXT}
+Revises: {NEWEST}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "{NEXT}"
+down_revision = "{NEWEST}"
 branch_labels = None
 depends_on = None
 
@@ -217,17 +220,17 @@ def downgrade() -> None:
 '''
 
 # Changes the schema, then fails: none of it may stay.
-FAILING_REVISION_3 = '''"""Fails half-way.
+FAILING_NEXT_REVISION = f'''"""Fails half-way.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: {NEXT}
+Revises: {NEWEST}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "{NEXT}"
+down_revision = "{NEWEST}"
 branch_labels = None
 depends_on = None
 
@@ -311,7 +314,7 @@ def test_a_0_1_0_database_upgrades_and_reads_back_as_before(
         assert stored in [hit["message_id"] for hit in get("/api/search", q="zeppelin")["results"]]
 
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
-    assert (status, out) == (0, "the database is at revision 0002, the newest\n")
+    assert (status, out) == (0, f"the database is at revision {NEWEST}, the newest\n")
 
 
 def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
@@ -335,9 +338,9 @@ def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
     assert after == before  # nothing else was touched
     # The revisions after it run on from there.
     status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
-    assert (status, out) == (0, "upgraded the database from revision 0001 to 0002, the newest\n")
+    assert (status, out) == (0, f"upgraded the database from revision 0001 to {NEWEST}, the newest\n")
     status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
-    assert (status, out) == (0, "the database is at revision 0002, the newest: nothing to upgrade\n")
+    assert (status, out) == (0, f"the database is at revision {NEWEST}, the newest: nothing to upgrade\n")
 
 
 def test_db_upgrade_takes_a_0_1_0_database_to_the_newest_revision(
@@ -349,7 +352,7 @@ def test_db_upgrade_takes_a_0_1_0_database_to_the_newest_revision(
 
     assert (status, out) == (
         0,
-        "recorded the chatstore 0.1.0 database as revision 0001, then upgraded it to 0002, the newest\n",
+        f"recorded the chatstore 0.1.0 database as revision 0001, then upgraded it to {NEWEST}, the newest\n",
     )
 
 
@@ -481,9 +484,43 @@ def test_revision_2_gives_an_empty_session_no_current_message(
         t="2026-01-01 00:00:00+00:00",
     )
 
-    assert upgrade(settings).describe() == "upgraded the database from revision 0001 to 0002, the newest"
+    assert upgrade(settings).describe() == f"upgraded the database from revision 0001 to {NEWEST}, the newest"
 
     assert db.rows("SELECT current_message_id FROM sessions") == [{"current_message_id": None}]
+
+
+# --- Revision 0003: each message's depth -------------------------------------------------------
+
+
+def test_revision_3_gives_each_message_the_number_of_messages_above_it(
+    backend: str, database_url: str, settings: Settings, db: DatabaseView
+) -> None:
+    load_0_1_0(backend, database_url)
+    store_0_1_0_regenerated_session(db)
+
+    upgrade(settings)
+
+    depths = db.rows("SELECT seq, depth FROM messages WHERE session_id = :id ORDER BY seq", id=REGENERATED)
+    # The tree of the test above: the regenerated replies are siblings, one deep.
+    assert [(row["seq"], row["depth"]) for row in depths] == [
+        (1, 0),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 2),
+        (6, 3),
+        (7, 4),
+        (8, 4),
+        (9, 5),
+        (10, 6),
+    ]
+    # Every message of the 0.1.0 sessions, chains by seq, is one deeper than its parent.
+    mismatched = db.rows(
+        "SELECT m.id FROM messages AS m LEFT JOIN messages AS p ON p.id = m.parent_id "
+        "WHERE m.depth <> COALESCE(p.depth + 1, 0)"
+    )
+    assert mismatched == []
+    assert db.scalar("SELECT max(depth) FROM messages WHERE session_id <> :id", id=REGENERATED) > 0
 
 
 # --- The revisions against the 0.1.0 schema and the models -------------------------------------
@@ -581,13 +618,13 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
     load_0_1_0(backend, database_url)
     upgrade(settings)
     before = snapshot(db_engine)
-    scripts = scripts_with(tmp_path, "0003_sessions_can_be_archived.py", REVISION_3)
+    scripts = scripts_with(tmp_path, f"{NEXT}_sessions_can_be_archived.py", NEXT_REVISION)
 
     done = upgrade(settings, scripts)
 
-    assert done.describe() == "upgraded the database from revision 0002 to 0003, the newest"
+    assert done.describe() == f"upgraded the database from revision {NEWEST} to {NEXT}, the newest"
     after = snapshot(db_engine)
-    assert after["chatstore_alembic_version"] == [("0003",)]
+    assert after["chatstore_alembic_version"] == [(NEXT,)]
     assert len(after["messages"]) == len(before["messages"]) == 22  # the copy of sessions cascaded nothing
     assert after["messages"] == before["messages"]
     archived = [row for row in after["sessions"] if row[-1] != "None"]
@@ -610,13 +647,13 @@ def test_a_failed_upgrade_leaves_the_revision_it_had(
             {"t": "2026-01-01 00:00:00+00:00"},
         )
     before = snapshot(db_engine)
-    scripts = scripts_with(tmp_path, "0003_fails.py", FAILING_REVISION_3)
+    scripts = scripts_with(tmp_path, f"{NEXT}_fails.py", FAILING_NEXT_REVISION)
 
     with pytest.raises(RuntimeError, match="half-way"):
         upgrade(settings, scripts)
 
     assert snapshot(db_engine) == before
-    assert state_of(settings, scripts).revision == "0002"
+    assert state_of(settings, scripts).revision == NEWEST
 
 
 # --- A database newer than the code -------------------------------------------------------------
@@ -631,7 +668,7 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    upgrade(settings, scripts_with(tmp_path, "0003_sessions_can_be_archived.py", REVISION_3))
+    upgrade(settings, scripts_with(tmp_path, f"{NEXT}_sessions_can_be_archived.py", NEXT_REVISION))
     before = snapshot(db_engine)
 
     server = start_server(database_url, tmp_path / "server.log")
@@ -640,22 +677,22 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     assert "Traceback" not in log
     [refusal] = log.strip().splitlines()
     assert refusal.startswith(
-        "ERROR:    the database is at revision 0003, which this chatstore does not have"
+        f"ERROR:    the database is at revision {NEXT}, which this chatstore does not have"
     )
-    assert "this one's newest revision is 0002" in refusal
+    assert f"this one's newest revision is {NEWEST}" in refusal
     assert "nothing was changed" in refusal
 
     status, _, err = db_command(monkeypatch, capsys, database_url, "upgrade")
     assert status == EXIT_DATABASE
-    assert "revision 0003" in err and "0002" in err
+    assert f"revision {NEXT}" in err and NEWEST in err
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
     assert status == 0
-    assert out.startswith("the database is at revision 0003, which this chatstore does not have")
+    assert out.startswith(f"the database is at revision {NEXT}, which this chatstore does not have")
 
     # The app's own start-up (any other launcher) refuses too, under the lock.
     with pytest.raises(BaseExceptionGroup) as caught, TestClient(create_app(settings)):
         pass
-    assert caught.group_contains(SchemaError, match="revision 0003")
+    assert caught.group_contains(SchemaError, match=f"revision {NEXT}")
     assert snapshot(db_engine) == before
 
 
@@ -699,7 +736,8 @@ def test_history_lists_the_revisions(
         "0001  The schema of release 0.1.0: sessions, messages, workers, and the full-text index of "
         "messages.\n"
         "0002  Conversations as trees: each message's parent, and the message a session shows last "
-        "(stop 0.1.0 first)."
+        "(stop 0.1.0 first).\n"
+        "0003  Each message's depth on its branch, so that a branch's length is known before it is read."
         "  (newest)\n"
     )
     assert not (tmp_path / "none.db").exists()  # history reads no database
@@ -715,7 +753,7 @@ def test_another_apps_alembic_version_table_in_the_same_database_is_left_alone(
 
     assert status == 0, out
     assert db.rows("SELECT version_num FROM alembic_version") == [{"version_num": "3f2a9c1b7d4e"}]
-    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0002"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": NEWEST}]
 
 
 # --- Processes starting together ----------------------------------------------------------------
@@ -804,7 +842,7 @@ def test_processes_starting_together_upgrade_once(
                 assert httpx.get(f"{server.base_url}/api/sessions", timeout=10).status_code == 200
             upgraded = "created the schema" if start == "empty" else "recorded the chatstore 0.1.0"
             assert_upgraded_once(servers, upgraded)
-    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0002"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": NEWEST}]
     assert db.scalar("SELECT count(*) FROM messages") == (0 if start == "empty" else 22)
 
 
@@ -818,7 +856,7 @@ def test_processes_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> Non
 
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM chatstore_alembic_version").fetchall() == [
-            ("0002",)
+            (NEWEST,)
         ]
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

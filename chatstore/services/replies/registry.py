@@ -22,7 +22,7 @@ from chatstore.schemas import MessageRead, ReplyDelta, ReplyStarted
 from chatstore.services.errors import ReplyNotFound
 from chatstore.services.replies.events import StreamEvent, ends_after, final_event
 from chatstore.services.replies.generation import Generation
-from chatstore.services.replies.reply_store import flag_stop, read_reply, write_progress
+from chatstore.services.replies.reply_store import flag_stop, is_session_stored, read_reply, write_progress
 from chatstore.services.replies.turns import Turn
 from chatstore.services.responders import Responder
 
@@ -141,6 +141,7 @@ class Replies:
         local: Generation | None,
         stored: StoredReply | None,
     ) -> AsyncIterator[StreamEvent]:
+        session_id = None if stored is None else stored[0].session_id
         while True:
             if local is not None:  # generated here: live, from memory
                 async for event in local.follow(position, started):
@@ -150,9 +151,12 @@ class Replies:
                 try:
                     stored = await read_reply(self.db, reply_id)
                 except ReplyNotFound:
-                    yield final_event((position or 0) + 1, None)
+                    # Deleted with its session, or with a message above it.
+                    session_gone = session_id is None or not await is_session_stored(self.db, session_id)
+                    yield final_event((position or 0) + 1, None, session_gone=session_gone)
                     return
             reply, asked = stored
+            session_id = reply.session_id
             if position is None:
                 yield StreamEvent(
                     "start",

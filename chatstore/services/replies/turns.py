@@ -84,8 +84,18 @@ def assign_seqs(
     return row.last_seq, row.current_message_id
 
 
-def _is_message_of(connection: Connection, session_id: str, message_id: str) -> bool:
-    return is_id(message_id) and message_of_session(connection, session_id, message_id) is not None
+def _depth_below(connection: Connection, parent_id: str | None) -> int:
+    """The depth of a new child of ``parent_id`` (a stored message, or None for a first message)."""
+    if parent_id is None:
+        return 0
+    return (
+        int(
+            connection.execute(
+                select(messages_table.c.depth).where(messages_table.c.id == parent_id)
+            ).scalar_one()
+        )
+        + 1
+    )
 
 
 def _make_current(connection: Connection, session_id: str, message_id: str) -> None:
@@ -144,11 +154,14 @@ async def start_turn(
         new = [message for message in messages if message.id not in stored]
         reply_seq, current = assign_seqs(connection, session_id, len(new) + 1, now)
         if parent_id is UNSET:
-            parent = current
-        elif parent_id is None or _is_message_of(connection, session_id, parent_id):
-            parent = parent_id
+            parent, depth = current, _depth_below(connection, current)
+        elif parent_id is None:
+            parent, depth = None, 0
         else:
-            raise InvalidInput("parent_id", NOT_A_MESSAGE)
+            found = message_of_session(connection, session_id, parent_id) if is_id(parent_id) else None
+            if found is None:
+                raise InvalidInput("parent_id", NOT_A_MESSAGE)
+            parent, depth = parent_id, found.depth + 1
         seq = reply_seq - len(new)
         rows, message_ids = [], []
         for message in messages:
@@ -158,6 +171,7 @@ async def start_turn(
             row = new_message_row(
                 session_id=session_id,
                 parent_id=parent,
+                depth=depth,
                 seq=seq,
                 role=message.role,
                 content=message.content,
@@ -167,8 +181,9 @@ async def start_turn(
             rows.append(row)
             message_ids.append(str(row["id"]))
             parent = str(row["id"])
+            depth += 1
             seq += 1
-        reply = new_reply_row(session_id, parent, reply_seq, worker_id, now)
+        reply = new_reply_row(session_id, parent, depth, reply_seq, worker_id, now)
         connection.execute(insert(messages_table), [*rows, reply])
         _make_current(connection, session_id, str(reply["id"]))
         return Turn(session_id, message_ids, str(reply["id"]), parent, reply_seq, now, new_messages=new)
@@ -206,12 +221,13 @@ async def start_regeneration(
             question_id = _last_user_message(connection, current)
             if question_id is None:
                 raise NothingToRegenerate(session_id)
+            depth = _depth_below(connection, question_id)
         else:
             replaced = message_of_session(connection, session_id, message_id) if is_id(message_id) else None
             if replaced is None or replaced.role != "assistant":
                 raise InvalidInput("message_id", NOT_A_REPLY)
-            question_id = replaced.parent_id
-        reply = new_reply_row(session_id, question_id, reply_seq, worker_id, now)
+            question_id, depth = replaced.parent_id, replaced.depth
+        reply = new_reply_row(session_id, question_id, depth, reply_seq, worker_id, now)
         connection.execute(insert(messages_table).values(**reply))
         _make_current(connection, session_id, str(reply["id"]))
         return Turn(session_id, [], str(reply["id"]), question_id, reply_seq, now)
@@ -224,7 +240,7 @@ def _last_user_message(connection: Connection, leaf_id: str | None) -> str | Non
         return None
     branch = ancestors(leaf_id)
     return connection.execute(
-        select(branch.c.id).where(branch.c.role == "user").order_by(branch.c.depth).limit(1)
+        select(branch.c.id).where(branch.c.role == "user").order_by(branch.c.distance).limit(1)
     ).scalar()
 
 
