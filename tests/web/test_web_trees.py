@@ -22,6 +22,7 @@ from tests.helpers import postgres_schema
 from tests.web.test_web import (
     DESKTOP,
     PHONE,
+    RELOAD_MOCK_DELAY_MS,
     SESSION_URL,
     WHOLE_REPLY_TIMEOUT_MS,
     ChatPage,
@@ -303,6 +304,66 @@ def test_fork_opens_a_new_chat_holding_the_branch(tree_page: Callable[..., ChatP
     chat.send_and_wait("Warm, then")  # the fork goes on by itself
     assert len(chat.stored_messages(fork_id)) == 4
     assert len(chat.stored_messages(original_id)) == 4
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_reload_while_a_regenerated_reply_streams_shows_its_branch_growing(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page(CHATSTORE_MOCK_DELAY_MS=RELOAD_MOCK_DELAY_MS)
+    chat.send_and_wait("Tell me about ferries")
+    [question_id, old_id] = shown_ids(chat)
+    chat.messages.nth(1).hover()
+    chat.messages.nth(1).get_by_role("button", name="Regenerate").click()
+    fresh = chat.messages.nth(1)
+    expect(fresh.locator(".message-content")).to_contain_text("You said:")
+    expect(fresh).to_have_attribute("data-status", "in_progress")
+    # While it streams, the branch stays as it is: no edit, switch or regenerate.
+    expect(chat.messages.nth(0).get_by_role("button", name="Edit message")).to_be_hidden()
+    expect(fresh.get_by_role("button", name="Previous version")).to_be_disabled()
+    expect(fresh.get_by_role("button", name="Regenerate")).to_be_hidden()
+    new_id = fresh.get_attribute("data-message-id")
+    assert new_id not in (None, old_id)
+
+    chat.page.reload()
+
+    expect(chat.messages).to_have_count(2)
+    expect(fresh).to_have_attribute("data-message-id", new_id)
+    expect(fresh).to_have_attribute("data-status", "in_progress")
+    expect(versions(fresh)).to_have_text(re.compile(r"2 / 2"))
+    expect(fresh).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    stored = chat.wait_for_reply(chat.session_id())
+    assert (stored["id"], stored["parent_id"], stored["status"]) == (new_id, question_id, "complete")
+    expect(fresh.locator(".message-content")).to_have_text(stored["content"])
+    expect(fresh.get_by_role("button", name="Previous version")).to_be_enabled()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_search_hit_on_another_branch_shows_that_branch(tree_page: Callable[..., ChatPage]) -> None:
+    chat = tree_page()
+    chat.send_and_wait("Apples or pears?")
+    edit(chat, chat.messages.nth(0), "Cherries or plums?")  # a new first message
+    session_id = chat.session_id()
+    [apples, apples_reply] = [m["id"] for m in chat.stored_messages(session_id)][:2]
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text("Cherries or plums?")
+    hits = chat.page.locator("#search-list .search-hit")
+
+    chat.page.get_by_role("searchbox", name="Search messages").fill("apples")
+    expect(hits).to_have_count(2)  # the question and its reply
+    hits.filter(has=chat.page.locator(".session-meta", has_text=re.compile("^You"))).click()
+
+    found = chat.page.locator(f'[data-message-id="{apples}"]')
+    expect(found).to_have_class(re.compile(r"\bhighlighted\b"))
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text("Apples or pears?")
+    expect(versions(chat.messages.nth(0))).to_have_text(re.compile(r"1 / 2"))
+    assert shown_ids(chat) == [apples, apples_reply]
+    assert f"#/sessions/{session_id}/messages/{apples}" in chat.page.url
+    session = chat.api("GET", f"/api/sessions/{session_id}").json()["session"]
+    assert session["current_message_id"] == apples_reply  # so a reload shows it too
+    chat.page.reload()
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text("Apples or pears?")
 
 
 # ---- screenshots ----------------------------------------------------------------------------------
