@@ -396,6 +396,7 @@ async function followIfStreaming(sessionId, messages) {
  * deep in a long chat renders only what changed.
  */
 function showBranch({ session, messages }) {
+  closeEditor(); // its message may be on the branch no longer
   state.current = { ...state.current, ...session };
   const items = [...ui.messages.children];
   let kept = 0;
@@ -626,6 +627,8 @@ function updateActions() {
     updateItemActions(item);
     showVersions(item);
   }
+  // An edit is sent once the reply streaming now has ended (what was typed stays meanwhile).
+  if (editing) editing.form.querySelector(".editor-send").disabled = state.stream !== null;
 }
 
 function appendMessage(message) {
@@ -1154,6 +1157,7 @@ function openEditor(item, text = messageText(item)) {
   item.querySelector(".message-content").after(form);
   item.classList.add("editing");
   editing = { item, form };
+  send.disabled = state.stream !== null;
 
   const fit = () => {
     area.style.height = "auto";
@@ -1202,7 +1206,6 @@ async function showVersion(item, step) {
     await api.switchBranch(sessionId, target);
     const detail = await api.getSession(sessionId);
     if (load !== state.loading) return; // another chat was opened meanwhile
-    closeEditor();
     showBranch(detail);
     refocusVersions(target, step);
     await followIfStreaming(sessionId, detail.messages);
