@@ -366,6 +366,34 @@ def test_a_search_hit_on_another_branch_shows_that_branch(tree_page: Callable[..
     expect(chat.messages.nth(0).locator(".message-content")).to_have_text("Apples or pears?")
 
 
+@pytest.mark.browser
+@pytest.mark.server
+def test_on_a_touch_phone_the_controls_show_without_hover_and_an_edit_is_sent_with_its_button(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page(viewport=PHONE, has_touch=True)
+    sent = send_with_the_button(chat, "Which platform?")
+    expect(sent).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    question = chat.messages.nth(0)
+    pencil = question.get_by_role("button", name="Edit message")
+    # No hover on a touch screen: the controls are in view (opacity 1) as they are.
+    assert pencil.evaluate("e => getComputedStyle(e).opacity") == "1"
+
+    pencil.tap()
+    box = question.get_by_role("textbox", name="Edit message")
+    box.press("End")
+    box.press("Enter")  # a new line, as in the composer on a touch screen
+    chat.page.keyboard.insert_text("Platform 2?")
+    expect(box).to_have_value("Which platform?\nPlatform 2?")
+    question.get_by_role("button", name="Send").tap()
+
+    expect(chat.messages.nth(1)).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    expect(chat.messages.nth(0).locator(".message-content")).to_have_text("Which platform?\nPlatform 2?")
+    expect(versions(chat.messages.nth(0))).to_have_text(re.compile(r"2 / 2"))
+    assert branch(chat)[0]["content"] == "Which platform?\nPlatform 2?"
+    assert len(chat.stored_messages(chat.session_id())) == 4
+
+
 # ---- screenshots ----------------------------------------------------------------------------------
 
 
