@@ -746,8 +746,10 @@ async function streamReply(stream, content, edit = null) {
       question.remove();
       reply.remove();
       if (edit) {
-        ui.messages.append(...edit.replaced);
-        openEditor(edit.item, content);
+        if (state.current?.id === stream.sessionId) {
+          ui.messages.append(...edit.replaced);
+          openEditor(edit.item, content);
+        }
       } else {
         ui.input.value = content;
         fitInput();
@@ -798,7 +800,8 @@ async function regenerateReply(old) {
   } catch (error) {
     if (stream.replyId === null) {
       reply.remove();
-      ui.messages.append(...replaced); // nothing was asked for: the branch stays as it was
+      // Nothing was asked for: the branch stays as it was (unless another chat is open by now).
+      if (state.current?.id === stream.sessionId) ui.messages.append(...replaced);
     }
     showStreamError(reply, stream, error);
   } finally {
