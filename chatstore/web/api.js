@@ -82,7 +82,7 @@ export async function listSessions(cursor = null) {
   return { sessions: await response.json(), nextCursor: response.headers.get("x-next-cursor") };
 }
 
-/** `{session, messages}` */
+/** `{session, messages}`: the session and its current branch, root first, with `sibling_ids`. */
 export async function getSession(id) {
   return (await send("GET", sessionPath(id))).json();
 }
@@ -124,6 +124,24 @@ export async function deleteSession(id) {
   await send("DELETE", sessionPath(id));
 }
 
+/**
+ * Make the branch through `messageId` the session's current one (down to the newest message below
+ * it); resolves to the session.
+ */
+export async function switchBranch(sessionId, messageId) {
+  return updateSession(sessionId, { current_message_id: messageId });
+}
+
+/** Delete a message and every message below it, on every branch. */
+export async function deleteMessage(messageId) {
+  await send("DELETE", messagePath(messageId));
+}
+
+/** A new session holding a copy of the branch that ends at `messageId`; resolves to the session. */
+export async function forkSession(sessionId, messageId) {
+  return (await send("POST", `${sessionPath(sessionId)}/fork`, { body: { message_id: messageId } })).json();
+}
+
 /** Stop a reply wherever it is being written; resolves to the reply as stored. */
 export async function stopReply(messageId) {
   return (await send("POST", `${messagePath(messageId)}/stop`)).json();
@@ -135,20 +153,20 @@ export async function stopReply(messageId) {
  * network): the stream is re-attached from the last event received, a few times, and
  * `onConnection(false)` / `onConnection(true)` tell when it is lost and back. Resolves when the
  * stream ends with `done` or `error`; rejects with ApiError, or with an AbortError when `signal`
- * aborts.
+ * aborts. `parentId`, when given, is the message the new one follows (null: a new first message);
+ * without it the message follows the end of the session's current branch.
  */
-export async function chat(sessionId, content, { signal, onEvent, onConnection }) {
-  const response = await send("POST", "/api/chat", {
-    body: { session_id: sessionId, messages: [{ role: "user", content }], keep_generating: true },
-    signal,
-  });
+export async function chat(sessionId, content, { parentId, signal, onEvent, onConnection }) {
+  const body = { session_id: sessionId, messages: [{ role: "user", content }], keep_generating: true };
+  if (parentId !== undefined) body.parent_id = parentId;
+  const response = await send("POST", "/api/chat", { body, signal });
   await followReply(response, { replyId: null, position: null }, { signal, onEvent, onConnection });
 }
 
-/** Ask for a new reply to the session's last user message, and read it as `chat()` does. */
-export async function regenerate(sessionId, { signal, onEvent, onConnection }) {
+/** Ask for a new reply beside the reply `messageId` (a sibling of it), and read it as `chat()` does. */
+export async function regenerate(sessionId, messageId, { signal, onEvent, onConnection }) {
   const response = await send("POST", `${sessionPath(sessionId)}/regenerate`, {
-    body: { keep_generating: true },
+    body: { message_id: messageId, keep_generating: true },
     signal,
   });
   await followReply(response, { replyId: null, position: null }, { signal, onEvent, onConnection });

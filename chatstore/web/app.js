@@ -40,6 +40,7 @@ const ui = {
   renameError: $("rename-error"),
   renameCancel: $("rename-cancel"),
   deleteDialog: $("delete-dialog"),
+  deleteHeading: $("delete-heading"),
   deleteForm: $("delete-form"),
   deleteText: $("delete-text"),
   deleteError: $("delete-error"),
@@ -62,6 +63,7 @@ const ui = {
   moreResults: $("more-results"),
   sessionBrowser: $("session-browser"),
   sessionMenu: $("session-menu"),
+  messageMenu: $("message-menu"),
   importButton: $("import-session"),
   importFile: $("import-file"),
 };
@@ -74,10 +76,15 @@ const state = {
   loading: 0, // counts session loads, so that a slow, older one does not overwrite a newer one
   draftMetadata: {}, // settings chosen for a chat not created yet: sent with its first message
   menuSession: null, // the session whose sidebar menu is open
+  menuMessage: null, // the message item whose menu is open
   search: { query: "", cursor: null, count: 0 }, // count: searches sent, so only the latest shows
 };
 // Each reply's Markdown view, which keeps the reply's text and renders it as it grows.
 const views = new WeakMap();
+// Each message item's place in the conversation's tree: {parentId, siblingIds}. `siblingIds` are
+// the versions shown as "‹ 2 / 3 ›", in the server's order; null stands for the item itself while
+// it has no id yet (a message being sent).
+const places = new WeakMap();
 
 const ROLE_TEXT = { user: "You", assistant: "Assistant", system: "System" };
 const STATUS_TEXT = {
@@ -358,15 +365,54 @@ async function openSession(id, messageId = null) {
     return;
   }
   if (load !== state.loading) return;
+  if (messageId && !detail.messages.some((message) => message.id === messageId)) {
+    // A search hit on another branch: that branch is made current, so that a reload shows it too.
+    try {
+      await api.switchBranch(id, messageId);
+      detail = await api.getSession(id);
+    } catch {
+      // Gone meanwhile (deleted): the current branch is shown, scrolled to its end.
+    }
+    if (load !== state.loading) return;
+  }
   showSession(detail.session);
   ui.messages.replaceChildren(...detail.messages.map(messageItem));
-  updateRetry();
+  updateActions();
   if (!messageId || !highlightMessage(messageId)) scrollToEnd();
-  const last = detail.messages.at(-1);
+  await followIfStreaming(id, detail.messages);
+}
+
+/** Follow the branch's last reply live if it is still being written (after a reload, say). */
+async function followIfStreaming(sessionId, messages) {
+  const last = messages.at(-1);
   if (last?.role === "assistant" && last.status === "in_progress" && !state.stream) {
-    await watchReply(id, last, ui.messages.lastElementChild);
+    await watchReply(sessionId, last, ui.messages.lastElementChild);
   }
 }
+
+/**
+ * Show the session's current branch, as the server sent it, in place of the one shown: the
+ * messages both start with stay as they are (with their versions brought up to date), so a switch
+ * deep in a long chat renders only what changed.
+ */
+function showBranch({ session, messages }) {
+  closeEditor(); // its message may be on the branch no longer
+  state.current = { ...state.current, ...session };
+  const items = [...ui.messages.children];
+  let kept = 0;
+  while (kept < Math.min(items.length, messages.length) && showsMessage(items[kept], messages[kept])) {
+    places.set(items[kept], placeOf(messages[kept]));
+    showVersions(items[kept]);
+    kept++;
+  }
+  for (const item of items.slice(kept)) item.remove();
+  ui.messages.append(...messages.slice(kept).map(messageItem));
+  ui.welcome.hidden = true;
+  updateActions();
+}
+
+const showsMessage = (item, message) =>
+  item.dataset.messageId === message.id && item.dataset.status === message.status && messageText(item) === message.content;
 
 function showSession(session) {
   state.current = session;
@@ -427,16 +473,57 @@ function messageItem(message) {
   failure.append(element("p", "failure-text"), details);
 
   const actions = element("div", "message-actions");
-  const time = element("time", "message-time");
-  const copy = actionButton("Copy", "message-copy", "Copy message");
-  const retry = actionButton("Retry", "message-retry");
-  retry.hidden = true;
-  actions.append(time, copy, retry);
+  const time = element("time", "message-time on-hover");
+  // "‹ 2 / 3 ›": the versions of this message (edits, or replies asked for again) to switch between.
+  const versions = element("span", "message-versions");
+  versions.setAttribute("role", "group");
+  versions.setAttribute("aria-label", "Versions");
+  versions.append(
+    actionButton("\u2039", "version-previous", "Previous version"),
+    element("span", "version-position"),
+    actionButton("\u203A", "version-next", "Next version"),
+  );
+  const copy = actionButton("Copy", "message-copy on-hover", "Copy message");
+  actions.append(time, versions, copy);
+  if (message.role === "user") actions.append(actionButton("\u270E", "message-edit on-hover", "Edit message"));
+  // Regenerate, or Retry for a reply that failed or was stopped: a new reply beside this one.
+  if (message.role === "assistant") actions.append(actionButton("Regenerate", "message-regenerate"));
+  const more = element("span", "menu-anchor message-more on-hover");
+  const moreButton = actionButton("\u22EF", "message-more-button", "More actions");
+  moreButton.setAttribute("aria-haspopup", "menu");
+  moreButton.setAttribute("aria-expanded", "false");
+  more.append(moreButton);
+  actions.append(more);
 
   item.append(element("span", "message-role", ROLE_TEXT[message.role]), content, element("p", "message-status"), failure, actions);
+  places.set(item, placeOf(message));
+  showVersions(item);
   setTime(item, message.created_at ?? new Date().toISOString());
   setStatus(item, message.status, message.finish_reason, message.error);
   return item;
+}
+
+const placeOf = (message) => ({ parentId: message.parent_id ?? null, siblingIds: message.sibling_ids ?? [message.id ?? null] });
+
+/** Show "‹ n / m ›" on a message that has other versions; nothing on one that has none. */
+function showVersions(item) {
+  const { siblingIds } = places.get(item);
+  const index = siblingIds.indexOf(item.dataset.messageId ?? null);
+  const versions = item.querySelector(".message-versions");
+  versions.hidden = siblingIds.length < 2 || index === -1;
+  if (versions.hidden) return;
+  versions.querySelector(".version-position").textContent = `${index + 1} / ${siblingIds.length}`;
+  versions.querySelector(".version-previous").disabled = index === 0 || state.stream !== null;
+  versions.querySelector(".version-next").disabled = index === siblingIds.length - 1 || state.stream !== null;
+}
+
+/** A message sent or a reply started has its id: it takes its place among its versions. */
+function nameItem(item, id) {
+  item.dataset.messageId = id;
+  const place = places.get(item);
+  place.siblingIds = place.siblingIds.map((sibling) => sibling ?? id);
+  showVersions(item);
+  updateItemActions(item);
 }
 
 function actionButton(text, className, label) {
@@ -463,7 +550,7 @@ function setStatus(item, status, finishReason = null, error = null) {
   delete item.dataset.kept;
   showStatusText(item, (status === "incomplete" && FINISH_TEXT[finishReason]) || STATUS_TEXT[status] || "");
   showFailure(item, status === "error" ? (error ?? "") : null);
-  updateRetry();
+  updateItemActions(item);
 }
 
 /** Say why a reply failed in words, with the server's own words behind "Details"; null hides it. */
@@ -487,6 +574,7 @@ function showKept(item, detail) {
   if (failed > 0) setStatus(item, "error", "error", detail.slice(0, failed));
   else setStatus(item, "complete");
   item.dataset.kept = "true";
+  updateItemActions(item);
   showStatusText(item, KEPT_TEXT);
 }
 
@@ -514,28 +602,49 @@ function setConnection(item, connected) {
   showStatusText(item, connected ? STATUS_TEXT[item.dataset.status] : RECONNECTING_TEXT);
 }
 
-/** Retry is offered on the last reply, when it failed or was stopped, and nothing streams. */
-function updateRetry() {
-  const last = ui.messages.lastElementChild;
-  for (const retry of ui.messages.querySelectorAll(".message-retry")) {
-    const item = retry.closest(".message");
-    retry.hidden = !(
-      item === last &&
-      !state.stream &&
-      item.classList.contains("assistant") &&
-      ["error", "incomplete"].includes(item.dataset.status) &&
-      !item.dataset.kept
-    );
+/**
+ * What a message offers while nothing streams: a stored message can be edited (the person's),
+ * asked for again (a reply: Regenerate, or Retry when it failed or was stopped), forked or deleted.
+ */
+function updateItemActions(item) {
+  const stored = Boolean(item.dataset.messageId) && !item.dataset.kept;
+  const idle = state.stream === null;
+  const status = item.dataset.status;
+  const edit = item.querySelector(".message-edit");
+  if (edit) edit.hidden = !(stored && idle);
+  const regenerate = item.querySelector(".message-regenerate");
+  if (regenerate) {
+    const retry = ["error", "incomplete"].includes(status);
+    regenerate.textContent = retry ? "Retry" : "Regenerate";
+    regenerate.classList.toggle("on-hover", !retry); // Retry stays in view: it is what comes next
+    regenerate.hidden = !(stored && idle && (retry || status === "complete"));
   }
+  item.querySelector(".message-more").hidden = !(stored && idle && status !== "in_progress");
+}
+
+function updateActions() {
+  for (const item of ui.messages.children) {
+    updateItemActions(item);
+    showVersions(item);
+  }
+  // An edit is sent once the reply streaming now has ended (what was typed stays meanwhile).
+  if (editing) editing.form.querySelector(".editor-send").disabled = state.stream !== null;
 }
 
 function appendMessage(message) {
   ui.welcome.hidden = true;
   const item = messageItem(message);
   ui.messages.append(item);
-  updateRetry();
   scrollToEnd();
   return item;
+}
+
+/** Take a message and every message after it off the page; returns them, to put back if need be. */
+function cutBranchAt(item) {
+  const items = [...ui.messages.children];
+  const cut = items.slice(items.indexOf(item));
+  for (const node of cut) node.remove();
+  return cut;
 }
 
 function appendText(item, text) {
@@ -617,36 +726,83 @@ async function sendMessage() {
   await refreshSessions();
 }
 
-/** Show the user's message and stream the reply under it. */
-async function streamReply(stream, content) {
-  const question = appendMessage({ role: "user", content, status: "complete" });
+/**
+ * Show the user's message and stream the reply under it. An edit (`edit`: the edited message's
+ * {place, item, replaced}) sends the new text below the edited message's parent, a new branch
+ * beside the old one, which shows in place of the old one's messages (`replaced`).
+ */
+async function streamReply(stream, content, edit = null) {
+  const parentId = edit ? edit.place.parentId : (ui.messages.lastElementChild?.dataset.messageId ?? null);
+  const siblingIds = edit ? [...edit.place.siblingIds, null] : [null];
+  const question = appendMessage({ role: "user", content, status: "complete", parent_id: parentId, sibling_ids: siblingIds });
   const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
+  const send = (handlers) =>
+    api.chat(stream.sessionId, content, edit ? { ...handlers, parentId: edit.place.parentId } : handlers);
   try {
-    await readReply(reply, stream, (handlers) => api.chat(stream.sessionId, content, handlers), question);
+    await readReply(reply, stream, send, question);
   } catch (error) {
     if (stream.replyId === null) {
-      // The reply never started: put the message back into the composer so that it is not lost.
+      // The reply never started: nothing was stored, so the message goes back where it was typed.
       question.remove();
       reply.remove();
-      ui.input.value = content;
-      fitInput();
+      if (edit) {
+        if (state.current?.id === stream.sessionId) {
+          ui.messages.append(...edit.replaced);
+          openEditor(edit.item, content);
+        }
+      } else {
+        ui.input.value = content;
+        fitInput();
+      }
     }
     showStreamError(reply, stream, error);
   }
 }
 
-/** Ask for a new reply to the last user message, under the failed or stopped one. */
-async function retryReply() {
+/** Send the edited text of a user message as a new branch beside it. */
+async function sendEdit(item, content) {
+  if (!content.trim() || state.stream || !state.current) return;
+  closeEditor();
+  clearError();
+  const stream = newStream(state.current.id);
+  state.stream = stream;
+  setStreaming(true);
+  try {
+    const place = places.get(item);
+    await streamReply(stream, content, { place, item, replaced: cutBranchAt(item) });
+  } finally {
+    endStream(stream);
+  }
+  await refreshSessions();
+}
+
+/**
+ * Ask for a new reply beside `old` (Regenerate, or Retry after a failure): it answers the same
+ * history and shows in place of `old` and what followed it, as version n / n.
+ */
+async function regenerateReply(old) {
   if (state.stream || !state.current) return;
   clearError();
   const stream = newStream(state.current.id);
   state.stream = stream;
   setStreaming(true);
-  const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
+  const { parentId, siblingIds } = places.get(old);
+  const replaced = cutBranchAt(old);
+  const reply = appendMessage({
+    role: "assistant",
+    content: "",
+    status: "in_progress",
+    parent_id: parentId,
+    sibling_ids: [...siblingIds, null],
+  });
   try {
-    await readReply(reply, stream, (handlers) => api.regenerate(stream.sessionId, handlers));
+    await readReply(reply, stream, (handlers) => api.regenerate(stream.sessionId, old.dataset.messageId, handlers));
   } catch (error) {
-    if (stream.replyId === null) reply.remove();
+    if (stream.replyId === null) {
+      reply.remove();
+      // Nothing was asked for: the branch stays as it was (unless another chat is open by now).
+      if (state.current?.id === stream.sessionId) ui.messages.append(...replaced);
+    }
     showStreamError(reply, stream, error);
   } finally {
     endStream(stream);
@@ -682,8 +838,9 @@ async function readReply(reply, stream, read, question = null) {
       onEvent(name, data) {
         if (name === "start") {
           stream.replyId = data.assistant_message_id;
-          reply.dataset.messageId = data.assistant_message_id;
-          if (question && data.message_ids?.[0]) question.dataset.messageId = data.message_ids[0];
+          if (question && data.message_ids?.[0]) nameItem(question, data.message_ids[0]);
+          if (question) places.get(reply).parentId = question.dataset.messageId ?? null;
+          nameItem(reply, data.assistant_message_id);
           if (stream.stopping) stopStream(stream); // Stop was pressed before the reply had an id
           refreshSessions(); // the message is stored: the sidebar can count it and move the chat up
         } else if (name === "delta") appendText(reply, data.content);
@@ -759,7 +916,7 @@ function setStreaming(streaming) {
   ui.send.hidden = streaming;
   ui.stop.hidden = !streaming;
   if (moveFocus) (streaming ? ui.stop : ui.input).focus();
-  updateRetry();
+  updateActions();
 }
 
 function fitInput() {
@@ -917,7 +1074,7 @@ async function importChat(file) {
 // ---- rename and delete -----------------------------------------------------------------------
 
 let renaming = null; // the session the rename dialog is for
-let deleting = null; // the session the delete dialog is for
+let deleting = null; // what the delete dialog is for: {session} or {item}, a message of the open chat
 
 function openRename(session = state.current) {
   renaming = session;
@@ -943,8 +1100,9 @@ async function saveRename() {
 }
 
 function openDelete(session = state.current) {
-  deleting = session;
+  deleting = { session };
   setActionsOpen(false);
+  ui.deleteHeading.textContent = "Delete chat?";
   const shown = session.id === state.current?.id ? ui.messages.children.length : 0;
   const count = state.sessions.find((s) => s.id === session.id)?.message_count ?? shown;
   ui.deleteText.textContent =
@@ -956,7 +1114,11 @@ function openDelete(session = state.current) {
 }
 
 async function confirmDelete() {
-  const session = deleting;
+  if (deleting.item) {
+    await confirmDeleteMessage(deleting.item);
+    return;
+  }
+  const { session } = deleting;
   if (state.stream?.sessionId === session.id) state.stream.controller.abort();
   try {
     await api.deleteSession(session.id);
@@ -976,6 +1138,170 @@ async function confirmDelete() {
     showNewChat();
   }
   ui.newSession.focus();
+}
+
+// ---- branches: edit, versions, fork, delete -----------------------------------------------------
+
+let editing = null; // {item, form} while a message of the person's is edited in place
+
+/** Edit a user message in place; what is sent becomes a new branch beside the message. */
+function openEditor(item, text = messageText(item)) {
+  closeEditor();
+  const form = element("form", "message-editor");
+  const area = element("textarea", "editor-input");
+  area.value = text;
+  area.setAttribute("aria-label", "Edit message");
+  const cancel = actionButton("Cancel", "editor-cancel");
+  const send = element("button", "button primary small editor-send", "Send");
+  send.type = "submit";
+  const buttons = element("div", "editor-buttons");
+  buttons.append(cancel, send);
+  form.append(area, buttons);
+  item.querySelector(".message-content").after(form);
+  item.classList.add("editing");
+  editing = { item, form };
+  send.disabled = state.stream !== null;
+
+  const fit = () => {
+    area.style.height = "auto";
+    area.style.height = `${Math.min(area.scrollHeight + 2, 320)}px`;
+  };
+  area.addEventListener("input", fit);
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.stopPropagation();
+      closeEditor({ focus: true });
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (touch.matches && !event.ctrlKey && !event.metaKey) return; // as in the composer
+      event.preventDefault();
+      sendEdit(item, area.value);
+    }
+  });
+  cancel.addEventListener("click", () => closeEditor({ focus: true }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendEdit(item, area.value);
+  });
+  fit();
+  area.focus();
+  area.setSelectionRange(area.value.length, area.value.length);
+}
+
+function closeEditor({ focus = false } = {}) {
+  if (!editing) return;
+  const { item, form } = editing;
+  editing = null;
+  form.remove();
+  item.classList.remove("editing");
+  if (focus) item.querySelector(".message-edit")?.focus();
+}
+
+/** Show the previous (`step` -1) or next (+1) version of a message, and the branch below it. */
+async function showVersion(item, step) {
+  const { siblingIds } = places.get(item);
+  const target = siblingIds[siblingIds.indexOf(item.dataset.messageId) + step];
+  if (!target || state.stream || !state.current) return;
+  const sessionId = state.current.id;
+  const load = state.loading;
+  clearError();
+  try {
+    // The server goes on down to the newest message below the version, and remembers the switch.
+    await api.switchBranch(sessionId, target);
+    const detail = await api.getSession(sessionId);
+    if (load !== state.loading) return; // another chat was opened meanwhile
+    showBranch(detail);
+    refocusVersions(target, step);
+    await followIfStreaming(sessionId, detail.messages);
+  } catch (error) {
+    if (load === state.loading) showError(`That version could not be shown: ${messageOf(error)}`);
+  }
+}
+
+/** Keep the keyboard on the switcher, now of the version shown (its item is a new one). */
+function refocusVersions(messageId, step) {
+  const item = ui.messages.querySelector(`[data-message-id="${CSS.escape(messageId)}"]`);
+  if (!item) return;
+  const toward = item.querySelector(step < 0 ? ".version-previous" : ".version-next");
+  (toward.disabled ? item.querySelector(step < 0 ? ".version-next" : ".version-previous") : toward).focus();
+}
+
+function openMessageMenu(button) {
+  closeMenus();
+  state.menuMessage = button.closest(".message");
+  button.after(ui.messageMenu);
+  ui.messageMenu.classList.remove("upward", "flipped");
+  openMenu(button, ui.messageMenu);
+  // The menu opens where it fits in the conversation: upwards near its bottom, and on the button's
+  // other side near its edge (a reply's menu on a phone).
+  const menu = ui.messageMenu.getBoundingClientRect();
+  const area = ui.scroller.getBoundingClientRect();
+  if (menu.bottom > area.bottom) ui.messageMenu.classList.add("upward");
+  if (menu.right > area.right || menu.left < area.left) ui.messageMenu.classList.add("flipped");
+}
+
+/** A new chat holding a copy of the branch down to `item`, opened (and so marked in the sidebar). */
+async function forkAt(item) {
+  if (!state.current) return;
+  clearError();
+  try {
+    const fork = await api.forkSession(state.current.id, item.dataset.messageId);
+    await refreshSessions();
+    // Its activity is its last message's time, which may be older than the first page of chats.
+    if (!state.sessions.some((session) => session.id === fork.id)) {
+      state.sessions.unshift(fork);
+      renderSessions();
+    }
+    location.hash = sessionHash(fork.id);
+  } catch (error) {
+    showError(`The chat could not be forked: ${messageOf(error)}`);
+  }
+}
+
+function openDeleteMessage(item) {
+  deleting = { item };
+  const items = [...ui.messages.children];
+  const after = items.slice(items.indexOf(item) + 1);
+  const text = messageText(item);
+  const what = text.trim() ? `“${nameFrom(text)}”` : item.classList.contains("user") ? "This message" : "This reply";
+  const following = after.length ? ` and the ${after.length} ${after.length === 1 ? "message" : "messages"} after it` : "";
+  // The versions of a later message are below this one too, and go with it.
+  const others = after.some((later) => places.get(later).siblingIds.length > 1) ? ", with their other versions," : "";
+  ui.deleteHeading.textContent = "Delete message?";
+  ui.deleteText.textContent = `${what}${following}${others} will be deleted. This cannot be undone.`;
+  ui.deleteError.hidden = true;
+  ui.deleteDialog.showModal();
+  ui.deleteCancel.focus();
+}
+
+async function confirmDeleteMessage(item) {
+  const sessionId = state.current.id;
+  const id = item.dataset.messageId;
+  const { siblingIds } = places.get(item);
+  try {
+    await api.deleteMessage(id);
+  } catch (error) {
+    if (error.status !== 404) {
+      ui.deleteError.textContent = messageOf(error);
+      ui.deleteError.hidden = false;
+      return;
+    }
+  }
+  ui.deleteDialog.close();
+  const load = state.loading;
+  try {
+    // The server makes the deleted message's parent current, which would leave the versions beside
+    // it out of sight: the page shows the one before it (or after it) instead.
+    const index = siblingIds.indexOf(id);
+    const neighbour = siblingIds[index > 0 ? index - 1 : index + 1];
+    if (neighbour) await api.switchBranch(sessionId, neighbour);
+    const detail = await api.getSession(sessionId);
+    if (load !== state.loading) return;
+    showBranch(detail);
+    ui.input.focus();
+  } catch (error) {
+    if (load === state.loading) showError(messageOf(error));
+  }
+  refreshSessions(); // its count of messages
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -1086,10 +1412,22 @@ ui.messages.addEventListener("click", (event) => {
   const button = event.target.closest("button");
   if (!button) return;
   const item = button.closest(".message");
-  if (button.classList.contains("message-copy")) copyFrom(button, messageText(item));
+  if (button.matches("#message-menu .menu-item")) {
+    const target = state.menuMessage;
+    closeMenus();
+    if (button.dataset.action === "fork") forkAt(target);
+    else openDeleteMessage(target);
+  } else if (button.classList.contains("message-copy")) copyFrom(button, messageText(item));
   else if (button.classList.contains("code-copy")) {
     copyFrom(button, button.closest(".code-block").querySelector("code").textContent);
-  } else if (button.classList.contains("message-retry")) retryReply();
+  } else if (button.classList.contains("message-regenerate")) regenerateReply(item);
+  else if (button.classList.contains("message-edit")) openEditor(item);
+  else if (button.classList.contains("version-previous")) showVersion(item, -1);
+  else if (button.classList.contains("version-next")) showVersion(item, 1);
+  else if (button.classList.contains("message-more-button")) {
+    if (openedMenu?.button === button) closeMenus();
+    else openMessageMenu(button);
+  }
 });
 
 ui.actionsToggle.addEventListener("click", () => setActionsOpen(ui.header.dataset.actions !== "open"));
@@ -1148,6 +1486,11 @@ ui.renameForm.addEventListener("submit", (event) => {
 });
 ui.delete.addEventListener("click", () => openDelete());
 ui.deleteCancel.addEventListener("click", () => ui.deleteDialog.close());
+ui.deleteDialog.addEventListener("close", () => {
+  // The message's menu that asked is closed by now: the focus goes back to its button.
+  const item = deleting?.item;
+  if (item?.isConnected && document.activeElement === document.body) item.querySelector(".message-more-button").focus();
+});
 ui.deleteForm.addEventListener("submit", (event) => {
   event.preventDefault();
   confirmDelete();

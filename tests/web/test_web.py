@@ -1249,30 +1249,33 @@ def test_failed_reply_says_what_happened_in_words_and_retry_asks_again(
 
     retry.click()
 
-    fresh = chat.messages.nth(2)
+    # Retry is a regenerate: the new reply is a sibling of the failed one, shown in its place.
+    fresh = chat.messages.nth(1)
+    expect(chat.messages).to_have_count(2)
     expect(fresh).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
     expect(fresh.locator(".message-content")).to_contain_text("You said: Hello?")
-    expect(retry).to_be_hidden()  # Retry belongs to the last reply only
+    expect(fresh.get_by_role("group", name="Versions")).to_have_text(re.compile("2 / 2"))
+    expect(fresh.get_by_role("button", name="Retry")).to_have_count(0)
     expect(chat.alert).to_be_hidden()
     stored = chat.stored_messages(chat.session_id())
-    assert [(m["role"], m["status"]) for m in stored] == [
-        ("user", "complete"),
-        ("assistant", "error"),
-        ("assistant", "complete"),
+    assert [(m["role"], m["status"], m["parent_id"]) for m in stored] == [
+        ("user", "complete", None),
+        ("assistant", "error", stored[0]["id"]),
+        ("assistant", "complete", stored[0]["id"]),
     ]
+    assert fresh.get_attribute("data-message-id") == stored[2]["id"]
     assert len(fake_model.requests) == 2
+    chat.page.reload()  # the new reply's branch is the current one
+    expect(chat.messages).to_have_count(2)
+    expect(chat.messages.nth(1)).to_have_attribute("data-message-id", stored[2]["id"])
 
-    # The page shows the session's current branch, which the new reply now ends: switch back to the
-    # failed reply's branch, so that the reload shows it.
-    switched = chat.api(
-        "PATCH", f"/api/sessions/{chat.session_id()}", json={"current_message_id": stored[1]["id"]}
-    )
-    assert switched.status_code == 200, switched.text
-    chat.page.reload()  # the failure is explained again from what is stored
+    # The failed reply is still there, one version back, and explained again from what is stored.
+    chat.messages.nth(1).get_by_role("button", name="Previous version").click()
+    expect(chat.messages.nth(1)).to_have_attribute("data-message-id", stored[1]["id"])
     expect(chat.messages.nth(1).locator(".failure-text")).to_have_text(
         "The model server had a problem of its own. Retry in a moment."
     )
-    expect(chat.messages.nth(2).get_by_role("button", name="Retry")).to_be_hidden()
+    expect(chat.messages.nth(1).get_by_role("group", name="Versions")).to_have_text(re.compile("1 / 2"))
 
 
 @pytest.mark.browser
@@ -1309,11 +1312,12 @@ def test_stopped_reply_can_be_retried(chat_page: Callable[..., ChatPage]) -> Non
 
     stopped.get_by_role("button", name="Retry").click()
 
-    fresh = chat.messages.nth(2)
+    fresh = chat.messages.nth(1)  # in the stopped reply's place, beside it
+    expect(chat.messages).to_have_count(2)
     expect(fresh).to_have_attribute("data-status", "in_progress")
     chat.page.get_by_role("button", name="Stop").click()  # and this one can be stopped too
     expect(fresh).to_have_attribute("data-status", "incomplete")
-    expect(stopped.get_by_role("button", name="Retry")).to_be_hidden()
+    expect(fresh.get_by_role("group", name="Versions")).to_have_text(re.compile("2 / 2"))
     expect(fresh.get_by_role("button", name="Retry")).to_be_visible()
     stored = chat.stored_messages(chat.session_id())
     assert [(m["role"], m["finish_reason"]) for m in stored] == [
@@ -1321,6 +1325,8 @@ def test_stopped_reply_can_be_retried(chat_page: Callable[..., ChatPage]) -> Non
         ("assistant", "stopped"),
         ("assistant", "stopped"),
     ]
+    assert stored[1]["parent_id"] == stored[2]["parent_id"] == stored[0]["id"]
+    assert fresh.get_attribute("data-message-id") == stored[2]["id"]
 
 
 @pytest.mark.browser
