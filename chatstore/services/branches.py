@@ -2,14 +2,16 @@
 
 A message's parent is always stored before it, so a branch in ``seq`` order is root first. Both
 engines walk it with ``WITH RECURSIVE``, one primary-key look-up per message of the branch: the
-cost grows with the branch, not with the rest of the tree.
+cost grows with the branch, not with the rest of the tree. A whole branch that holds most of its
+session (known from its last message's ``depth``) is read with the session instead, in one index
+range, and followed up in memory.
 """
 
 from typing import Any
 
 from sqlalchemy import CTE, ColumnElement, Connection, Row, literal, or_, select
 
-from chatstore.models import messages_table
+from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id
 from chatstore.services.rows import MESSAGE_COLUMNS
 
@@ -50,14 +52,24 @@ def branch_rows(connection: Connection, leaf_id: str | None) -> list[Row[Any]]:
     """The messages of the branch ending at ``leaf_id`` (``MESSAGE_COLUMNS``), root first."""
     if leaf_id is None:
         return []
-    branch = ancestors(leaf_id)
-    return list(
-        connection.execute(
-            select(*MESSAGE_COLUMNS)
-            .join(branch, messages_table.c.id == branch.c.id)
-            .order_by(messages_table.c.seq)
-        ).all()
-    )
+    session_id = _session_mostly_on_branch(connection, leaf_id)
+    if session_id is not None:
+        return _branch_read_with_session(connection, session_id, leaf_id)[0]
+    return _branch_read_upwards(connection, leaf_id)
+
+
+def branch_with_siblings(
+    connection: Connection, session_id: str, leaf_id: str | None
+) -> tuple[list[Row[Any]], dict[str | None, list[str]]]:
+    """The branch ending at ``leaf_id`` (root first), and for each parent on it the ids of its
+    children in seq order (``None``: the session's first messages): each message's siblings."""
+    if leaf_id is None:
+        return [], {}
+    if _session_mostly_on_branch(connection, leaf_id) is not None:
+        rows, children = _branch_read_with_session(connection, session_id, leaf_id)
+        return rows, {row[_PARENT_ID]: children[row[_PARENT_ID]] for row in rows}
+    rows = _branch_read_upwards(connection, leaf_id)
+    return rows, siblings_of(connection, session_id, rows)
 
 
 # A branch that holds at least this share of its session's messages is read with the whole session,
@@ -72,21 +84,39 @@ _ID, _PARENT_ID = (
 PARENTS_PER_QUERY = 500
 
 
-def branch_with_siblings(
-    connection: Connection, session_id: str, leaf_id: str | None, message_count: int
+def _session_mostly_on_branch(connection: Connection, leaf_id: str) -> str | None:
+    """The session of ``leaf_id`` if the branch ending there holds most of its messages (the branch's
+    length is the leaf's depth + 1), else None."""
+    m, s = messages_table, sessions_table
+    found = connection.execute(
+        select(m.c.session_id, m.c.depth, s.c.message_count)
+        .join(s, s.c.id == m.c.session_id)
+        .where(m.c.id == leaf_id)
+    ).first()
+    if found is None or found.depth + 1 < WHOLE_SESSION_SHARE * found.message_count:
+        return None  # (a leaf gone meanwhile has an empty branch, read upwards)
+    return str(found.session_id)
+
+
+def _branch_read_upwards(connection: Connection, leaf_id: str) -> list[Row[Any]]:
+    branch = ancestors(leaf_id)
+    return list(
+        connection.execute(
+            select(*MESSAGE_COLUMNS)
+            .join(branch, messages_table.c.id == branch.c.id)
+            .order_by(messages_table.c.seq)
+        ).all()
+    )
+
+
+def _branch_read_with_session(
+    connection: Connection, session_id: str, leaf_id: str
 ) -> tuple[list[Row[Any]], dict[str | None, list[str]]]:
-    """The branch ending at ``leaf_id`` (root first), and for each parent on it the ids of its
-    children in seq order (``None``: the session's first messages): each message's siblings.
-    ``message_count``: the session's, to choose how to read the branch."""
-    if leaf_id is None:
-        return [], {}
-    m = messages_table
-    depth = connection.execute(select(m.c.depth).where(m.c.id == leaf_id)).scalar_one()
-    if depth + 1 < WHOLE_SESSION_SHARE * message_count:
-        rows = branch_rows(connection, leaf_id)
-        return rows, siblings_of(connection, session_id, rows)
+    """The branch ending at ``leaf_id``, root first, and every parent's children in the session."""
     session_rows = connection.execute(
-        select(*MESSAGE_COLUMNS).where(m.c.session_id == session_id).order_by(m.c.seq)
+        select(*MESSAGE_COLUMNS)
+        .where(messages_table.c.session_id == session_id)
+        .order_by(messages_table.c.seq)
     ).all()
     # By position, not by name: a Row's attribute look-up costs more than the rest of this loop.
     by_id: dict[str, Row[Any]] = {}
@@ -105,7 +135,7 @@ def branch_with_siblings(
         branch.append(row)
         on_branch = row[_PARENT_ID]
     branch.reverse()
-    return branch, {row[_PARENT_ID]: children[row[_PARENT_ID]] for row in branch}
+    return branch, children
 
 
 def siblings_of(connection: Connection, session_id: str, rows: list[Row[Any]]) -> dict[str | None, list[str]]:
