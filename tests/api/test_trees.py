@@ -201,6 +201,44 @@ def test_a_retried_request_finds_its_turn_on_the_branch_it_was_made(
 # --- Regenerations --------------------------------------------------------------------------------
 
 
+def test_a_reply_streams_on_to_its_end_while_an_earlier_message_is_edited_into_another_branch(
+    make_client: ClientFactory, db: DatabaseView
+) -> None:
+    slow = ScriptedResponder(["word "] * 40, delay_s=0.01)
+    with make_client(slow) as client:
+        session_id = new_session(client)
+        [q1], r1 = started(turn(client, session_id, "q1"))
+        body = {"session_id": session_id, "messages": [{"role": "user", "content": "q2"}]}
+        edits: list[list[Event]] = []
+
+        async def edit_q2_meanwhile(chunk: bytes) -> bool:
+            if not edits and b"event: delta" in chunk:
+                edit = {**body, "messages": [{"role": "user", "content": "q2 edited"}], "parent_id": r1}
+                status, raw = await call_asgi(client.app, "POST", "/api/chat", edit)
+                assert status == 200
+                edits.append(parse_sse(raw.decode()))
+            return False
+
+        async def chat() -> bytes:
+            return (await call_asgi(client.app, "POST", "/api/chat", body, on_body=edit_q2_meanwhile))[1]
+
+        events = parse_sse(client.blocking_portal.call(chat).decode())
+        [q2], r2 = started(events)
+        [q2b], r2b = started(edits[0])
+        edited_history = history(client, slow, index=2)
+        first_branch = client.get(f"/api/sessions/{session_id}", params={"message_id": r2}).json()
+
+    assert events[-1].event == "done" and edits[0][-1].event == "done"
+    assert events[-1].data["content"] == "word " * 40  # streamed to its end, the edit notwithstanding
+    assert [m["content"] for m in first_branch["messages"]] == ["q1", "word " * 40, "q2", "word " * 40]
+    assert tree(db, session_id) == {q1: None, r1: q1, q2: r1, r2: q2, q2b: r1, r2b: q2b}
+    statuses = db.rows("SELECT id, status FROM messages WHERE id IN (:a, :b)", a=r2, b=r2b)
+    assert {row["id"]: row["status"] for row in statuses} == {r2: "complete", r2b: "complete"}
+    # The edit, started last, is the branch the session shows; its reply saw only its own branch.
+    assert current(db, session_id) == r2b
+    assert edited_history == [("user", "q1"), ("assistant", "word " * 40), ("user", "q2 edited")]
+
+
 def test_a_regenerated_reply_is_a_sibling_and_becomes_current(
     client: TestClient[Litestar], answers: ScriptedResponder, db: DatabaseView
 ) -> None:
