@@ -1113,6 +1113,22 @@ function openDelete(session = state.current) {
   ui.deleteCancel.focus();
 }
 
+/** The delete the dialog asked about; true once done (a 404 means done already), else the dialog
+ * stays open and shows why. */
+async function deleteAskedFor(remove) {
+  try {
+    await remove();
+  } catch (error) {
+    if (error.status !== 404) {
+      ui.deleteError.textContent = messageOf(error);
+      ui.deleteError.hidden = false;
+      return false;
+    }
+  }
+  ui.deleteDialog.close();
+  return true;
+}
+
 async function confirmDelete() {
   if (deleting.item) {
     await confirmDeleteMessage(deleting.item);
@@ -1120,17 +1136,7 @@ async function confirmDelete() {
   }
   const { session } = deleting;
   if (state.stream?.sessionId === session.id) state.stream.controller.abort();
-  try {
-    await api.deleteSession(session.id);
-  } catch (error) {
-    if (error.status !== 404) {
-      // A 404 means it is gone already, which is what was asked.
-      ui.deleteError.textContent = messageOf(error);
-      ui.deleteError.hidden = false;
-      return;
-    }
-  }
-  ui.deleteDialog.close();
+  if (!(await deleteAskedFor(() => api.deleteSession(session.id)))) return;
   state.sessions = state.sessions.filter((s) => s.id !== session.id);
   renderSessions();
   if (state.current?.id === session.id) {
@@ -1277,16 +1283,7 @@ async function confirmDeleteMessage(item) {
   const sessionId = state.current.id;
   const id = item.dataset.messageId;
   const { siblingIds } = places.get(item);
-  try {
-    await api.deleteMessage(id);
-  } catch (error) {
-    if (error.status !== 404) {
-      ui.deleteError.textContent = messageOf(error);
-      ui.deleteError.hidden = false;
-      return;
-    }
-  }
-  ui.deleteDialog.close();
+  if (!(await deleteAskedFor(() => api.deleteMessage(id)))) return;
   const load = state.loading;
   try {
     // The server makes the deleted message's parent current, which would leave the versions beside
