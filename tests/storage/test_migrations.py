@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import BigInteger, Column, DateTime, Engine, MetaData, create_engine, text
+from sqlalchemy import BigInteger, Column, DateTime, Engine, MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -176,30 +176,34 @@ def scripts_with(tmp_path: Path, name: str, body: str) -> Path:
     return location
 
 
-def scripts_until_revision_1(tmp_path: Path) -> Path:
-    """A copy of chatstore's migrations that ends at revision 0001, to pin what that one does."""
-    location = tmp_path / "migrations-0001"
+def scripts_until(tmp_path: Path, last: str) -> Path:
+    """A copy of chatstore's migrations that ends at revision ``last``, to pin what the next one does."""
+    location = tmp_path / f"migrations-{last}"
     shutil.copytree(MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
     for revision in (location / "versions").glob("*.py"):
-        if revision.name[:4].isdigit() and revision.name[:4] != "0001":
+        if revision.name[:4].isdigit() and revision.name[:4] > last:
             revision.unlink()
     return location
 
 
-# One file, as the README says, after this code's newest revision (0002): archive a session (a
+def scripts_until_revision_1(tmp_path: Path) -> Path:
+    return scripts_until(tmp_path, "0001")
+
+
+# One file, as the README says, after this code's newest revision (0003): archive a session (a
 # column on a table messages refer to, so that SQLite copies the table: its messages must survive
 # the copy), and index by it.
-REVISION_3 = '''"""Sessions can be archived.
+REVISION_4 = '''"""Sessions can be archived.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -217,17 +221,17 @@ def downgrade() -> None:
 '''
 
 # Changes the schema, then fails: none of it may stay.
-FAILING_REVISION_3 = '''"""Fails half-way.
+FAILING_REVISION_4 = '''"""Fails half-way.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -246,7 +250,7 @@ def downgrade() -> None:
 
 
 # Fields of a session that releases after 0.1.0 added; the rest must read back as 0.1.0 answered.
-ADDED_SESSION_FIELDS = {"preview"}
+ADDED_SESSION_FIELDS = {"preview", "owner"}
 
 
 def as_0_1_0(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,7 +315,7 @@ def test_a_0_1_0_database_upgrades_and_reads_back_as_before(
         assert stored in [hit["message_id"] for hit in get("/api/search", q="zeppelin")["results"]]
 
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
-    assert (status, out) == (0, "the database is at revision 0002, the newest\n")
+    assert (status, out) == (0, "the database is at revision 0003, the newest\n")
 
 
 def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
@@ -335,9 +339,9 @@ def test_db_upgrade_records_a_0_1_0_database_as_revision_1(
     assert after == before  # nothing else was touched
     # The revisions after it run on from there.
     status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
-    assert (status, out) == (0, "upgraded the database from revision 0001 to 0002, the newest\n")
+    assert (status, out) == (0, "upgraded the database from revision 0001 to 0003, the newest\n")
     status, out, _ = db_command(monkeypatch, capsys, database_url, "upgrade")
-    assert (status, out) == (0, "the database is at revision 0002, the newest: nothing to upgrade\n")
+    assert (status, out) == (0, "the database is at revision 0003, the newest: nothing to upgrade\n")
 
 
 def test_db_upgrade_takes_a_0_1_0_database_to_the_newest_revision(
@@ -349,7 +353,7 @@ def test_db_upgrade_takes_a_0_1_0_database_to_the_newest_revision(
 
     assert (status, out) == (
         0,
-        "recorded the chatstore 0.1.0 database as revision 0001, then upgraded it to 0002, the newest\n",
+        "recorded the chatstore 0.1.0 database as revision 0001, then upgraded it to 0003, the newest\n",
     )
 
 
@@ -481,9 +485,33 @@ def test_revision_2_gives_an_empty_session_no_current_message(
         t="2026-01-01 00:00:00+00:00",
     )
 
-    assert upgrade(settings).describe() == "upgraded the database from revision 0001 to 0002, the newest"
+    assert upgrade(settings).describe() == "upgraded the database from revision 0001 to 0003, the newest"
 
     assert db.rows("SELECT current_message_id FROM sessions") == [{"current_message_id": None}]
+
+
+# --- Revision 0003: session owners --------------------------------------------------------------
+
+
+def test_revision_3_keeps_every_row_and_leaves_every_session_without_an_owner(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, db: DatabaseView, tmp_path: Path
+) -> None:
+    load_0_1_0(backend, database_url)
+    upgrade(settings, scripts_until(tmp_path, "0002"))
+    before = snapshot(db_engine)
+
+    assert upgrade(settings).describe() == "upgraded the database from revision 0002 to 0003, the newest"
+
+    after = snapshot(db_engine)
+    assert after["messages"] == before["messages"]
+    assert len(after["messages"]) == 22
+    # Every session as it was, with one more column: its owner, null.
+    owner_column = [column["name"] for column in inspect(db_engine).get_columns("sessions")].index("owner")
+    assert [row[:owner_column] + row[owner_column + 1 :] for row in after["sessions"]] == before["sessions"]
+    assert db.rows("SELECT DISTINCT owner FROM sessions") == [{"owner": None}]
+    if backend == "sqlite":  # added in place: the search triggers are still on the table
+        triggers = {row[1] for row in after["schema"]["objects"] if row[0] == "trigger"}
+        assert triggers == {"messages_search_insert", "messages_search_update", "messages_search_delete"}
 
 
 # --- The revisions against the 0.1.0 schema and the models -------------------------------------
@@ -581,13 +609,13 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
     load_0_1_0(backend, database_url)
     upgrade(settings)
     before = snapshot(db_engine)
-    scripts = scripts_with(tmp_path, "0003_sessions_can_be_archived.py", REVISION_3)
+    scripts = scripts_with(tmp_path, "0004_sessions_can_be_archived.py", REVISION_4)
 
     done = upgrade(settings, scripts)
 
-    assert done.describe() == "upgraded the database from revision 0002 to 0003, the newest"
+    assert done.describe() == "upgraded the database from revision 0003 to 0004, the newest"
     after = snapshot(db_engine)
-    assert after["chatstore_alembic_version"] == [("0003",)]
+    assert after["chatstore_alembic_version"] == [("0004",)]
     assert len(after["messages"]) == len(before["messages"]) == 22  # the copy of sessions cascaded nothing
     assert after["messages"] == before["messages"]
     archived = [row for row in after["sessions"] if row[-1] != "None"]
@@ -610,13 +638,13 @@ def test_a_failed_upgrade_leaves_the_revision_it_had(
             {"t": "2026-01-01 00:00:00+00:00"},
         )
     before = snapshot(db_engine)
-    scripts = scripts_with(tmp_path, "0003_fails.py", FAILING_REVISION_3)
+    scripts = scripts_with(tmp_path, "0004_fails.py", FAILING_REVISION_4)
 
     with pytest.raises(RuntimeError, match="half-way"):
         upgrade(settings, scripts)
 
     assert snapshot(db_engine) == before
-    assert state_of(settings, scripts).revision == "0002"
+    assert state_of(settings, scripts).revision == "0003"
 
 
 # --- A database newer than the code -------------------------------------------------------------
@@ -631,7 +659,7 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    upgrade(settings, scripts_with(tmp_path, "0003_sessions_can_be_archived.py", REVISION_3))
+    upgrade(settings, scripts_with(tmp_path, "0004_sessions_can_be_archived.py", REVISION_4))
     before = snapshot(db_engine)
 
     server = start_server(database_url, tmp_path / "server.log")
@@ -640,22 +668,22 @@ def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(
     assert "Traceback" not in log
     [refusal] = log.strip().splitlines()
     assert refusal.startswith(
-        "ERROR:    the database is at revision 0003, which this chatstore does not have"
+        "ERROR:    the database is at revision 0004, which this chatstore does not have"
     )
-    assert "this one's newest revision is 0002" in refusal
+    assert "this one's newest revision is 0003" in refusal
     assert "nothing was changed" in refusal
 
     status, _, err = db_command(monkeypatch, capsys, database_url, "upgrade")
     assert status == EXIT_DATABASE
-    assert "revision 0003" in err and "0002" in err
+    assert "revision 0004" in err and "0003" in err
     status, out, _ = db_command(monkeypatch, capsys, database_url, "current")
     assert status == 0
-    assert out.startswith("the database is at revision 0003, which this chatstore does not have")
+    assert out.startswith("the database is at revision 0004, which this chatstore does not have")
 
     # The app's own start-up (any other launcher) refuses too, under the lock.
     with pytest.raises(BaseExceptionGroup) as caught, TestClient(create_app(settings)):
         pass
-    assert caught.group_contains(SchemaError, match="revision 0003")
+    assert caught.group_contains(SchemaError, match="revision 0004")
     assert snapshot(db_engine) == before
 
 
@@ -699,7 +727,8 @@ def test_history_lists_the_revisions(
         "0001  The schema of release 0.1.0: sessions, messages, workers, and the full-text index of "
         "messages.\n"
         "0002  Conversations as trees: each message's parent, and the message a session shows last "
-        "(stop 0.1.0 first)."
+        "(stop 0.1.0 first).\n"
+        "0003  Session owners: the user a session belongs to, and the list's orders per owner."
         "  (newest)\n"
     )
     assert not (tmp_path / "none.db").exists()  # history reads no database
@@ -715,7 +744,7 @@ def test_another_apps_alembic_version_table_in_the_same_database_is_left_alone(
 
     assert status == 0, out
     assert db.rows("SELECT version_num FROM alembic_version") == [{"version_num": "3f2a9c1b7d4e"}]
-    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0002"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0003"}]
 
 
 # --- Processes starting together ----------------------------------------------------------------
@@ -804,7 +833,7 @@ def test_processes_starting_together_upgrade_once(
                 assert httpx.get(f"{server.base_url}/api/sessions", timeout=10).status_code == 200
             upgraded = "created the schema" if start == "empty" else "recorded the chatstore 0.1.0"
             assert_upgraded_once(servers, upgraded)
-    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0002"}]
+    assert db.rows("SELECT version_num FROM chatstore_alembic_version") == [{"version_num": "0003"}]
     assert db.scalar("SELECT count(*) FROM messages") == (0 if start == "empty" else 22)
 
 
@@ -818,7 +847,7 @@ def test_processes_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> Non
 
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM chatstore_alembic_version").fetchall() == [
-            ("0002",)
+            ("0003",)
         ]
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
