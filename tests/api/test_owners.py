@@ -13,6 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from chatstore.__main__ import main
 from tests.conftest import ClientFactory
 from tests.helpers import DatabaseView, ScriptedResponder, parse_sse
 
@@ -386,3 +387,53 @@ def test_two_users_interleaved_at_random_never_see_each_other(
     stored_owners = owners(db)
     for name, own in mine.items():
         assert {stored_owners[s] for s in own["sessions"]} <= {name}
+
+
+# --- python -m chatstore db set-owner -------------------------------------------------------------
+
+
+def set_owner_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str, *args: str
+) -> tuple[Any, str, str]:
+    monkeypatch.setenv("CHATSTORE_DATABASE_URL", database_url)
+    capsys.readouterr()  # what came before: the app's own logs
+    with pytest.raises(SystemExit) as exited:
+        main(["db", "set-owner", *args])
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+def test_db_set_owner_gives_sessions_without_an_owner_to_a_user(
+    make_client: ClientFactory,
+    db: DatabaseView,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with make_client(api_key=KEY) as client:
+        before_users = [create(client, OPERATOR, name=f"open mode {n}") for n in range(2)]
+        alices = create(client, ALICE)
+
+    status, out, _ = set_owner_command(monkeypatch, capsys, database_url, "--owner", "carol", "--unowned")
+    assert (status, out) == (0, "2 sessions without an owner now belong to 'carol'\n")
+    assert owners(db) == {before_users[0]: "carol", before_users[1]: "carol", alices: "alice"}
+
+    status, out, _ = set_owner_command(
+        monkeypatch, capsys, database_url, "--owner", "dan", "--session", alices
+    )
+    assert (status, out) == (0, f"session {alices} now belongs to 'dan'\n")
+    status, out, err = set_owner_command(
+        monkeypatch, capsys, database_url, "--owner", "dan", "--session", "nope"
+    )
+    assert (status, out) == (2, "")
+    assert err.endswith("chatstore: no session has the id 'nope': nothing was changed\n")
+    status, _, err = set_owner_command(monkeypatch, capsys, database_url, "--owner", " ", "--unowned")
+    assert status == 2
+    assert "--owner must name a user" in err
+    assert owners(db) == {before_users[0]: "carol", before_users[1]: "carol", alices: "dan"}
+
+    with make_client(api_key=KEY) as client:
+        assert {s["id"] for s in client.get("/api/sessions", headers=user("carol")).json()} == set(
+            before_users
+        )
+        assert client.get(f"/api/sessions/{alices}", headers=ALICE).status_code == 404

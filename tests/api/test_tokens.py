@@ -20,6 +20,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from chatstore.__main__ import open_access_warning
 from chatstore.core.settings import Settings, SettingsError
 from tests.conftest import ClientFactory
 from tests.helpers import DatabaseView
@@ -404,3 +405,8 @@ def test_a_private_key_is_not_a_public_key() -> None:
     )
     with pytest.raises(SettingsError, match="CHATSTORE_JWT_PUBLIC_KEY is not a PEM public key"):
         Settings.from_env({"CHATSTORE_JWT_PUBLIC_KEY": pem.decode()})
+
+
+def test_tokens_alone_close_the_api_so_start_up_does_not_warn_it_is_open() -> None:
+    assert open_access_warning("0.0.0.0", Settings(jwt_secret="s" * 40)) is None
+    assert open_access_warning("0.0.0.0", Settings()) is not None
