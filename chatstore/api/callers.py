@@ -32,7 +32,7 @@ from chatstore.services.owners import (
 )
 from chatstore.services.tokens import TokenVerifier
 
-__all__ = ["USER_HEADER", "USER_ID_PATTERN", "USER_PARAMETER", "Caller", "caller_guard", "provide_caller"]
+__all__ = ["USER_HEADER", "USER_PARAMETER", "Caller", "caller_guard", "provide_caller"]
 
 USER_HEADER = "X-Chatstore-User"
 MISSING_KEY = "this API needs a key: send the header `Authorization: Bearer <key>`"
@@ -68,17 +68,14 @@ class Caller:
         return EVERY_SESSION if self.user is None else OwnerScope(self.user)
 
     def scope_for_listing(self, owner: str | None) -> OwnerScope:
-        """The scope of a list or a search that may name an ``owner``: only a caller who sees every
-        session may narrow it so; for a user the parameter is refused rather than ignored."""
+        """The scope of a list or a search narrowed to ``owner``'s sessions among those the caller
+        may see: for an operator that owner's; for a user their own if it is them, else none."""
         if owner is None:
             return self.scope
-        if self.user is not None:
-            raise InvalidInput(
-                "owner",
-                f"only a service key without {USER_HEADER} may choose the owner; a user sees their own",
-                source="query",
-            )
-        return OwnerScope(_checked_user_id(owner, "owner", "query"))
+        owner = _checked_user_id(owner, "owner", "query")
+        if self.user is None:
+            return OwnerScope(owner)
+        return OwnerScope(self.user, empty=owner != self.user)
 
 
 def caller_guard(settings: Settings, verifier: TokenVerifier | None) -> Guard:
@@ -107,10 +104,11 @@ def caller_guard(settings: Settings, verifier: TokenVerifier | None) -> Guard:
             raise NotAuthorizedException(
                 WRONG_KEY, headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'}
             )
+        user = await verifier.user_of(token)
         if named_user is not None:
             # A token names its user itself; the header is for a backend holding a service key.
             raise InvalidInput(USER_HEADER, "takes effect only with a service key", source="header")
-        connection.state.caller = Caller(await verifier.user_of(token), "token")
+        connection.state.caller = Caller(user, "token")
 
     return resolve_caller
 

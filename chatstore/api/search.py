@@ -69,8 +69,8 @@ class SearchController(Controller):
             str | None,
             QueryParameter(
                 name="owner",
-                description="Only this user's messages. For an operator (a service key without "
-                "`X-Chatstore-User`) alone: a user gets 400 for this parameter.",
+                description="Only this user's messages, among those the caller sees: for an operator (a "
+                "service key without `X-Chatstore-User`) that user's; for a user their own, or none.",
                 min_length=1,
                 max_length=MAX_USER_ID_LENGTH,
                 pattern=USER_ID_PATTERN,

@@ -45,8 +45,8 @@ Owner = Annotated[
     str | None,
     QueryParameter(
         name="owner",
-        description="Only this user's sessions. For an operator (a service key without "
-        "`X-Chatstore-User`) alone: a user sees their own sessions, and gets 400 for this parameter.",
+        description="Only this user's sessions, among those the caller sees: for an operator (a service "
+        "key without `X-Chatstore-User`) that user's; for a user their own, or none if it names another.",
         min_length=1,
         max_length=MAX_USER_ID_LENGTH,
         pattern=USER_ID_PATTERN,

@@ -9,7 +9,7 @@ does not exist, so an id of another user's session or message reveals nothing.
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Update, select, true, update
+from sqlalchemy import ColumnElement, Connection, Update, false, select, true, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
@@ -48,9 +48,11 @@ def user_id_problem(value: str) -> str | None:
 class OwnerScope:
     """The sessions a request may touch: those of ``owner``, or every session when ``owner`` is None
     (open mode, and an operator's service key without ``X-Chatstore-User``). The sessions a request
-    creates get ``owner`` as their owner."""
+    creates get ``owner`` as their owner. ``empty``: no session at all (a user's list narrowed to
+    another owner)."""
 
     owner: str | None
+    empty: bool = False
 
     @property
     def is_everyone(self) -> bool:
@@ -58,6 +60,8 @@ class OwnerScope:
 
     def sessions(self) -> ColumnElement[bool]:
         """The condition on ``sessions`` rows: a session with no owner is outside every user's scope."""
+        if self.empty:
+            return false()
         return true() if self.owner is None else sessions_table.c.owner == self.owner
 
     def session(self, session_id: str) -> ColumnElement[bool]:

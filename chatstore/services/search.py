@@ -124,17 +124,19 @@ def parse_query(q: str) -> SearchQuery:
     return SearchQuery(clauses)
 
 
-_SQLITE_ANCHOR = """SELECT bm25(messages_search) FROM {source}
+_SQLITE_ANCHOR = """SELECT bm25(messages_search) FROM messages_search
 WHERE messages_search MATCH :query AND messages_search.rowid = :doc {scope}"""
-# For one owner the owner's messages drive the join (CROSS JOIN fixes SQLite's loop order): each is
-# looked up in the index, so a page costs the same however many messages other users have.
-_SQLITE_EVERY_SOURCE = "messages_search"
-_SQLITE_OWNER_SOURCE = "sessions AS o CROSS JOIN messages AS om CROSS JOIN messages_search"
-_SQLITE_OWNER_SCOPE = "AND o.owner = :owner AND om.session_id = o.id AND messages_search.rowid = om.rowid"
+# For one owner: the hits among the owner's messages, found from the sessions by the index that
+# starts with the owner. The full-text index drives (the unary + keeps SQLite from handing the list
+# to FTS5 a rowid at a time): a rowid looked up in a MATCH reads the term's whole doclist, so
+# starting from the owner's messages would cost that once per message (see the README's Performance).
+_SQLITE_OWNER_SCOPE = """AND +messages_search.rowid IN (
+        SELECT om.rowid FROM sessions AS o JOIN messages AS om ON om.session_id = o.id WHERE o.owner = :owner
+    )"""
 _SQLITE_PAGE = """
 WITH page AS MATERIALIZED (
     SELECT messages_search.rowid AS doc, bm25(messages_search) AS score
-    FROM {source}
+    FROM messages_search
     WHERE messages_search MATCH :query {scope} {after}
     ORDER BY score, doc
     LIMIT :limit
@@ -204,9 +206,10 @@ async def search(
     statistics. Only if that message is gone (or no longer matches) is the cursor's own score used.
     Messages stored after the first page appear on later pages if they rank below the cursor.
 
-    On PostgreSQL a score depends on the message alone; on SQLite bm25's statistics are those of the
-    whole index, every owner's messages included: they move the scores of a user's hits a little,
-    never which messages are hits.
+    On PostgreSQL a score depends on the message alone, and a user's search starts from the user's
+    sessions. On SQLite bm25's statistics are those of the whole index, every owner's messages
+    included: they move the scores of a user's hits a little, never which messages are hits; and
+    the index is read for every owner's matches, which the owner's then filter.
     """
     query = parse_query(q)
     dialect = db.dialect
@@ -231,15 +234,11 @@ async def search(
                 'FragmentDelimiter=" … "'
             )
             anchor_sql, page_sql, after_sql = _POSTGRES_ANCHOR, _POSTGRES_PAGE, _POSTGRES_AFTER
-            parts = {"scope": "" if scope.owner is None else _POSTGRES_OWNER_SCOPE}
+            parts = {"scope": _scope_condition(scope, _POSTGRES_OWNER_SCOPE)}
         else:
             params["open"], params["close"] = open_marker, close_marker
             anchor_sql, page_sql, after_sql = _SQLITE_ANCHOR, _SQLITE_PAGE, _SQLITE_AFTER
-            parts = (
-                {"source": _SQLITE_EVERY_SOURCE, "scope": ""}
-                if scope.owner is None
-                else {"source": _SQLITE_OWNER_SOURCE, "scope": _SQLITE_OWNER_SCOPE}
-            )
+            parts = {"scope": _scope_condition(scope, _SQLITE_OWNER_SCOPE)}
         if after is None:
             statement = page_sql.format(after="", words=SNIPPET_WORDS, **parts)
         else:
@@ -270,6 +269,12 @@ async def search(
         return SearchPage(results=hits, next_cursor=next_cursor)
 
     return await db.read(select_page)
+
+
+def _scope_condition(scope: OwnerScope, owner_condition: str) -> str:
+    if scope.empty:
+        return "AND 1 = 0"
+    return "" if scope.owner is None else owner_condition
 
 
 def _highlight(snippet: str, open_marker: str, close_marker: str) -> str:

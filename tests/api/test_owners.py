@@ -203,18 +203,24 @@ def test_lists_hold_the_callers_sessions_and_an_operator_sees_all_or_filters_by_
     assert client.get(f"/api/sessions/{unowned}", headers=OPERATOR).status_code == 200
 
 
-def test_a_user_cannot_choose_another_owner(client: TestClient[Litestar]) -> None:
-    for path in ("/api/sessions?owner=alice", "/api/search?q=word&owner=alice"):
-        response = client.get(path, headers=BOB)
-        assert response.status_code == 400, response.text
-        assert response.json()["extra"] == [
-            {
-                "key": "owner",
-                "message": "only a service key without X-Chatstore-User may choose the owner; a user "
-                "sees their own",
-                "source": "query",
-            }
-        ]
+def test_a_users_owner_filter_narrows_their_own_sessions_only(
+    client: TestClient[Litestar], alices: dict[str, str]
+) -> None:
+    bobs = create(client, BOB)
+    chat(client, BOB, bobs, "bob's zanzibar budget")
+
+    def listed(headers: dict[str, str], owner: str) -> tuple[set[str], set[str]]:
+        sessions = client.get(f"/api/sessions?owner={owner}", headers=headers)
+        found = client.get(f"/api/search?q=zanzibar&owner={owner}", headers=headers)
+        assert sessions.status_code == found.status_code == 200, (sessions.text, found.text)
+        return {s["id"] for s in sessions.json()}, {hit["session_id"] for hit in found.json()["results"]}
+
+    assert listed(BOB, "bob") == ({bobs}, {bobs})
+    assert listed(BOB, "alice") == (set(), set())  # naming another owner shows nothing of theirs
+    assert listed(OPERATOR, "alice") == ({alices["s"]}, {alices["s"]})
+    response = client.get("/api/sessions?owner=%20", headers=OPERATOR)
+    assert response.status_code == 400, response.text
+    assert response.json()["extra"][0]["key"] == "owner"
 
 
 def test_search_finds_the_callers_messages_only(client: TestClient[Litestar], alices: dict[str, str]) -> None:
@@ -437,3 +443,42 @@ def test_db_set_owner_gives_sessions_without_an_owner_to_a_user(
             before_users
         )
         assert client.get(f"/api/sessions/{alices}", headers=ALICE).status_code == 404
+
+
+# --- The schema and browsers --------------------------------------------------------------------------
+
+
+def test_every_api_operation_declares_the_user_header(client: TestClient[Litestar]) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            headers = [p for p in operation.get("parameters", []) if p["in"] == "header"]
+            named = [p for p in headers if p["name"] == "X-Chatstore-User"]
+            if not path.startswith("/api/"):
+                assert not named, (method, path)
+                continue
+            [header] = named
+            assert header["required"] is False
+            assert header["schema"]["maxLength"] == 200
+            assert "400" in operation["responses"], (method, path)
+    for path in ("/api/sessions", "/api/search"):
+        [owner] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "owner"]
+        assert (owner["in"], owner["required"]) == ("query", False)
+
+
+def test_a_page_on_an_allowed_origin_may_send_the_user_header(make_client: ClientFactory) -> None:
+    origin = "https://chat.example.test"
+    with make_client(api_key=KEY, cors_origins=origin) as client:
+        response = client.options(
+            "/api/sessions",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, x-chatstore-user",
+            },
+        )
+    assert response.status_code == 204, response.text
+    allowed = {
+        header.strip().lower() for header in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
+    assert {"authorization", "x-chatstore-user"} <= allowed

@@ -362,6 +362,9 @@ def test_keys_and_tokens_together(
     response = jwks_client.get("/api/sessions", headers=header)
     assert response.status_code == 400, response.text
     assert response.json()["detail"] == "X-Chatstore-User: takes effect only with a service key"
+    # The token is checked first: a bad one beside the header is still a 401.
+    bad = {**bearer(token(rsa_private, exp=int(time.time()) - 3600)), "X-Chatstore-User": "bob"}
+    refused(jwks_client.get("/api/sessions", headers=bad), "the token has expired")
     assert sorted(str(row["owner"]) for row in db.rows("SELECT owner FROM sessions")) == ["None", "alice"]
 
 
