@@ -482,3 +482,37 @@ def test_a_page_on_an_allowed_origin_may_send_the_user_header(make_client: Clien
         header.strip().lower() for header in response.headers["Access-Control-Allow-Headers"].split(",")
     }
     assert {"authorization", "x-chatstore-user"} <= allowed
+
+
+def test_another_users_streaming_reply_can_be_neither_followed_nor_stopped(
+    client: TestClient[Litestar], db: DatabaseView, alices: dict[str, str]
+) -> None:
+    """A reply still streaming (its row ``in_progress``, as another process writes it): Bob's stop must
+    not even flag it."""
+    streaming = "0c0c0c0c-0000-4000-8000-000000000001"
+    db.execute(
+        "INSERT INTO messages (id, session_id, parent_id, seq, role, content, status, created_at, "
+        "updated_at, worker_id, stop_requested) VALUES (:id, :s, :parent, 3, 'assistant', 'half a rep', "
+        "'in_progress', :at, :at, :worker, :no)",
+        id=streaming,
+        s=alices["s"],
+        parent=alices["m"],
+        at="2026-12-01 12:00:00+00:00",
+        worker=str(client.app.state.lease.id),
+        no=False,
+    )
+    before = stored(db)
+
+    for method, path in (
+        ("GET", f"/api/messages/{streaming}/stream"),
+        ("POST", f"/api/messages/{streaming}/stop"),
+    ):
+        response = client.request(method, path, headers=BOB)
+        assert response.status_code == 404, response.text
+        assert response.json() == {"status_code": 404, "detail": f"reply '{streaming}' not found"}
+    assert stored(db) == before
+    # Its owner can: the stop is flagged for the process that streams it.
+    response = client.post(f"/api/messages/{streaming}/stop", headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == streaming
+    assert db.scalar("SELECT stop_requested FROM messages WHERE id = :id", id=streaming) in (True, 1)
