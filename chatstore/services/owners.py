@@ -54,10 +54,6 @@ class OwnerScope:
     owner: str | None
     empty: bool = False
 
-    @property
-    def is_everyone(self) -> bool:
-        return self.owner is None
-
     def sessions(self) -> ColumnElement[bool]:
         """The condition on ``sessions`` rows: a session with no owner is outside every user's scope."""
         if self.empty:
