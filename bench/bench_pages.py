@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from chatstore.core.db import Database, Work, open_database, resolve_url
 from chatstore.core.settings import Settings
 from chatstore.models import ChatSession, Message
+from chatstore.services.owners import EVERY_SESSION
 from chatstore.services.sessions import list_messages, list_sessions
 from tests.helpers import postgres_schema
 from tests.servers import running_servers
@@ -286,10 +287,13 @@ def service_sql(db: RecordingDatabase, query: Query) -> tuple[str, Any]:
     params = query.params
     cursor = str(params["cursor"]) if "cursor" in params else None
     if query.path == "/api/sessions":
-        call = list_sessions(db, limit=PAGE, cursor=cursor, order=params["order"])  # type: ignore[arg-type]
+        order = params["order"]
+        call = list_sessions(db, scope=EVERY_SESSION, limit=PAGE, cursor=cursor, order=order)  # type: ignore[arg-type]
     else:
         session_id = query.path.split("/")[3]
-        call = list_messages(db, session_id, limit=PAGE, cursor=cursor, direction=params["direction"])  # type: ignore[arg-type]
+        direction = params["direction"]
+        scope = EVERY_SESSION
+        call = list_messages(db, session_id, scope=scope, limit=PAGE, cursor=cursor, direction=direction)  # type: ignore[arg-type]
     db.statements.clear()
     asyncio.run(call)
     return db.statements[-1]

@@ -2,6 +2,9 @@
 
 ``python -m chatstore db upgrade|current|history``: the database's schema, for operators.
 
+``python -m chatstore db set-owner --owner USER (--session ID | --unowned)``: give sessions stored
+without an owner (in open mode, by an operator, or before owners existed) to a user.
+
 What stops either is said in one line on stderr, with an exit status per kind of failure (the
 traceback follows only with ``CHATSTORE_LOG_LEVEL=debug``). Start-up checks what it can before the
 app starts, cheapest first: the settings, the address (bound here and held, so that a busy port is
@@ -27,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from uvicorn.supervisors import Multiprocess
 
 from chatstore.api.request_limits import MAX_HEADER_BYTES
-from chatstore.core.db import DatabaseUnavailable, resolve_url
+from chatstore.core.db import DatabaseUnavailable, open_database, resolve_url
 from chatstore.core.migrations import (
     SchemaError,
     check_can_serve,
@@ -36,6 +39,7 @@ from chatstore.core.migrations import (
     upgrade_schema,
 )
 from chatstore.core.settings import Settings, SettingsError
+from chatstore.services.owners import set_owner, user_id_problem
 from chatstore.serving import listening_socket
 
 # The exit statuses, as the README lists them. 2 is also argparse's, for a bad command line.
@@ -56,7 +60,7 @@ class StartupFailure(Exception):
 
 def open_access_warning(host: str, settings: Settings) -> str | None:
     """The warning to print when the API is reachable from other machines without a key."""
-    if settings.api_keys or _is_loopback(host):
+    if settings.api_keys or settings.tokens_enabled or _is_loopback(host):
         return None
     return (
         f"chatstore listens on {host} without CHATSTORE_API_KEY: anyone who can reach it can read "
@@ -77,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m chatstore",
         usage="%(prog)s [--host HOST] [--port PORT] [--workers N]\n"
-        "       %(prog)s db {upgrade,current,history}",
+        "       %(prog)s db {upgrade,current,history}\n"
+        "       %(prog)s db set-owner --owner USER (--session ID | --unowned)",
         description="Serve chatstore, or look after its database (db).",
     )
     # No defaults here: the settings, read after the command line, give them.
@@ -88,10 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser(
         "db", help="the database's schema: upgrade it, show its revision, list revisions"
     )
-    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="{upgrade,current,history}")
+    db_commands = db.add_subparsers(
+        dest="db_command", required=True, metavar="{upgrade,current,history,set-owner}"
+    )
     db_commands.add_parser("upgrade", help="upgrade the database to the newest revision")
     db_commands.add_parser("current", help="print the database's revision and whether it is the newest")
     db_commands.add_parser("history", help="list the revisions, oldest first")
+    set_owner_command = db_commands.add_parser(
+        "set-owner", help="give one session, or every session without an owner, to a user"
+    )
+    set_owner_command.add_argument("--owner", required=True, help="the user id the sessions go to")
+    which = set_owner_command.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", metavar="ID", help="this session (whoever owns it now)")
+    which.add_argument("--unowned", action="store_true", help="every session that has no owner")
     return parser
 
 
@@ -102,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = read_settings()
         if args.command == "db":
-            status = run_db_command(args.db_command, settings)
+            if args.db_command == "set-owner":
+                status = run_set_owner(settings, args.owner, args.session)
+            else:
+                status = run_db_command(args.db_command, settings)
         else:
             port = settings.port if args.port is None else args.port
             status = serve(settings, args.host or settings.host, port, args.workers)
@@ -221,6 +238,34 @@ def run_db_command(command: str, settings: Settings) -> int:
         except SchemaError as refused:
             raise StartupFailure(str(refused), EXIT_DATABASE) from refused
         print(upgrade.describe())
+    return 0
+
+
+def run_set_owner(settings: Settings, owner: str, session_id: str | None) -> int:
+    """``db set-owner``: prints what changed; the schema is upgraded first, as at start-up."""
+    problem = user_id_problem(owner)
+    if problem is not None:
+        raise StartupFailure(f"--owner {problem}", EXIT_BAD_SETTING)
+
+    async def assign() -> int:
+        db = await open_database(settings)
+        try:
+            return await set_owner(db, owner, session_id=session_id)
+        finally:
+            await db.close()
+
+    try:
+        changed = _read_database(settings, lambda: asyncio.run(assign()))
+    except SchemaError as refused:
+        raise StartupFailure(str(refused), EXIT_DATABASE) from refused
+    if session_id is not None:
+        if not changed:
+            raise StartupFailure(
+                f"no session has the id {session_id!r}: nothing was changed", EXIT_BAD_SETTING
+            )
+        print(f"session {session_id} now belongs to {owner!r}")
+    else:
+        print(f"{changed} session{'' if changed == 1 else 's'} without an owner now belong to {owner!r}")
     return 0
 
 

@@ -18,7 +18,8 @@ from chatstore import __version__
 from chatstore.api import ChatController, MessageController, SessionController
 from chatstore.api.access_log import AccessLog
 from chatstore.api.allow import CompleteAllowHeader
-from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
+from chatstore.api.auth import api_security, cors_config, security_schemes
+from chatstore.api.callers import USER_PARAMETER, caller_guard, provide_caller
 from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
 from chatstore.api.docs import SCHEMA_PATH, SwaggerDocs, docs_router
 from chatstore.api.errors import exception_handlers
@@ -32,6 +33,7 @@ from chatstore.core.db import open_database
 from chatstore.core.settings import Settings
 from chatstore.services.replies import Replies
 from chatstore.services.responders import MockResponder, Responder
+from chatstore.services.tokens import TokenVerifier
 from chatstore.services.upstream import OpenAIResponder
 from chatstore.services.workers import WorkerLease
 
@@ -78,12 +80,16 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
                 await own_responder.aclose()
             await db.close()
 
-    # The API, behind the key when there are keys; the page, its files and /healthz stay open.
+    # The API, behind the keys and tokens when there are any; the page, its files and /healthz stay
+    # open. The guard resolves every API request's caller, in open mode too.
+    verifier = TokenVerifier(settings) if settings.tokens_enabled else None
     api = Router(
         path="/api",
         route_handlers=[SessionController, ChatController, MessageController, SearchController],
-        guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
-        security=api_security(required=bool(settings.api_keys)),
+        guards=[caller_guard(settings, verifier)],
+        security=api_security(required=bool(settings.api_keys) or verifier is not None),
+        dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
+        parameters={"chatstore_user": USER_PARAMETER},
         before_request=strict_query_integers,
     )
     application = Litestar(
@@ -107,7 +113,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             # Swagger UI from an installed package, so that the docs work offline.
             render_plugins=[SwaggerDocs()],
             openapi_router=docs_router(),
-            components=Components(security_schemes={BEARER_SCHEME: bearer_scheme()}),
+            components=Components(security_schemes=security_schemes()),
         ),
         logging_config=LoggingConfig(
             loggers={

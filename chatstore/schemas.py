@@ -87,6 +87,14 @@ class SessionRead(msgspec.Struct, kw_only=True):
         ForkedFrom | None,
         msgspec.Meta(description="For a fork: the session and the message its branch was copied from."),
     ] = None
+    owner: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The user the session belongs to: set from the caller when it is created, "
+            "imported or forked, and never changed by a user (null in open mode and for an operator's "
+            "sessions)."
+        ),
+    ] = None
 
 
 MAX_CLIENT_ID_LENGTH = 200

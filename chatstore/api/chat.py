@@ -14,6 +14,7 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryPara
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chatstore.api.access_log import note_session_id
+from chatstore.api.callers import Caller
 from chatstore.api.limits import INTEGER, check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
@@ -126,6 +127,7 @@ class ChatController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         replies: NamedDependency[Replies],
+        caller: NamedDependency[Caller],
         data: JSONBody[ChatRequest],
         last_event_id: Annotated[str | None, LAST_EVENT_ID] = None,
     ) -> Response[Any]:
@@ -137,11 +139,15 @@ class ChatController(Controller):
             data.session_id,
             data.messages,
             replies.worker_id,
+            scope=caller.scope,
             parent_id=data.parent_id,
             resuming=position is not None,
         )
         if turn.is_retry:
-            return _stream(await replies.follow(turn.reply_id, position, turn.started), data.error_event)
+            return _stream(
+                await replies.follow(turn.reply_id, position, turn.started, scope=caller.scope),
+                data.error_event,
+            )
         generation = replies.begin(turn, keep_generating=data.keep_generating)
         return _stream_new_reply(replies, generation, data.error_event)
 
@@ -168,6 +174,7 @@ class ChatController(Controller):
         self,
         db: NamedDependency[Database],
         replies: NamedDependency[Replies],
+        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         data: Annotated[
             RegenerateRequest | None,
@@ -175,7 +182,9 @@ class ChatController(Controller):
         ] = None,
     ) -> ServerSentEvent:
         options = data if data is not None else RegenerateRequest()
-        turn = await start_regeneration(db, str(session_id), replies.worker_id, message_id=options.message_id)
+        turn = await start_regeneration(
+            db, str(session_id), replies.worker_id, scope=caller.scope, message_id=options.message_id
+        )
         generation = replies.begin(turn, keep_generating=options.keep_generating)
         return _stream_new_reply(replies, generation, options.error_event)
 
@@ -194,6 +203,7 @@ class ChatController(Controller):
     async def follow(
         self,
         replies: NamedDependency[Replies],
+        caller: NamedDependency[Caller],
         message_id: FromPath[UUID],
         last_event_id_header: Annotated[str | None, LAST_EVENT_ID] = None,
         last_event_id: Annotated[
@@ -213,7 +223,7 @@ class ChatController(Controller):
     ) -> Response[Any]:
         position = _position(last_event_id_header, last_event_id)
         # An unknown reply is a plain 404; None means there is nothing more to send.
-        return _stream(await replies.follow(str(message_id), position), error_event)
+        return _stream(await replies.follow(str(message_id), position, scope=caller.scope), error_event)
 
     @post(
         "/messages/{message_id:uuid}/stop",
@@ -229,9 +239,11 @@ class ChatController(Controller):
         self,
         replies: NamedDependency[Replies],
         settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         message_id: FromPath[UUID],
     ) -> MessageRead:
-        return await replies.stop(str(message_id), wait_s=max(2.0, 4 * settings.progress_interval_ms / 1000))
+        wait_s = max(2.0, 4 * settings.progress_interval_ms / 1000)
+        return await replies.stop(str(message_id), wait_s=wait_s, scope=caller.scope)
 
 
 def _position(header: str | None, query: int | None) -> int | None:

@@ -8,6 +8,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -18,6 +19,8 @@ from litestar.status_codes import (
 from chatstore.core.db import DatabaseUnavailable, DiskFull
 from chatstore.services.errors import (
     InvalidInput,
+    InvalidToken,
+    KeysUnavailable,
     MessageNotFound,
     NothingToRegenerate,
     ReplyNotFound,
@@ -28,6 +31,8 @@ __all__ = ["exception_handlers"]
 
 logger = logging.getLogger("chatstore.api")
 
+# How long a client should wait before sending a token again while the JWKS cannot be fetched.
+KEYS_RETRY_AFTER_S = 5
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
@@ -108,6 +113,20 @@ def database_unavailable(_: Request[Any, Any, Any], exc: DatabaseUnavailable) ->
     return _error(status, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
 
+def invalid_token(_: Request[Any, Any, Any], exc: InvalidToken) -> Response[Any]:
+    """401 naming the reason in the detail and in ``WWW-Authenticate`` (RFC 6750 section 3)."""
+    challenge = f'Bearer realm="chatstore", error="invalid_token", error_description="{exc.reason}"'
+    return _error(
+        HTTP_401_UNAUTHORIZED,
+        f"the token is not valid: {exc.reason}",
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def keys_unavailable(_: Request[Any, Any, Any], exc: KeysUnavailable) -> Response[Any]:
+    return _error(HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(KEYS_RETRY_AFTER_S)})
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # The path is the client's: %r escapes newlines and control characters, so it cannot forge a line.
     logger.error("unhandled error on %s %r", request.method, request.url.path, exc_info=exc)
@@ -124,5 +143,7 @@ exception_handlers: dict[Any, Any] = {
     ClientException: client_error,
     UnicodeDecodeError: undecodable_body,
     DatabaseUnavailable: database_unavailable,
+    InvalidToken: invalid_token,
+    KeysUnavailable: keys_unavailable,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
 }

@@ -111,8 +111,10 @@ def _complete_error_responses(openapi: OpenAPI) -> None:
         )
 
     unauthorized = error(
-        "The service has API keys (`CHATSTORE_API_KEY`) and the `Authorization: Bearer <key>` header "
-        "is missing, or the key is not valid."
+        "The service has API keys (`CHATSTORE_API_KEY`) or takes user tokens (`CHATSTORE_JWT_*`), and "
+        "the `Authorization: Bearer <key or token>` header is missing, or the key or the token is not "
+        "valid: `WWW-Authenticate` says why (`error_description`: expired, wrong audience, bad "
+        "signature, …)."
     )
     unavailable = error(
         "The database is unavailable (unreachable, out of connections, or its file is gone): "
@@ -136,6 +138,8 @@ def _complete_error_responses(openapi: OpenAPI) -> None:
                 response.description = named[0] if named else NOT_FOUND_IN_BODY
         if not path.startswith("/api/"):
             continue
+        # Every API operation takes X-Chatstore-User, so every one can refuse it.
+        operation.responses.setdefault("400", error(INVALID_REQUEST))
         operation.responses["401"] = unauthorized
         operation.responses["503"] = unavailable
         if method in _WRITING_METHODS:

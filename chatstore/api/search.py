@@ -6,12 +6,14 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from chatstore.api.callers import Caller
 from chatstore.api.openapi import error_response
 from chatstore.api.pagination import NEXT_PAGE_HEADERS, next_page_headers, page_size
 from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.schemas import SearchPage
 from chatstore.services import search
+from chatstore.services.owners import MAX_USER_ID_LENGTH, USER_ID_PATTERN
 from chatstore.services.search import MAX_QUERY_LENGTH, MAX_QUERY_TERMS
 
 __all__ = ["SearchController"]
@@ -21,7 +23,8 @@ Every word must appear (case and accents do not matter: `cafe` finds `café`); `
 appear together in that order; `or` between words accepts either side; `-word` excludes. Anything
 else (other punctuation, emoji) separates words. A query with no letter or digit to look for gets 400."""
 
-SEARCH_DESCRIPTION = """Messages of every session whose text matches `q`, best match first, with a
+SEARCH_DESCRIPTION = """Messages of the caller's sessions (a user's own; an operator's: every session, or
+one owner's with `owner`) whose text matches `q`, best match first, with a
 snippet of the text around the matching words. The snippet is HTML: the text is escaped and the
 matching words are wrapped in `<mark>`…`</mark>`, so it can be inserted into a page as it is.
 When there are more hits, `next_cursor` (also in the `Link` and `X-Next-Cursor` headers) asks for
@@ -46,6 +49,7 @@ class SearchController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
         q: Annotated[str, QueryParameter(name="q", description=QUERY_DESCRIPTION)],
         limit: Annotated[
             int | None,
@@ -61,6 +65,19 @@ class SearchController(Controller):
                 name="cursor", description="Where to continue: the `next_cursor` of the previous page."
             ),
         ] = None,
+        owner: Annotated[
+            str | None,
+            QueryParameter(
+                name="owner",
+                description="Only this user's messages, among those the caller sees: for an operator (a "
+                "service key without `X-Chatstore-User`) that user's; for a user their own, or none.",
+                min_length=1,
+                max_length=MAX_USER_ID_LENGTH,
+                pattern=USER_ID_PATTERN,
+            ),
+        ] = None,
     ) -> Response[SearchPage]:
-        page = await search.search(db, q, limit=page_size(limit, settings), cursor=cursor)
+        page = await search.search(
+            db, q, scope=caller.scope_for_listing(owner), limit=page_size(limit, settings), cursor=cursor
+        )
         return Response(page, headers=next_page_headers(page.next_cursor, request))

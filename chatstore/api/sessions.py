@@ -11,6 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
+from chatstore.api.callers import Caller
 from chatstore.api.limits import check_metadata, check_session_create, check_session_import, check_text
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_response, page_size
@@ -26,6 +27,7 @@ from chatstore.schemas import (
     SessionUpdate,
 )
 from chatstore.services import sessions, transfer
+from chatstore.services.owners import MAX_USER_ID_LENGTH, USER_ID_PATTERN
 
 Limit = Annotated[
     int | None,
@@ -37,6 +39,18 @@ Limit = Annotated[
 Cursor = Annotated[
     str | None,
     QueryParameter(name="cursor", description="Where to continue: the `X-Next-Cursor` of the previous page."),
+]
+# An operator's filter (a service key without X-Chatstore-User); a user gets 400 for it.
+Owner = Annotated[
+    str | None,
+    QueryParameter(
+        name="owner",
+        description="Only this user's sessions, among those the caller sees: for an operator (a service "
+        "key without `X-Chatstore-User`) that user's; for a user their own, or none if it names another.",
+        min_length=1,
+        max_length=MAX_USER_ID_LENGTH,
+        pattern=USER_ID_PATTERN,
+    ),
 ]
 
 __all__ = ["SessionController"]
@@ -74,6 +88,7 @@ class SessionController(Controller):
         self,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         data: Annotated[
             SessionCreate | None,
             Body(
@@ -84,7 +99,7 @@ class SessionController(Controller):
     ) -> Response[SessionRead]:
         data = data or SessionCreate()
         check_session_create(data, settings)
-        session = await sessions.create_session(db, data)
+        session = await sessions.create_session(db, data, scope=caller.scope)
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @get(
@@ -101,14 +116,22 @@ class SessionController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
         limit: Limit = None,
         cursor: Cursor = None,
+        owner: Owner = None,
         order: Annotated[
             Literal["created", "activity"],
             QueryParameter(name="order", description="`created` (default) or `activity`."),
         ] = "created",
     ) -> Response[list[SessionRead]]:
-        page = await sessions.list_sessions(db, limit=page_size(limit, settings), cursor=cursor, order=order)
+        page = await sessions.list_sessions(
+            db,
+            scope=caller.scope_for_listing(owner),
+            limit=page_size(limit, settings),
+            cursor=cursor,
+            order=order,
+        )
         return page_response(page, request)
 
     @get(
@@ -130,6 +153,7 @@ class SessionController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         limit: Limit = None,
         cursor: Cursor = None,
@@ -147,11 +171,17 @@ class SessionController(Controller):
         size = page_size(limit, settings)
         if branch is not None:
             along = await sessions.list_branch_messages(
-                db, str(session_id), branch, limit=size, cursor=cursor, direction=direction
+                db,
+                str(session_id),
+                branch,
+                scope=caller.scope,
+                limit=size,
+                cursor=cursor,
+                direction=direction,
             )
             return page_response(along, request)  # type: ignore[arg-type]
         page = await sessions.list_messages(
-            db, str(session_id), limit=size, cursor=cursor, direction=direction
+            db, str(session_id), scope=caller.scope, limit=size, cursor=cursor, direction=direction
         )
         return page_response(page, request)
 
@@ -167,13 +197,14 @@ class SessionController(Controller):
     async def get_session(
         self,
         db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         message_id: Annotated[
             str | None,
             QueryParameter(name="message_id", description="Read the branch through this message instead."),
         ] = None,
     ) -> SessionDetail:
-        return await sessions.get_session_detail(db, str(session_id), message_id)
+        return await sessions.get_session_detail(db, str(session_id), message_id, scope=caller.scope)
 
     @get(
         "/{session_id:uuid}/export",
@@ -187,13 +218,14 @@ class SessionController(Controller):
     async def export_session(
         self,
         db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         format: Annotated[
             Literal["json", "markdown"],
             QueryParameter(name="format", description="`json` (default) or `markdown`."),
         ] = "json",
     ) -> Response[SessionExport]:
-        export = await transfer.export_session(db, str(session_id))
+        export = await transfer.export_session(db, str(session_id), scope=caller.scope)
         stem = _file_stem(export.session.name, str(session_id))
         if format == "markdown":
             return Response(
@@ -218,10 +250,11 @@ class SessionController(Controller):
         self,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         data: JSONBody[SessionExport],
     ) -> Response[SessionRead]:
         check_session_import(data, settings)
-        session = await transfer.import_session(db, data)
+        session = await transfer.import_session(db, data, scope=caller.scope)
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @post(
@@ -242,12 +275,15 @@ class SessionController(Controller):
         self,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         data: JSONBody[ForkRequest],
     ) -> Response[SessionRead]:
         if isinstance(data.name, str):
             check_text("name", data.name, settings.max_name_length)
-        fork = await transfer.fork_session(db, str(session_id), data.message_id, data.name)
+        fork = await transfer.fork_session(
+            db, str(session_id), data.message_id, data.name, scope=caller.scope
+        )
         return Response(fork, status_code=201, headers={"Location": f"{SESSIONS_URL}/{fork.id}"})
 
     @patch(
@@ -266,13 +302,18 @@ class SessionController(Controller):
         self,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         data: JSONBody[SessionUpdate],
     ) -> SessionRead:
         if isinstance(data.name, str):
             check_text("name", data.name, settings.max_name_length)
         return await sessions.update_session(
-            db, str(session_id), data, lambda merged: check_metadata("metadata", merged, settings)
+            db,
+            str(session_id),
+            data,
+            lambda merged: check_metadata("metadata", merged, settings),
+            scope=caller.scope,
         )
 
     @delete(
@@ -282,8 +323,10 @@ class SessionController(Controller):
         summary="Delete a session and its messages",
         raises=[NotFoundException],
     )
-    async def delete_session(self, db: NamedDependency[Database], session_id: FromPath[UUID]) -> None:
-        await sessions.delete_session(db, str(session_id))
+    async def delete_session(
+        self, db: NamedDependency[Database], caller: NamedDependency[Caller], session_id: FromPath[UUID]
+    ) -> None:
+        await sessions.delete_session(db, str(session_id), scope=caller.scope)
 
 
 def _file_stem(name: str | None, session_id: str) -> str:

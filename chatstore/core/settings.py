@@ -6,10 +6,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
 __all__ = ["Settings", "SettingsError"]
 
 DEFAULT_DATABASE_URL = "sqlite:///data/app.db"
 MIN_API_KEY_LENGTH = 16
+MIN_JWT_SECRET_BYTES = 32
+PUBLIC_KEY_TYPES = (
+    rsa.RSAPublicKey,
+    ec.EllipticCurvePublicKey,
+    ed25519.Ed25519PublicKey,
+    ed448.Ed448PublicKey,
+)
 MIGRATE_MODES = ("auto", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 _KIND_NAMES = {int: "a whole number", float: "a number"}
@@ -76,6 +86,18 @@ class Settings:
     # Access control: one key, or several separated by commas (to rotate keys without downtime).
     # Empty: the API is open. A secret: never printed.
     api_key: str = dataclasses.field(default="", repr=False)
+    # User tokens (JWT), verified with one key source: a JWKS URL (keys fetched and cached), a PEM
+    # public key, or an HMAC secret (a secret: never printed). Issuer and audience, when set, must match.
+    jwt_jwks_url: str = ""
+    jwt_public_key: str = dataclasses.field(default="", repr=False)
+    jwt_secret: str = dataclasses.field(default="", repr=False)
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    # The claim that holds the user id.
+    jwt_user_claim: str = "sub"
+    # The least time between two fetches of the JWKS for a token whose key is not cached, so that
+    # tokens naming made-up keys cannot make chatstore hammer the identity provider.
+    jwt_jwks_refresh_s: float = 10.0
     # Origins whose pages may call the API from a browser, separated by commas ("*": any); empty: none.
     cors_origins: str = ""
     # How long an idle keep-alive connection is kept open, in seconds.
@@ -142,6 +164,53 @@ class Settings:
             raise SettingsError("CHATSTORE_MAX_CONNECTIONS must be at least 1")
         if self.client_timeout_s <= 0:
             raise SettingsError("CHATSTORE_CLIENT_TIMEOUT_S must be positive")
+        self._check_tokens()
+
+    def _check_tokens(self) -> None:
+        sources = [
+            name
+            for name, value in (
+                ("CHATSTORE_JWT_JWKS_URL", self.jwt_jwks_url),
+                ("CHATSTORE_JWT_PUBLIC_KEY", self.jwt_public_key),
+                ("CHATSTORE_JWT_SECRET", self.jwt_secret),
+            )
+            if value
+        ]
+        if len(sources) > 1:
+            raise SettingsError(f"set only one of {' and '.join(sources)}: tokens are verified with one key")
+        if not sources:
+            for name in ("jwt_issuer", "jwt_audience"):
+                if getattr(self, name):
+                    raise SettingsError(
+                        f"CHATSTORE_{name.upper()} needs a key to check tokens with: CHATSTORE_JWT_JWKS_URL, "
+                        "CHATSTORE_JWT_PUBLIC_KEY or CHATSTORE_JWT_SECRET"
+                    )
+            return
+        if not self.jwt_user_claim.strip():
+            raise SettingsError("CHATSTORE_JWT_USER_CLAIM must name a claim (sub by default)")
+        if self.jwt_jwks_url and not self.jwt_jwks_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"CHATSTORE_JWT_JWKS_URL must be an http(s):// URL, got {self.jwt_jwks_url!r}"
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            # RFC 7518 3.2: an HMAC key as long as the hash at least.
+            raise SettingsError(f"CHATSTORE_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        if self.jwt_public_key:
+            try:
+                key = serialization.load_pem_public_key(self.jwt_public_key.encode())
+            except ValueError:
+                raise SettingsError(
+                    "CHATSTORE_JWT_PUBLIC_KEY is not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+                ) from None
+            if not isinstance(key, PUBLIC_KEY_TYPES):
+                raise SettingsError(
+                    "CHATSTORE_JWT_PUBLIC_KEY must be an RSA, EC, Ed25519 or Ed448 public key"
+                )
+
+    @property
+    def tokens_enabled(self) -> bool:
+        """Whether bearer JWTs are accepted."""
+        return bool(self.jwt_jwks_url or self.jwt_public_key or self.jwt_secret)
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -97,6 +97,9 @@ class ChatSession(SQLModel, table=True):
         # Keyset pagination of the two orders the list offers.
         Index("ix_sessions_created", "created_at", "id"),
         Index("ix_sessions_activity", "activity_at", "id"),
+        # The same per owner: one user's page is read from that user's entries alone.
+        Index("ix_sessions_owner_created", "owner", "created_at", "id"),
+        Index("ix_sessions_owner_activity", "owner", "activity_at", "id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
@@ -123,6 +126,9 @@ class ChatSession(SQLModel, table=True):
     # original may be deleted, and the fork stays as it is.
     forked_from_session_id: str | None = None
     forked_from_message_id: str | None = None
+    # The user the session belongs to (see ``services/owners.py``); None in open mode, for an
+    # operator's sessions and for those stored before owners existed. A user never changes it.
+    owner: str | None = None
 
     messages: list["Message"] = Relationship(
         back_populates="session",

@@ -2,6 +2,8 @@
 
 __all__ = [
     "InvalidInput",
+    "InvalidToken",
+    "KeysUnavailable",
     "MessageNotFound",
     "NothingToRegenerate",
     "ReplyNotFound",
@@ -50,3 +52,16 @@ class ResponderError(RuntimeError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class InvalidToken(ValueError):
+    """A bearer token that is not a valid user token; ``reason`` says why (expired, wrong audience,
+    bad signature…), never which part of a key was wrong."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class KeysUnavailable(RuntimeError):
+    """The JWKS endpoint cannot be reached and the token's key is not cached."""

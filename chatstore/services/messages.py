@@ -16,22 +16,24 @@ from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.services.branches import ancestors, descendants
 from chatstore.services.errors import MessageNotFound
+from chatstore.services.owners import OwnerScope
 
 __all__ = ["CASCADE_BAND", "delete_message"]
 
 CASCADE_BAND = 500
 
 
-async def delete_message(db: Database, message_id: str) -> None:
+async def delete_message(db: Database, message_id: str, *, scope: OwnerScope) -> None:
     """Delete the message and what follows it; if the session's current branch went through it,
-    the current message becomes its parent. Raises ``MessageNotFound``. The id is a UUID: the
+    the current message becomes its parent. Raises ``MessageNotFound``, also for a message outside the
+    scope. The id is a UUID: the
     route's path parameter is typed."""
 
     def delete_subtree(connection: Connection) -> None:
         found = connection.execute(
-            select(messages_table.c.session_id, messages_table.c.parent_id).where(
-                messages_table.c.id == message_id
-            )
+            select(messages_table.c.session_id, messages_table.c.parent_id)
+            .join(sessions_table, sessions_table.c.id == messages_table.c.session_id)
+            .where(messages_table.c.id == message_id, scope.sessions())
         ).first()
         if found is None:
             raise MessageNotFound(message_id)

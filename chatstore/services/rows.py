@@ -41,6 +41,7 @@ SESSION_COLUMNS = (
     sessions_table.c.current_message_id,
     sessions_table.c.forked_from_session_id,
     sessions_table.c.forked_from_message_id,
+    sessions_table.c.owner,
 )
 MESSAGE_COLUMNS = (
     messages_table.c.id,
@@ -72,6 +73,7 @@ def to_session(row: Any) -> SessionRead:
         preview=row.preview,
         current_message_id=row.current_message_id,
         forked_from=origin,
+        owner=row.owner,
     )
 
 

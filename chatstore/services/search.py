@@ -34,6 +34,7 @@ from chatstore.models.search_index import PG_DOCUMENT, PG_LESS_THAN, TS_CONFIG
 from chatstore.models.tables import UTCTimestamp
 from chatstore.schemas import SearchHit, SearchPage
 from chatstore.services.errors import InvalidInput
+from chatstore.services.owners import OwnerScope
 from chatstore.services.pagination import RowId, Score, Text, decode_cursor, encode_cursor
 
 __all__ = [
@@ -123,14 +124,20 @@ def parse_query(q: str) -> SearchQuery:
     return SearchQuery(clauses)
 
 
-_SQLITE_ANCHOR = text(
-    "SELECT bm25(messages_search) FROM messages_search WHERE messages_search MATCH :query AND rowid = :doc"
-)
+_SQLITE_ANCHOR = """SELECT bm25(messages_search) FROM messages_search
+WHERE messages_search MATCH :query AND messages_search.rowid = :doc {scope}"""
+# For one owner: the hits among the owner's messages, found from the sessions by the index that
+# starts with the owner. The full-text index drives (the unary + keeps SQLite from handing the list
+# to FTS5 a rowid at a time): a rowid looked up in a MATCH reads the term's whole doclist, so
+# starting from the owner's messages would cost that once per message (see the README's Performance).
+_SQLITE_OWNER_SCOPE = """AND +messages_search.rowid IN (
+        SELECT om.rowid FROM sessions AS o JOIN messages AS om ON om.session_id = o.id WHERE o.owner = :owner
+    )"""
 _SQLITE_PAGE = """
 WITH page AS MATERIALIZED (
-    SELECT rowid AS doc, bm25(messages_search) AS score
+    SELECT messages_search.rowid AS doc, bm25(messages_search) AS score
     FROM messages_search
-    WHERE messages_search MATCH :query {after}
+    WHERE messages_search MATCH :query {scope} {after}
     ORDER BY score, doc
     LIMIT :limit
 )
@@ -150,16 +157,20 @@ _SQLITE_AFTER = """AND (bm25(messages_search) > :score
 
 _POSTGRES_QUERY = f"websearch_to_tsquery('{TS_CONFIG}'::regconfig, :query)"
 _POSTGRES_RANK = f"ts_rank_cd(m.search_vector, {_POSTGRES_QUERY}, 1)"
-_POSTGRES_ANCHOR = text(
-    f"SELECT {_POSTGRES_RANK} FROM messages AS m WHERE m.id = :doc AND m.search_vector @@ {_POSTGRES_QUERY}"
+_POSTGRES_ANCHOR = (
+    f"SELECT {_POSTGRES_RANK} FROM messages AS m WHERE m.id = :doc AND m.search_vector @@ {_POSTGRES_QUERY} "
+    "{scope}"
 )
+# The owner's sessions by the index that starts with the owner; the planner reads their messages by
+# session, or the GIN index, whichever its statistics say is cheaper.
+_POSTGRES_OWNER_SCOPE = "AND m.session_id IN (SELECT id FROM sessions WHERE owner = :owner)"
 _POSTGRES_PAGE = f"""
 WITH page AS MATERIALIZED (
     SELECT hits.id AS doc, hits.score
     FROM (
         SELECT m.id, {_POSTGRES_RANK} AS score
         FROM messages AS m
-        WHERE m.search_vector @@ {_POSTGRES_QUERY}
+        WHERE m.search_vector @@ {_POSTGRES_QUERY} {{scope}}
     ) AS hits
     WHERE true {{after}}
     ORDER BY hits.score DESC, hits.id
@@ -180,8 +191,11 @@ _POSTGRES_AFTER = (
 )
 
 
-async def search(db: Database, q: str, *, limit: int, cursor: str | None = None) -> SearchPage:
-    """One page of the messages matching ``q``, best first.
+async def search(
+    db: Database, q: str, *, scope: OwnerScope, limit: int, cursor: str | None = None
+) -> SearchPage:
+    """One page of the messages of the scope's sessions matching ``q``, best first. Another owner's
+    message is never a hit, nor an anchor for a cursor.
 
     The cursor names the last hit of the previous page by its (score, key): the rowid on SQLite,
     the message id on PostgreSQL. The next page is what ranks after it, so hits the client has seen
@@ -191,6 +205,11 @@ async def search(db: Database, q: str, *, limit: int, cursor: str | None = None)
     with fresh ones; instead the last hit's score is computed again beside the page, with the same
     statistics. Only if that message is gone (or no longer matches) is the cursor's own score used.
     Messages stored after the first page appear on later pages if they rank below the cursor.
+
+    On PostgreSQL a score depends on the message alone, and a user's search starts from the user's
+    sessions. On SQLite bm25's statistics are those of the whole index, every owner's messages
+    included: they move the scores of a user's hits a little, never which messages are hits; and
+    the index is read for every owner's matches, which the owner's then filter.
     """
     query = parse_query(q)
     dialect = db.dialect
@@ -206,6 +225,8 @@ async def search(db: Database, q: str, *, limit: int, cursor: str | None = None)
 
     def select_page(connection: Connection) -> SearchPage:
         params: dict[str, Any] = {"query": rendered, "limit": limit + 1}
+        if scope.owner is not None:
+            params["owner"] = scope.owner
         if dialect == "postgresql":
             params["options"] = (
                 f'StartSel="{open_marker}", StopSel="{close_marker}", '
@@ -213,17 +234,19 @@ async def search(db: Database, q: str, *, limit: int, cursor: str | None = None)
                 'FragmentDelimiter=" … "'
             )
             anchor_sql, page_sql, after_sql = _POSTGRES_ANCHOR, _POSTGRES_PAGE, _POSTGRES_AFTER
+            parts = {"scope": _scope_condition(scope, _POSTGRES_OWNER_SCOPE)}
         else:
             params["open"], params["close"] = open_marker, close_marker
             anchor_sql, page_sql, after_sql = _SQLITE_ANCHOR, _SQLITE_PAGE, _SQLITE_AFTER
+            parts = {"scope": _scope_condition(scope, _SQLITE_OWNER_SCOPE)}
         if after is None:
-            statement = page_sql.format(after="", words=SNIPPET_WORDS)
+            statement = page_sql.format(after="", words=SNIPPET_WORDS, **parts)
         else:
             score, doc = after
-            fresh = connection.execute(anchor_sql, {**params, "doc": doc}).scalar()
+            fresh = connection.execute(text(anchor_sql.format(**parts)), {**params, "doc": doc}).scalar()
             params["score"] = score if fresh is None else fresh
             params["doc"] = doc
-            statement = page_sql.format(after=after_sql, words=SNIPPET_WORDS)
+            statement = page_sql.format(after=after_sql, words=SNIPPET_WORDS, **parts)
         rows = connection.execute(text(statement).columns(**_RESULT_TYPES), params).all()
         more, rows = len(rows) > limit, rows[:limit]
         hits = [
@@ -246,6 +269,12 @@ async def search(db: Database, q: str, *, limit: int, cursor: str | None = None)
         return SearchPage(results=hits, next_cursor=next_cursor)
 
     return await db.read(select_page)
+
+
+def _scope_condition(scope: OwnerScope, owner_condition: str) -> str:
+    if scope.empty:
+        return "AND 1 = 0"
+    return "" if scope.owner is None else owner_condition
 
 
 def _highlight(snippet: str, open_marker: str, close_marker: str) -> str:

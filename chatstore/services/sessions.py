@@ -27,6 +27,7 @@ from chatstore.services.branches import (
     siblings_of,
 )
 from chatstore.services.errors import InvalidInput, SessionNotFound
+from chatstore.services.owners import OwnerScope
 from chatstore.services.pagination import Seq, Text, Timestamp, decode_cursor, encode_cursor
 from chatstore.services.rows import (
     MESSAGE_COLUMNS,
@@ -54,14 +55,19 @@ SessionOrder = Literal["created", "activity"]
 Direction = Literal["forward", "backward"]
 
 
-async def create_session(db: Database, data: SessionCreate) -> SessionRead:
+async def create_session(db: Database, data: SessionCreate, *, scope: OwnerScope) -> SessionRead:
+    """A new session, owned by the scope's owner."""
     now = utc_now()
-    session = SessionRead(id=new_id(), name=data.name, meta=data.meta, created_at=now, updated_at=now)
+    session = SessionRead(
+        id=new_id(), name=data.name, meta=data.meta, created_at=now, updated_at=now, owner=scope.owner
+    )
 
     def insert_session(connection: Connection) -> None:
         connection.execute(
             insert(sessions_table).values(
-                new_session_row(id=session.id, name=session.name, meta=session.meta, created_at=now)
+                new_session_row(
+                    id=session.id, name=session.name, meta=session.meta, created_at=now, owner=scope.owner
+                )
             )
         )
 
@@ -79,15 +85,21 @@ SESSION_ORDERS = {"created": sessions_table.c.created_at, "activity": sessions_t
 
 
 async def list_sessions(
-    db: Database, *, limit: int, cursor: str | None = None, order: SessionOrder = "created"
+    db: Database,
+    *,
+    scope: OwnerScope,
+    limit: int,
+    cursor: str | None = None,
+    order: SessionOrder = "created",
 ) -> Page[SessionRead]:
-    """Sessions newest first, by creation or by last activity, ``limit`` at a time."""
+    """The scope's sessions newest first, by creation or by last activity, ``limit`` at a time (for one
+    owner, from the indexes that start with the owner)."""
     sort_column = SESSION_ORDERS[order]
     kind = f"sessions:{order}"
     after = decode_cursor(cursor, kind, tuple[Timestamp, Text]) if cursor else None
 
     def select_page(connection: Connection) -> Page[SessionRead]:
-        query = select(*SESSION_COLUMNS, sort_column.label("sort_key"))
+        query = select(*SESSION_COLUMNS, sort_column.label("sort_key")).where(scope.sessions())
         if after is not None:
             query = query.where(tuple_(sort_column, sessions_table.c.id) < tuple_(*after))
         rows = connection.execute(
@@ -101,7 +113,13 @@ async def list_sessions(
 
 
 async def list_messages(
-    db: Database, session_id: str, *, limit: int, cursor: str | None = None, direction: Direction = "forward"
+    db: Database,
+    session_id: str,
+    *,
+    scope: OwnerScope,
+    limit: int,
+    cursor: str | None = None,
+    direction: Direction = "forward",
 ) -> Page[MessageRead]:
     """A page of a session's messages, always in seq order. ``forward`` starts at the first
     message; ``backward`` starts at the newest and each next page holds older messages."""
@@ -110,10 +128,7 @@ async def list_messages(
     seq = messages_table.c.seq
 
     def select_page(connection: Connection) -> Page[MessageRead] | None:
-        if (
-            connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
-            is None
-        ):
+        if not scope.owns_session(connection, session_id):
             return None
         query = select(*MESSAGE_COLUMNS).where(messages_table.c.session_id == session_id)
         if direction == "forward":
@@ -141,6 +156,7 @@ async def list_branch_messages(
     session_id: str,
     branch: str,
     *,
+    scope: OwnerScope,
     limit: int,
     cursor: str | None = None,
     direction: Direction = "forward",
@@ -156,7 +172,7 @@ async def list_branch_messages(
 
     def select_page(connection: Connection) -> Page[BranchMessage]:
         current = connection.execute(
-            select(sessions_table.c.current_message_id).where(sessions_table.c.id == session_id)
+            select(sessions_table.c.current_message_id).where(scope.session(session_id))
         ).first()
         if current is None:
             raise SessionNotFound(session_id)
@@ -194,13 +210,18 @@ async def list_branch_messages(
 
 
 async def update_session(
-    db: Database, session_id: str, patch: SessionUpdate, check_metadata: Callable[[dict[str, Any]], None]
+    db: Database,
+    session_id: str,
+    patch: SessionUpdate,
+    check_metadata: Callable[[dict[str, Any]], None],
+    *,
+    scope: OwnerScope,
 ) -> SessionRead:
     """Rename and/or patch the metadata (JSON Merge Patch, RFC 7396); ``check_metadata`` vets the result."""
 
     def apply(connection: Connection) -> SessionRead:
         values: dict[str, Any] = {"updated_at": utc_now()}
-        if patch.current_message_id is not UNSET and not _session_exists(connection, session_id):
+        if patch.current_message_id is not UNSET and not scope.owns_session(connection, session_id):
             raise SessionNotFound(session_id)  # before the message is looked for in it
         if patch.name is not UNSET:
             values["name"] = patch.name
@@ -212,7 +233,7 @@ async def update_session(
             # Read under the row's lock (SQLite's writer holds the database's) so concurrent
             # patches of different keys both land.
             current = connection.execute(
-                select(sessions_table.c.metadata).where(sessions_table.c.id == session_id).with_for_update()
+                select(sessions_table.c.metadata).where(scope.session(session_id)).with_for_update()
             ).scalar()
             if current is None:
                 raise SessionNotFound(session_id)
@@ -221,7 +242,7 @@ async def update_session(
             values["metadata"] = merged
         updated = connection.execute(
             update(sessions_table)
-            .where(sessions_table.c.id == session_id)
+            .where(scope.session(session_id))
             .values(**values)
             .returning(sessions_table.c.id)
         ).first()
@@ -234,13 +255,6 @@ async def update_session(
         )
 
     return await db.write(apply)
-
-
-def _session_exists(connection: Connection, session_id: str) -> bool:
-    return (
-        connection.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
-        is not None
-    )
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -256,12 +270,14 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-async def get_session_detail(db: Database, session_id: str, message_id: str | None = None) -> SessionDetail:
+async def get_session_detail(
+    db: Database, session_id: str, message_id: str | None = None, *, scope: OwnerScope
+) -> SessionDetail:
     """The session and its current branch, or the branch through ``message_id`` down to the newest
     message below it; each message with its siblings."""
 
     def select_session_and_branch(connection: Connection) -> SessionDetail | None:
-        row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
+        row = connection.execute(select(*SESSION_COLUMNS).where(scope.session(session_id))).first()
         if row is None:
             return None
         leaf = row.current_message_id
@@ -278,10 +294,10 @@ async def get_session_detail(db: Database, session_id: str, message_id: str | No
     return detail
 
 
-async def delete_session(db: Database, session_id: str) -> None:
+async def delete_session(db: Database, session_id: str, *, scope: OwnerScope) -> None:
     def delete_row(connection: Connection) -> None:
         # Its messages go with it: ON DELETE CASCADE, in the database.
-        if connection.execute(delete(sessions_table).where(sessions_table.c.id == session_id)).rowcount == 0:
+        if connection.execute(delete(sessions_table).where(scope.session(session_id))).rowcount == 0:
             raise SessionNotFound(session_id)
 
     await db.write(delete_row)

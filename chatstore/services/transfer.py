@@ -16,17 +16,18 @@ from chatstore.models.tables import new_id, new_message_row, new_session_row, ut
 from chatstore.schemas import ExportedMessage, ExportedSession, MessageRead, SessionExport, SessionRead
 from chatstore.services.branches import NOT_A_MESSAGE, branch_rows, is_message_of_session
 from chatstore.services.errors import InvalidInput, SessionNotFound
+from chatstore.services.owners import OwnerScope
 from chatstore.services.replies.turns import assign_seqs
 from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_messages, to_session
 
 __all__ = ["export_session", "exported_tree", "fork_session", "import_session", "to_markdown"]
 
 
-async def export_session(db: Database, session_id: str) -> SessionExport:
+async def export_session(db: Database, session_id: str, *, scope: OwnerScope) -> SessionExport:
     """The session and every message of it, of every branch, in seq order."""
 
     def select_session_and_messages(connection: Connection) -> tuple[SessionRead, list[MessageRead]]:
-        row = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).first()
+        row = connection.execute(select(*SESSION_COLUMNS).where(scope.session(session_id))).first()
         if row is None:
             raise SessionNotFound(session_id)
         rows = connection.execute(
@@ -62,8 +63,9 @@ async def export_session(db: Database, session_id: str) -> SessionExport:
     )
 
 
-async def import_session(db: Database, export: SessionExport) -> SessionRead:
-    """Recreate the exported session, with new ids; a reply exported mid-stream comes in ``incomplete``."""
+async def import_session(db: Database, export: SessionExport, *, scope: OwnerScope) -> SessionRead:
+    """Recreate the exported session, with new ids, owned by the scope's owner (an export names no
+    owner); a reply exported mid-stream comes in ``incomplete``."""
     session_id = new_id()
     last = export.messages[-1].created_at if export.messages else None
     parents, current = exported_tree(export)
@@ -83,6 +85,7 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
                     updated_at=export.session.updated_at,
                     activity_at=export.session.created_at,
                     current_message_id=None if current is None else message_ids[current],
+                    owner=scope.owner,
                 )
             )
         )
@@ -113,16 +116,17 @@ async def import_session(db: Database, export: SessionExport) -> SessionRead:
 
 
 async def fork_session(
-    db: Database, session_id: str, message_id: str, name: str | UnsetType | None
+    db: Database, session_id: str, message_id: str, name: str | UnsetType | None, *, scope: OwnerScope
 ) -> SessionRead:
     """A new session holding a copy of the branch ending at ``message_id``: new ids, the same roles,
     contents, statuses and times, parents remapped, seqs from 1; the metadata copied, and the name
-    unless one is given. A reply still streaming there is copied as stopped: nobody streams the copy."""
+    unless one is given; owned by the scope's owner. A reply still streaming there is copied as
+    stopped: nobody streams the copy."""
     fork_id = new_id()
 
     def copy_branch(connection: Connection) -> SessionRead:
         source = connection.execute(
-            select(sessions_table.c.name, sessions_table.c.metadata).where(sessions_table.c.id == session_id)
+            select(sessions_table.c.name, sessions_table.c.metadata).where(scope.session(session_id))
         ).first()
         if source is None:
             raise SessionNotFound(session_id)
@@ -143,6 +147,7 @@ async def fork_session(
                     current_message_id=copies[-1],
                     forked_from_session_id=session_id,
                     forked_from_message_id=message_id,
+                    owner=scope.owner,
                 )
             )
         )

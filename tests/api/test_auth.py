@@ -121,17 +121,20 @@ def test_the_key_never_reaches_the_log(make_app: AppFactory, caplog: pytest.LogC
     assert KEY[:-1] not in caplog.text
 
 
-def test_the_schema_declares_the_bearer_scheme_on_api_operations_only(
+def test_the_schema_declares_the_bearer_schemes_on_api_operations_only(
     keyed_client: TestClient[Litestar],
 ) -> None:
     schema = keyed_client.get("/schema/openapi.json").json()
-    assert schema["components"]["securitySchemes"]["bearer"]["type"] == "http"
-    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    schemes = schema["components"]["securitySchemes"]
+    assert (schemes["bearer"]["type"], schemes["bearer"]["scheme"]) == ("http", "bearer")
+    assert (schemes["bearerJWT"]["type"], schemes["bearerJWT"]["scheme"]) == ("http", "bearer")
+    assert schemes["bearerJWT"]["bearerFormat"] == "JWT"
+    assert "bearerFormat" not in schemes["bearer"]
     assert "security" not in schema
     for path, item in schema["paths"].items():
         for operation in item.values():
             if path.startswith("/api/"):
-                assert operation["security"] == [{"bearer": []}], path
+                assert operation["security"] == [{"bearer": []}, {"bearerJWT": []}], path
                 assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
                     "$ref": "#/components/schemas/ErrorBody"
                 }
@@ -145,7 +148,7 @@ def test_without_a_key_the_api_is_open_and_the_schema_says_the_key_is_optional(
     assert client.post("/api/sessions").status_code == 201
     assert client.get("/api/sessions", headers=bearer("anything-at-all-0123")).status_code == 200
     operation = client.get("/schema/openapi.json").json()["paths"]["/api/sessions"]["post"]
-    assert operation["security"] == [{}, {"bearer": []}]
+    assert operation["security"] == [{}, {"bearer": []}, {"bearerJWT": []}]
     # The schema is the API's, the same with or without keys: it says what a key's absence gets.
     assert "CHATSTORE_API_KEY" in operation["responses"]["401"]["description"]
 

@@ -35,6 +35,7 @@ from chatstore.core.db import Database
 from chatstore.core.settings import Settings
 from chatstore.models import messages_table, workers_table
 from chatstore.schemas import MessageIn
+from chatstore.services.owners import EVERY_SESSION
 from chatstore.services.replies.reply_store import finish_reply
 from chatstore.services.replies.turns import start_turn
 from tests.helpers import ScriptedResponder, failing_responder, parse_sse, postgres_schema
@@ -118,7 +119,8 @@ async def _store_other_statuses(db: Database, session_id: str) -> None:
         ("Fail please", "", "error", "error", "the model server answered 429 Too Many Requests: slow down"),
     ]
     for question, content, status, reason, error in endings:
-        turn = await start_turn(db, session_id, [MessageIn(role="user", content=question)], "nobody")
+        question_in = [MessageIn(role="user", content=question)]
+        turn = await start_turn(db, session_id, question_in, "nobody", scope=EVERY_SESSION)
         await finish_reply(db, turn.reply_id, content, status, reason, error)  # type: ignore[arg-type]
 
 
@@ -133,6 +135,7 @@ async def _store_streaming_reply(db: Database, session_id: str) -> None:
             MessageIn(role="user", content="Explain naive Bayes", id="client-msg-2"),
         ],
         FIXTURE_WORKER_ID,
+        scope=EVERY_SESSION,
     )
     await db.write(
         lambda connection: connection.execute(

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from chatstore.schemas import MessageIn
+from chatstore.services.owners import EVERY_SESSION
 from chatstore.services.replies.turns import CANNOT_RESUME, start_turn
 from tests.conftest import AppFactory, ClientFactory
 from tests.helpers import DatabaseView, Event, ScriptedResponder, call_asgi, failing_responder, parse_sse
@@ -383,7 +384,11 @@ def test_a_reply_stopped_before_its_task_ran_is_still_stored(make_app: AppFactor
         async def begin_and_stop_at_once() -> None:
             replies = app.state.replies
             turn = await start_turn(
-                replies.db, session_id, [MessageIn(role="user", content="q")], replies.worker_id
+                replies.db,
+                session_id,
+                [MessageIn(role="user", content="q")],
+                replies.worker_id,
+                scope=EVERY_SESSION,
             )
             generation = replies.begin(turn, keep_generating=False)
             generation.stop("stopped")  # before the task had a chance to start

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import BigInteger, Column, DateTime, Engine, MetaData, create_engine, text
+from sqlalchemy import BigInteger, Column, DateTime, Engine, MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -46,7 +46,7 @@ DATA = Path(__file__).parents[1] / "data" / "0.1.0"
 UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
 NOTHING_TO_DO = "nothing to upgrade"
 # This code's newest revision, and the one a later release would add after it.
-NEWEST = "0003"
+NEWEST = "0004"
 NEXT = f"{int(NEWEST) + 1:04}"
 
 
@@ -179,14 +179,18 @@ def scripts_with(tmp_path: Path, name: str, body: str) -> Path:
     return location
 
 
-def scripts_until_revision_1(tmp_path: Path) -> Path:
-    """A copy of chatstore's migrations that ends at revision 0001, to pin what that one does."""
-    location = tmp_path / "migrations-0001"
+def scripts_until(tmp_path: Path, last: str) -> Path:
+    """A copy of chatstore's migrations that ends at revision ``last``, to pin what the next one does."""
+    location = tmp_path / f"migrations-{last}"
     shutil.copytree(MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
     for revision in (location / "versions").glob("*.py"):
-        if revision.name[:4].isdigit() and revision.name[:4] != "0001":
+        if revision.name[:4].isdigit() and revision.name[:4] > last:
             revision.unlink()
     return location
+
+
+def scripts_until_revision_1(tmp_path: Path) -> Path:
+    return scripts_until(tmp_path, "0001")
 
 
 # One file, as the README says, after this code's newest revision: archive a session (a
@@ -249,7 +253,7 @@ def downgrade() -> None:
 
 
 # Fields of a session that releases after 0.1.0 added; the rest must read back as 0.1.0 answered.
-ADDED_SESSION_FIELDS = {"preview"}
+ADDED_SESSION_FIELDS = {"preview", "owner"}
 
 
 def as_0_1_0(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -523,6 +527,30 @@ def test_revision_3_gives_each_message_the_number_of_messages_above_it(
     assert db.scalar("SELECT max(depth) FROM messages WHERE session_id <> :id", id=REGENERATED) > 0
 
 
+# --- Revision 0004: session owners --------------------------------------------------------------
+
+
+def test_revision_4_keeps_every_row_and_leaves_every_session_without_an_owner(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, db: DatabaseView, tmp_path: Path
+) -> None:
+    load_0_1_0(backend, database_url)
+    upgrade(settings, scripts_until(tmp_path, "0003"))
+    before = snapshot(db_engine)
+
+    assert upgrade(settings).describe() == "upgraded the database from revision 0003 to 0004, the newest"
+
+    after = snapshot(db_engine)
+    assert after["messages"] == before["messages"]
+    assert len(after["messages"]) == 22
+    # Every session as it was, with one more column: its owner, null.
+    owner_column = [column["name"] for column in inspect(db_engine).get_columns("sessions")].index("owner")
+    assert [row[:owner_column] + row[owner_column + 1 :] for row in after["sessions"]] == before["sessions"]
+    assert db.rows("SELECT DISTINCT owner FROM sessions") == [{"owner": None}]
+    if backend == "sqlite":  # added in place: the search triggers are still on the table
+        triggers = {row[1] for row in after["schema"]["objects"] if row[0] == "trigger"}
+        assert triggers == {"messages_search_insert", "messages_search_update", "messages_search_delete"}
+
+
 # --- The revisions against the 0.1.0 schema and the models -------------------------------------
 
 
@@ -737,7 +765,8 @@ def test_history_lists_the_revisions(
         "messages.\n"
         "0002  Conversations as trees: each message's parent, and the message a session shows last "
         "(stop 0.1.0 first).\n"
-        "0003  Each message's depth on its branch, so that a branch's length is known before it is read."
+        "0003  Each message's depth on its branch, so that a branch's length is known before it is read.\n"
+        "0004  Session owners: the user a session belongs to, and the list's orders per owner."
         "  (newest)\n"
     )
     assert not (tmp_path / "none.db").exists()  # history reads no database

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from chatstore.core.db import Database
 from chatstore.schemas import MessageRead, ReplyDelta, ReplyStarted
 from chatstore.services.errors import ReplyNotFound
+from chatstore.services.owners import OwnerScope, require_reply_in_scope
 from chatstore.services.replies.events import StreamEvent, ends_after, final_event
 from chatstore.services.replies.generation import Generation
 from chatstore.services.replies.reply_store import flag_stop, is_session_stored, read_reply, write_progress
@@ -113,14 +114,21 @@ class Replies:
             await generation.finished.wait()
 
     async def follow(
-        self, reply_id: str, position: int | None, started: ReplyStarted | None = None
+        self,
+        reply_id: str,
+        position: int | None,
+        started: ReplyStarted | None = None,
+        *,
+        scope: OwnerScope,
     ) -> AsyncIterator[StreamEvent] | None:
         """A reply's events after ``position`` (all, ``start`` included, if None), wherever it is
-        generated. The reply is looked up first: an unknown one raises ``ReplyNotFound`` here, before
-        any stream, and the row read for that is the one the stream starts from.
+        generated. The reply is looked up first: an unknown one (or one outside ``scope``) raises
+        ``ReplyNotFound`` here, before any stream, and the row read for that is the one the stream
+        starts from.
 
         None if the reply has ended and ``position`` is the id of its final event: nothing more will
         come, which the client is told before any stream (SSE clients stop on a 204)."""
+        await require_reply_in_scope(self.db, reply_id, scope)
         local = self._generated_here(reply_id)
         stored = None if local is not None else await read_reply(self.db, reply_id)
         if position is not None:
@@ -178,9 +186,11 @@ class Replies:
             # The process generating it may have ended meanwhile; it may be this one now.
             local, stored = self._generated_here(reply_id), None
 
-    async def stop(self, reply_id: str, wait_s: float) -> MessageRead:
+    async def stop(self, reply_id: str, wait_s: float, *, scope: OwnerScope) -> MessageRead:
         """The user asks to stop a reply, wherever it is generated; returns it as stored once it has
-        ended (or after ``wait_s``, if another process generates it)."""
+        ended (or after ``wait_s``, if another process generates it). A reply outside ``scope`` is
+        unknown."""
+        await require_reply_in_scope(self.db, reply_id, scope)
         local = self._generated_here(reply_id)
         if local is not None:
             local.stop("stopped")

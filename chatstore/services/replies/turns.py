@@ -23,6 +23,7 @@ from chatstore.models.tables import is_id, new_message_row, utc_now
 from chatstore.schemas import MessageIn, MessageRead, ReplyStarted
 from chatstore.services.branches import NOT_A_MESSAGE, ancestors, branch_rows, message_of_session
 from chatstore.services.errors import InvalidInput, NothingToRegenerate, SessionNotFound
+from chatstore.services.owners import OwnerScope
 from chatstore.services.replies.reply_store import new_reply_row
 from chatstore.services.rows import to_messages
 
@@ -110,6 +111,7 @@ async def start_turn(
     messages: Sequence[MessageIn],
     worker_id: str,
     *,
+    scope: OwnerScope,
     parent_id: str | UnsetType | None = UNSET,
     resuming: bool = False,
 ) -> Turn:
@@ -118,7 +120,7 @@ async def start_turn(
     ``parent_id``: the message the request's messages follow (UNSET: the end of the current
     branch; None: they start a new first message). ``resuming``: the client continues the stream
     of an earlier attempt (it sent ``Last-Event-ID``), so the earlier attempt must be found;
-    storing the messages as new would store them twice.
+    storing the messages as new would store them twice. A session outside ``scope`` is unknown.
     """
     if not is_id(session_id):  # it comes in the body; an id in a path is checked by its type
         raise SessionNotFound(session_id)
@@ -130,6 +132,7 @@ async def start_turn(
         raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
 
     def append(connection: Connection) -> Turn:
+        scope.require_session(connection, session_id)
         stored: dict[str, tuple[str, int]] = {}
         if client_ids:
             # Lock the session row first, so that two attempts of one request cannot both store it.
@@ -208,13 +211,14 @@ def _earlier_attempt(connection: Connection, session_id: str, stored: list[tuple
 
 
 async def start_regeneration(
-    db: Database, session_id: str, worker_id: str, *, message_id: str | UnsetType = UNSET
+    db: Database, session_id: str, worker_id: str, *, scope: OwnerScope, message_id: str | UnsetType = UNSET
 ) -> Turn:
     """A new reply beside ``message_id`` (a reply: the new one answers the same history), or by
     default to the last user message of the current branch; it becomes the current message. The
     earlier replies stay stored."""
 
     def store_reply(connection: Connection) -> Turn:
+        scope.require_session(connection, session_id)
         now = utc_now()
         reply_seq, current = assign_seqs(connection, session_id, 1, now)
         if message_id is UNSET:
