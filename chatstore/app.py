@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components
 
 from chatstore import __version__
-from chatstore.api import ChatController, MessageController, SessionController
+from chatstore.api import ChatController, MessageController, SessionController, UIChatController
 from chatstore.api.access_log import AccessLog
 from chatstore.api.allow import CompleteAllowHeader
 from chatstore.api.auth import BEARER_SCHEME, api_key_guard, api_security, bearer_scheme, cors_config
@@ -81,7 +81,13 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
     # The API, behind the key when there are keys; the page, its files and /healthz stay open.
     api = Router(
         path="/api",
-        route_handlers=[SessionController, ChatController, MessageController, SearchController],
+        route_handlers=[
+            SessionController,
+            ChatController,
+            MessageController,
+            SearchController,
+            UIChatController,
+        ],
         guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
         security=api_security(required=bool(settings.api_keys)),
         before_request=strict_query_integers,

@@ -1,0 +1,214 @@
+"""The AI SDK's chat routes: what ``DefaultChatTransport({api: "/api/ui/chat"})`` calls.
+
+The chat's ``id`` is a session id. The routes call the services ``POST /api/chat``, the regenerate
+and the stream endpoints call, so a reply has one life whichever protocol streams it; only the
+framing differs (``ui_message_stream``).
+"""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, PathParameter
+from msgspec import UNSET
+
+from chatstore.api.access_log import note_session_id
+from chatstore.api.limits import check_text
+from chatstore.api.openapi import error_response
+from chatstore.api.ui_message_stream import ReplyFacts, to_ui_message_stream, to_ui_messages
+from chatstore.core.db import Database
+from chatstore.core.settings import Settings
+from chatstore.schemas import MAX_CLIENT_ID_LENGTH, MessageIn, UIChatRequest, UIMessage
+from chatstore.services.errors import InvalidInput, SessionNotFound
+from chatstore.services.replies import Generation, Replies, Turn, start_regeneration, start_turn
+from chatstore.services.sessions import create_session_if_missing, get_session_detail
+
+__all__ = ["UIChatController"]
+
+UI_STREAM_DESCRIPTION = """The AI SDK's UI message stream (`ai` 7, with the header
+`x-vercel-ai-ui-message-stream: v1`): Server-Sent Events whose `data:` lines are `UIMessageChunk`s
+as JSON, then `data: [DONE]`.
+
+| chatstore event | chunks |
+| --- | --- |
+| `start` | `start` (`messageId`: the reply's id, `messageMetadata`), `start-step` |
+| `delta` | `text-start` (before the first), `text-delta` |
+| `done` | `text-end`, `finish-step`, `finish` (`finishReason`, `messageMetadata` as stored) |
+| `error` | `text-end`, `finish-step`, `error` (`errorText`) |
+
+`finishReason` is `stop`, or `interrupted` for a reply that ended early (stopped, its client gone,
+its server stopped). `messageMetadata` is `{session_id, seq, status, finish_reason, created_at,
+error}`. If the client goes away (the AI SDK's `stop()` aborts the request), the reply stops and is
+stored `incomplete`, unless the request set `keep_generating`."""
+
+UI_STREAM = ResponseSpec(
+    data_container=str,
+    media_type="text/event-stream",
+    description=UI_STREAM_DESCRIPTION,
+    generate_examples=False,
+)
+CHAT_ID = PathParameter(description="The chat: a session id (a UUID).")
+
+EDITS_ELSEWHERE = (
+    "editing a message is not supported on this route: its client id is taken; send the edit with "
+    "POST /api/chat and the message's parent_id"
+)
+
+
+def _session_id(chat_id: str) -> str:
+    """The session a chat id (a UUID, by the body's schema) names, in the form chatstore writes ids."""
+    return str(UUID(chat_id))
+
+
+def _new_user_message(data: UIChatRequest, settings: Settings) -> MessageIn:
+    """The newest message of a submit, which the request adds; the earlier ones are stored."""
+    if not data.messages:
+        raise InvalidInput("messages", "must end with the new user message")
+    index = len(data.messages) - 1
+    message = data.messages[index]
+    if message.role != "user":
+        raise InvalidInput(f"messages[{index}].role", "the last message must be the user's new message")
+    texts = []
+    for number, part in enumerate(message.parts):
+        field = f"messages[{index}].parts[{number}]"
+        if part.get("type") != "text":
+            raise InvalidInput(f"{field}.type", "only text parts are stored")
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidInput(f"{field}.text", "must be a string")
+        texts.append(text)
+    content = "".join(texts)
+    if not content:
+        raise InvalidInput(f"messages[{index}].parts", "must hold some text")
+    check_text(f"messages[{index}].parts", content, settings.max_content_length)
+    if not 1 <= len(message.id) <= MAX_CLIENT_ID_LENGTH:
+        raise InvalidInput(f"messages[{index}].id", f"must be 1 to {MAX_CLIENT_ID_LENGTH} characters long")
+    check_text(f"messages[{index}].id", message.id)
+    return MessageIn(role="user", content=content, id=message.id)
+
+
+def _facts(turn: Turn) -> ReplyFacts:
+    return ReplyFacts(turn.session_id, turn.reply_seq, turn.reply_created_at)
+
+
+def _stream_new_reply(replies: Replies, generation: Generation) -> Response[Any]:
+    # As for POST /api/chat: after the body, also when the client went away, a reply that is not
+    # kept going is stopped and stored before the request is over.
+    return to_ui_message_stream(
+        replies.stream_to_requester(generation),
+        _facts(generation.turn),
+        background=BackgroundTask(replies.wait_until_stored, generation),
+    )
+
+
+class UIChatController(Controller):
+    path = "/ui/chat"
+    tags = ["ai-sdk"]
+
+    @post(
+        "",
+        status_code=200,  # @post means 201 unless told otherwise
+        operation_id="uiChat",
+        summary="The AI SDK's chat request: store the new message and stream the reply",
+        description="The body `DefaultChatTransport` sends. `submit-message`: the last message is the new "
+        "user message (its text parts; its `id` is kept as the client id, so a request sent again stores "
+        "nothing twice and streams the first attempt's reply from its start), following the end of the "
+        "chat's current branch; a chat id that names no session creates it. `regenerate-message`: a new "
+        "reply beside `messageId` (by default, to the last user message of the current branch); 404 for an "
+        "unknown chat. 400 naming `id` if it is not a UUID, and `messageId` when a submit carries one "
+        "(editing a message is `POST /api/chat` with `parent_id`) or it is not a reply of the chat.",
+        responses={
+            200: UI_STREAM,
+            404: error_response("`regenerate-message`: no session has the chat's `id`."),
+            409: error_response("`regenerate-message`: the chat's current branch has no user message."),
+            413: error_response("The body is larger than the configured limit."),
+        },
+    )
+    async def chat(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        replies: NamedDependency[Replies],
+        data: JSONBody[UIChatRequest],
+    ) -> Response[Any]:
+        session_id = _session_id(data.id)
+        note_session_id(request, session_id)  # for the access log: the body is read once, here
+        if data.trigger == "regenerate-message":
+            turn = await self._regenerate(db, replies, session_id, data)
+        else:
+            if data.message_id is not UNSET:  # the AI SDK's edit of an earlier user message
+                raise InvalidInput("messageId", EDITS_ELSEWHERE)
+            turn = await self._submit(db, replies, session_id, _new_user_message(data, settings))
+            if turn.is_retry:
+                events = await replies.follow(turn.reply_id, None, turn.started)
+                assert events is not None  # without a position there is always a stream
+                return to_ui_message_stream(events, _facts(turn))
+        generation = replies.begin(turn, keep_generating=data.keep_generating)
+        return _stream_new_reply(replies, generation)
+
+    @staticmethod
+    async def _submit(db: Database, replies: Replies, session_id: str, message: MessageIn) -> Turn:
+        try:
+            return await start_turn(db, session_id, [message], replies.worker_id)
+        except SessionNotFound:
+            # A chat's first message: the AI SDK's clients make the chat's id themselves.
+            await create_session_if_missing(db, session_id)
+            return await start_turn(db, session_id, [message], replies.worker_id)
+
+    @staticmethod
+    async def _regenerate(db: Database, replies: Replies, session_id: str, data: UIChatRequest) -> Turn:
+        try:
+            return await start_regeneration(db, session_id, replies.worker_id, message_id=data.message_id)
+        except InvalidInput as invalid:
+            if invalid.field != "message_id":
+                raise
+            raise InvalidInput("messageId", invalid.message) from None
+
+    @get(
+        "/{chat_id:uuid}/stream",
+        operation_id="uiChatStream",
+        summary="Resume the chat's streaming reply (the AI SDK's `resume: true`)",
+        description="The reply the chat is streaming (the end of its current branch, `in_progress`), from "
+        "its `start`, whichever process generates it: the AI SDK's transport replays it. 204 when nothing "
+        "is streaming, also for a chat id that names no session yet.",
+        responses={200: UI_STREAM, 204: ResponseSpec(None, description="Nothing is streaming.")},
+    )
+    async def resume(
+        self,
+        db: NamedDependency[Database],
+        replies: NamedDependency[Replies],
+        chat_id: Annotated[UUID, CHAT_ID],
+    ) -> Response[Any]:
+        session_id = str(chat_id)
+        try:
+            branch = (await get_session_detail(db, session_id)).messages
+        except SessionNotFound:
+            return Response(None, status_code=204)
+        reply = branch[-1] if branch else None
+        if reply is None or reply.role != "assistant" or reply.status != "in_progress":
+            return Response(None, status_code=204)
+        events = await replies.follow(reply.id, None)
+        assert events is not None  # without a position there is always a stream
+        return to_ui_message_stream(events, ReplyFacts(reply.session_id, reply.seq, reply.created_at))
+
+    @get(
+        "/{chat_id:uuid}/messages",
+        operation_id="uiChatMessages",
+        summary="The chat as the AI SDK's `UIMessage`s, for `useChat`'s initial `messages`",
+        description="The chat's current branch, root first: text parts, and `metadata` with `seq`, "
+        "`status`, `finish_reason`, `created_at` and `session_id`. A user message's `id` is the client id "
+        "it was sent with. `[]` for a chat id that names no session yet.",
+    )
+    async def messages(
+        self, db: NamedDependency[Database], chat_id: Annotated[UUID, CHAT_ID]
+    ) -> list[UIMessage]:
+        session_id = str(chat_id)
+        try:
+            branch = (await get_session_detail(db, session_id)).messages
+        except SessionNotFound:
+            return []
+        return to_ui_messages(branch)
