@@ -345,8 +345,9 @@ class UIChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     messages: Annotated[
         list[UIMessageIn],
         msgspec.Meta(
+            min_length=1,
             description="The chat as the client has it. With `submit-message` the last one is the new user "
-            "message; the earlier ones are already stored and are not read."
+            "message; the earlier ones are already stored and are not read.",
         ),
     ]
     trigger: Annotated[

@@ -50,6 +50,8 @@ UI_STREAM = ResponseSpec(
     description=UI_STREAM_DESCRIPTION,
     generate_examples=False,
 )
+# As for every id in a path: one that is not a UUID names nothing.
+NOT_A_CHAT_ID = error_response("The chat id in the path is not a UUID.")
 CHAT_ID = PathParameter(description="The chat: a session id (a UUID).")
 
 EDITS_ELSEWHERE = (
@@ -65,8 +67,6 @@ def _session_id(chat_id: str) -> str:
 
 def _new_user_message(data: UIChatRequest, settings: Settings) -> MessageIn:
     """The newest message of a submit, which the request adds; the earlier ones are stored."""
-    if not data.messages:
-        raise InvalidInput("messages", "must end with the new user message")
     index = len(data.messages) - 1
     message = data.messages[index]
     if message.role != "user":
@@ -175,7 +175,11 @@ class UIChatController(Controller):
         description="The reply the chat is streaming (the end of its current branch, `in_progress`), from "
         "its `start`, whichever process generates it: the AI SDK's transport replays it. 204 when nothing "
         "is streaming, also for a chat id that names no session yet.",
-        responses={200: UI_STREAM, 204: ResponseSpec(None, description="Nothing is streaming.")},
+        responses={
+            200: UI_STREAM,
+            204: ResponseSpec(None, description="Nothing is streaming."),
+            404: NOT_A_CHAT_ID,
+        },
     )
     async def resume(
         self,
@@ -202,6 +206,7 @@ class UIChatController(Controller):
         description="The chat's current branch, root first: text parts, and `metadata` with `seq`, "
         "`status`, `finish_reason`, `created_at` and `session_id`. A user message's `id` is the client id "
         "it was sent with. `[]` for a chat id that names no session yet.",
+        responses={404: NOT_A_CHAT_ID},
     )
     async def messages(
         self, db: NamedDependency[Database], chat_id: Annotated[UUID, CHAT_ID]

@@ -39,8 +39,8 @@ EXPECTED = {
     ("get", "/api/messages/{message_id}/stream"): {"200", "400", "401", "404", "503"},
     ("post", "/api/messages/{message_id}/stop"): {"200", "401", "404", "503", "507"},
     ("post", "/api/ui/chat"): {"200", "400", "401", "404", "409", "413", "503", "507"},
-    ("get", "/api/ui/chat/{chat_id}/stream"): {"200", "204", "401", "503"},
-    ("get", "/api/ui/chat/{chat_id}/messages"): {"200", "401", "503"},
+    ("get", "/api/ui/chat/{chat_id}/stream"): {"200", "204", "401", "404", "503"},
+    ("get", "/api/ui/chat/{chat_id}/messages"): {"200", "401", "404", "503"},
 }
 
 
