@@ -519,3 +519,26 @@ def test_every_stream_parses_with_the_ai_sdks_own_chunk_schema(make_app: AppFact
     }
     assert parsed["interrupted"]["chunks"][-1]["finishReason"] == "interrupted"
     assert parsed["complete"]["chunks"][-1]["finishReason"] == "stop"
+
+
+def test_the_message_and_the_reply_are_committed_before_the_start_chunk(
+    make_app: AppFactory, db: DatabaseView
+) -> None:
+    app, _ = slow_app(make_app)
+    with TestClient(app) as client:
+        chat_id = str(uuid.uuid4())
+        seen_at_start: list[list[dict[str, Any]]] = []
+
+        def at_start(chunk: bytes) -> bool:
+            if b'"type":"start"' in chunk and not seen_at_start:
+                seen_at_start.append(
+                    db.rows("SELECT role, status FROM messages WHERE session_id = :s ORDER BY seq", s=chat_id)
+                )
+            return False
+
+        body = submit(chat_id, user_message("q"))
+        client.blocking_portal.call(lambda: call_asgi(app, "POST", "/api/ui/chat", body, on_body=at_start))
+
+    assert seen_at_start == [
+        [{"role": "user", "status": "complete"}, {"role": "assistant", "status": "in_progress"}]
+    ]

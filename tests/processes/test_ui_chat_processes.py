@@ -2,6 +2,7 @@
 is resumed through the other, from its start, whichever protocol started it."""
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,33 @@ def test_a_reply_started_by_post_api_chat_is_resumed_on_the_ui_route_of_another_
     assert chunks[0]["messageId"] == reply["id"]
     assert text_of(chunks) == reply["content"] and reply["status"] == "complete"
     assert loaded.json()[1]["parts"][1] == {"type": "text", "text": reply["content"], "state": "done"}
+
+
+def test_a_ui_reply_of_a_killed_process_is_swept_by_the_other_and_nothing_resumes(
+    database_url: str, db: DatabaseView, tmp_path: Path
+) -> None:
+    lease = {"CHATSTORE_WORKER_LEASE_S": "1.5"}
+    with (
+        running_servers(1, database_url, tmp_path, SLOW_REPLIES | lease, name="a") as [server_a],
+        running_servers(1, database_url, tmp_path, lease, name="b") as [server_b],
+    ):
+        chat_id = str(uuid.uuid4())
+        body = {
+            "id": chat_id,
+            "messages": [{"id": "q1", "role": "user", "parts": [{"type": "text", "text": "crash"}]}],
+            "keep_generating": True,
+        }
+        start_and_leave(server_a, "/api/ui/chat", body, b'"type":"text-delta"')
+        server_a.kill()
+        deadline = time.monotonic() + 10
+        while stored_reply(db, chat_id)["status"] == "in_progress":
+            assert time.monotonic() < deadline, "the dead process's reply was not swept"
+            time.sleep(0.05)
+        resumed = httpx.get(f"{server_b.base_url}/api/ui/chat/{chat_id}/stream", timeout=HTTP_TIMEOUT_S)
+        loaded = httpx.get(
+            f"{server_b.base_url}/api/ui/chat/{chat_id}/messages", timeout=HTTP_TIMEOUT_S
+        ).json()
+
+    assert resumed.status_code == 204
+    assert loaded[1]["metadata"]["status"] == "incomplete"
+    assert loaded[1]["metadata"]["finish_reason"] == "server_stopped"
