@@ -323,7 +323,8 @@ UITrigger = Literal["submit-message", "regenerate-message"]
 
 class UIMessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A ``UIMessage`` as the AI SDK sends it. Only the newest one of a request is read: its ``text``
-    parts are the message, its ``id`` the client id (earlier ones are stored already)."""
+    parts are the message, its ``id`` the client id (earlier ones are stored already; an edit reads the
+    ``id`` of the one before it)."""
 
     id: str
     role: Role
@@ -347,7 +348,8 @@ class UIChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.Meta(
             min_length=1,
             description="The chat as the client has it. With `submit-message` the last one is the new user "
-            "message; the earlier ones are already stored and are not read.",
+            "message; the earlier ones are already stored and are not read, but for the one before an edit, "
+            "which the edit follows.",
         ),
     ]
     trigger: Annotated[
@@ -361,7 +363,8 @@ class UIChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         str | UnsetType,
         msgspec.Meta(
             description="With `regenerate-message`: the reply to regenerate (absent: a new reply to the last "
-            "user message of the chat's current branch)."
+            "user message of the chat's current branch). With `submit-message`, the AI SDK's edit: the id of "
+            "the last message, whose new text is stored as a new branch beside the edited one."
         ),
     ] = msgspec.field(default=UNSET, name="messageId")
     keep_generating: Annotated[

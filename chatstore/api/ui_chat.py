@@ -5,6 +5,7 @@ and the stream endpoints call, so a reply has one life whichever protocol stream
 framing differs (``ui_message_stream``).
 """
 
+import hashlib
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from chatstore.api.access_log import note_session_id
 from chatstore.api.limits import check_text
@@ -54,10 +55,7 @@ UI_STREAM = ResponseSpec(
 NOT_A_CHAT_ID = error_response("The chat id in the path is not a UUID.")
 CHAT_ID = PathParameter(description="The chat: a session id (a UUID).")
 
-EDITS_ELSEWHERE = (
-    "editing a message is not supported on this route: its client id is taken; send the edit with "
-    "POST /api/chat and the message's parent_id"
-)
+NOT_THE_LAST = "an edit names the last message of the body, the edited one"
 
 
 def _session_id(chat_id: str) -> str:
@@ -90,6 +88,30 @@ def _new_user_message(data: UIChatRequest, settings: Settings) -> MessageIn:
     return MessageIn(role="user", content=content, id=message.id)
 
 
+def _edit_client_id(edited_id: str, content: str) -> str:
+    """The client id of an edit: the same for the same edit, so that a retried one stores nothing twice
+    (the edited message's own id is taken by the message it replaces)."""
+    digest = hashlib.sha256(f"{edited_id}\n{content}".encode()).hexdigest()
+    return f"edit:{digest[:32]}"
+
+
+async def _start_turn(
+    db: Database,
+    replies: Replies,
+    session_id: str,
+    message: MessageIn,
+    parent_id: str | UnsetType | None,
+    count: int,
+) -> Turn:
+    try:
+        return await start_turn(db, session_id, [message], replies.worker_id, parent_id=parent_id)
+    except InvalidInput as invalid:
+        if invalid.field != "parent_id":
+            raise
+        # The parent of an edit is the message before it in the body.
+        raise InvalidInput(f"messages[{count - 2}].id", invalid.message) from None
+
+
 def _facts(turn: Turn) -> ReplyFacts:
     return ReplyFacts(turn.session_id, turn.reply_seq, turn.reply_created_at)
 
@@ -118,8 +140,10 @@ class UIChatController(Controller):
         "nothing twice and streams the first attempt's reply from its start), following the end of the "
         "chat's current branch; a chat id that names no session creates it. `regenerate-message`: a new "
         "reply beside `messageId` (by default, to the last user message of the current branch); 404 for an "
-        "unknown chat. 400 naming `id` if it is not a UUID, and `messageId` when a submit carries one "
-        "(editing a message is `POST /api/chat` with `parent_id`) or it is not a reply of the chat.",
+        "unknown chat. A submit with `messageId` (the SDK's edit; it names the last message) stores the new "
+        "text as a new branch beside the edited message, below the message before it in the body. 400 "
+        "naming `id` if it is not a UUID, and `messageId` if it is not a reply of the chat (regenerate) or "
+        "not the last message (edit).",
         responses={
             200: UI_STREAM,
             404: error_response("`regenerate-message`: no session has the chat's `id`."),
@@ -140,9 +164,7 @@ class UIChatController(Controller):
         if data.trigger == "regenerate-message":
             turn = await self._regenerate(db, replies, session_id, data)
         else:
-            if data.message_id is not UNSET:  # the AI SDK's edit of an earlier user message
-                raise InvalidInput("messageId", EDITS_ELSEWHERE)
-            turn = await self._submit(db, replies, session_id, _new_user_message(data, settings))
+            turn = await self._submit(db, replies, session_id, data, _new_user_message(data, settings))
             if turn.is_retry:
                 events = await replies.follow(turn.reply_id, None, turn.started)
                 assert events is not None  # without a position there is always a stream
@@ -151,13 +173,25 @@ class UIChatController(Controller):
         return _stream_new_reply(replies, generation)
 
     @staticmethod
-    async def _submit(db: Database, replies: Replies, session_id: str, message: MessageIn) -> Turn:
+    async def _submit(
+        db: Database, replies: Replies, session_id: str, data: UIChatRequest, message: MessageIn
+    ) -> Turn:
+        parent_id: str | UnsetType | None = UNSET  # the end of the current branch
+        if data.message_id is not UNSET:
+            # The AI SDK's edit, sendMessage({text, messageId}): a new branch beside the edited message,
+            # below the message before it as the client shows the chat.
+            if data.message_id != message.id:
+                raise InvalidInput("messageId", NOT_THE_LAST)
+            parent_id = data.messages[-2].id if len(data.messages) > 1 else None
+            message = MessageIn(
+                role="user", content=message.content, id=_edit_client_id(message.id, message.content)
+            )
         try:
-            return await start_turn(db, session_id, [message], replies.worker_id)
+            return await _start_turn(db, replies, session_id, message, parent_id, len(data.messages))
         except SessionNotFound:
             # A chat's first message: the AI SDK's clients make the chat's id themselves.
             await create_session_if_missing(db, session_id)
-            return await start_turn(db, session_id, [message], replies.worker_id)
+            return await _start_turn(db, replies, session_id, message, parent_id, len(data.messages))
 
     @staticmethod
     async def _regenerate(db: Database, replies: Replies, session_id: str, data: UIChatRequest) -> Turn:

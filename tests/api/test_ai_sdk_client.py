@@ -1,10 +1,10 @@
 """The AI SDK's own client (``ai``, pinned in ``tests/node/package-lock.json``) against a real server.
 
 ``tests/node/ai-sdk-client.mjs`` drives the framework-free ``Chat`` with ``DefaultChatTransport``
-pointed at ``/api/ui/chat``: send, the streamed reply, a reload as ``UIMessage[]``, regenerate, stop
-mid-stream, resume after a dropped connection and after a reload, each compared with what chatstore
-stored. It exits non-zero on the first mismatch, saying what differed. The server requires a key,
-as a deployment would, and replies slowly enough to be stopped and resumed mid-way.
+pointed at ``/api/ui/chat``: send, the streamed reply, a reload as ``UIMessage[]``, regenerate, edit a
+message, stop mid-stream, resume after a dropped connection and after a reload, each compared with
+what chatstore stored. It exits non-zero on the first mismatch, saying what differed. The server
+requires a key, as a deployment would, and replies slowly enough to be stopped and resumed mid-way.
 """
 
 import json
@@ -49,6 +49,7 @@ def test_the_ai_sdks_chat_streams_reloads_regenerates_stops_and_resumes(server: 
         "streamed",
         "reloaded",
         "regenerated",
+        "edited",
         "stopped",
         "resumed",
         "reloaded-and-resumed",
@@ -58,6 +59,7 @@ def test_the_ai_sdks_chat_streams_reloads_regenerates_stops_and_resumes(server: 
     assert steps["streamed"]["text"].startswith("You said: Hello from the AI SDK")
     assert steps["streamed"]["metadata"]["status"] == "complete"
     assert len(steps["regenerated"]["siblings"]) == 2
+    assert steps["edited"]["siblings"] == 2
     assert steps["stopped"]["status"] == "incomplete"
     assert 0 < steps["resumed"]["before"] < steps["resumed"]["after"]
     assert "Traceback" not in server.log()

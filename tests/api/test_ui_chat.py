@@ -542,3 +542,77 @@ def test_the_message_and_the_reply_are_committed_before_the_start_chunk(
     assert seen_at_start == [
         [{"role": "user", "status": "complete"}, {"role": "assistant", "status": "in_progress"}]
     ]
+
+
+def test_an_edit_is_a_new_branch_beside_the_edited_message(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    chat_id = str(uuid.uuid4())
+    first = user_message("first", "m-1")
+    reply_1 = chunks_of(client.post("/api/ui/chat", json=submit(chat_id, first)).text)[0]["messageId"]
+    shown_1 = {"id": reply_1, "role": "assistant", "parts": [{"type": "text", "text": "…"}]}
+    second = user_message("second", "m-2")
+    client.post("/api/ui/chat", json=submit(chat_id, first, shown_1, second))
+    # sendMessage({text, messageId: "m-2"}): the chat up to the edited message, its text replaced.
+    edit = submit(chat_id, first, shown_1, user_message("second, edited", "m-2"), messageId="m-2")
+    edited = chunks_of(client.post("/api/ui/chat", json=edit).text)
+    again = chunks_of(client.post("/api/ui/chat", json=edit).text)
+
+    assert again[0]["messageId"] == edited[0]["messageId"]  # a retried edit stores nothing twice
+    rows = db.rows(
+        "SELECT id, role, content, parent_id, client_id FROM messages WHERE session_id = :s ORDER BY seq",
+        s=chat_id,
+    )
+    assert [(r["role"], r["content"][:14]) for r in rows] == [
+        ("user", "first"),
+        ("assistant", "You said: firs"),
+        ("user", "second"),
+        ("assistant", "You said: seco"),
+        ("user", "second, edited"),
+        ("assistant", "You said: seco"),
+    ]
+    assert rows[4]["parent_id"] == rows[2]["parent_id"] == reply_1
+    assert rows[5]["id"] == edited[0]["messageId"] and rows[5]["parent_id"] == rows[4]["id"]
+    assert rows[4]["client_id"].startswith("edit:")
+    # The chat now shows the edited branch; the edit's id is its client id.
+    loaded = client.get(f"/api/ui/chat/{chat_id}/messages").json()
+    assert [m["id"] for m in loaded] == ["m-1", reply_1, rows[4]["client_id"], edited[0]["messageId"]]
+    assert loaded[2]["parts"] == [{"type": "text", "text": "second, edited"}]
+
+
+def test_editing_the_first_message_starts_a_new_first_message(
+    client: TestClient[Litestar], db: DatabaseView
+) -> None:
+    chat_id = str(uuid.uuid4())
+    client.post("/api/ui/chat", json=submit(chat_id, user_message("hello", "m-1")))
+    edit = submit(chat_id, user_message("hello again", "m-1"), messageId="m-1")
+    assert client.post("/api/ui/chat", json=edit).status_code == 200
+    firsts = db.rows(
+        "SELECT content FROM messages WHERE session_id = :s AND parent_id IS NULL ORDER BY seq", s=chat_id
+    )
+    assert firsts == [{"content": "hello"}, {"content": "hello again"}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "message_id", "field"),
+    [
+        (lambda reply: [user_message("a", "m-1"), user_message("b", "m-2")], "m-1", "messageId"),
+        (
+            lambda reply: [user_message("a", "m-1"), {**reply, "id": "unknown"}, user_message("b", "m-2")],
+            "m-2",
+            "messages[1].id",
+        ),
+    ],
+)
+def test_an_edit_that_does_not_fit_the_chat_is_a_400(
+    client: TestClient[Litestar], db: DatabaseView, messages: Any, message_id: str, field: str
+) -> None:
+    chat_id = str(uuid.uuid4())
+    reply_id = chunks_of(client.post("/api/ui/chat", json=submit(chat_id, user_message("a", "m-1"))).text)[0][
+        "messageId"
+    ]
+    reply = {"id": reply_id, "role": "assistant", "parts": []}
+    response = client.post("/api/ui/chat", json=submit(chat_id, *messages(reply), messageId=message_id))
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"{field}:")
+    assert len(db.messages(chat_id)) == 2

@@ -1,8 +1,9 @@
 // The AI SDK's own client against a real chatstore: the framework-free Chat (AbstractChat with an
 // in-memory state, as @ai-sdk/react and the others make theirs) and DefaultChatTransport pointed at
 // /api/ui/chat, with no server code of the frontend's own. It sends, receives the streamed reply,
-// reloads the chat as UIMessage[], regenerates, stops mid-stream, and resumes after a dropped
-// connection and after a reload, comparing what the client shows with what chatstore stored.
+// reloads the chat as UIMessage[], regenerates, edits a message, stops mid-stream, and resumes after
+// a dropped connection and after a reload, comparing what the client shows with what chatstore
+// stored.
 // Usage: node ai-sdk-client.mjs <base url> [api key]. Prints one JSON line per step; exits 1 on a
 // mismatch.
 import { readFileSync } from "node:fs"
@@ -119,6 +120,14 @@ check(chat.messages.length === 2 && regenerated.id !== reply.id, "regenerate rep
 check(regenerated.id === stored.id && textOf(regenerated) === stored.content, "the regenerated reply is stored")
 check(JSON.stringify(stored.sibling_ids) === JSON.stringify([reply.id, regenerated.id]), "siblings", stored)
 report("regenerated", { reply: regenerated.id, siblings: stored.sibling_ids })
+
+// 3b. Edit the first message: a new branch beside it, with its own reply; the old branch stays.
+await chat.sendMessage({ text: "Hello, edited", messageId: question.id })
+check(chat.status === "ready" && chat.messages.length === 2, "the edit and its reply", chat.messages)
+const branch = (await api(`/api/sessions/${chatId}`)).messages
+check(branch[0].content === "Hello, edited" && branch[0].sibling_ids.length === 2, "the edit beside the old", branch)
+check(branch[1].id === chat.messages[1].id && branch[1].content === textOf(chat.messages[1]), "the edit's reply")
+report("edited", { question: branch[0].id, siblings: branch[0].sibling_ids.length })
 
 // 4. Stop mid-stream: stop() aborts the request; the reply is stored as far as it went, incomplete.
 const sending = chat.sendMessage({ text: "Tell me something long" })
