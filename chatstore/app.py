@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components
 
 from chatstore import __version__
-from chatstore.api import ChatController, MessageController, SessionController
+from chatstore.api import ChatController, MessageController, SessionController, UIChatController
 from chatstore.api.access_log import AccessLog
 from chatstore.api.allow import CompleteAllowHeader
 from chatstore.api.auth import api_security, cors_config, security_schemes
@@ -85,7 +85,13 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
     verifier = TokenVerifier(settings) if settings.tokens_enabled else None
     api = Router(
         path="/api",
-        route_handlers=[SessionController, ChatController, MessageController, SearchController],
+        route_handlers=[
+            SessionController,
+            ChatController,
+            MessageController,
+            SearchController,
+            UIChatController,
+        ],
         guards=[caller_guard(settings, verifier)],
         security=api_security(required=bool(settings.api_keys) or verifier is not None),
         dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},

@@ -36,6 +36,12 @@ __all__ = [
     "StreamError",
     "StreamFailure",
     "StreamStart",
+    "UIChatRequest",
+    "UIMessage",
+    "UIMessageIn",
+    "UIMessageMetadata",
+    "UIStepStartPart",
+    "UITextPart",
 ]
 
 NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
@@ -315,3 +321,99 @@ class SearchHit(msgspec.Struct, kw_only=True):
 class SearchPage(msgspec.Struct, kw_only=True):
     results: list[SearchHit]
     next_cursor: str | None
+
+
+# The AI SDK's UI message stream protocol (the npm package ``ai``, major 7): the body its
+# ``DefaultChatTransport`` sends and the ``UIMessage``s its ``useChat`` starts from.
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UITrigger = Literal["submit-message", "regenerate-message"]
+
+
+class UIMessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A ``UIMessage`` as the AI SDK sends it. Only the newest one of a request is read: its ``text``
+    parts are the message, its ``id`` the client id (earlier ones are stored already; an edit reads the
+    ``id`` of the one before it)."""
+
+    id: str
+    role: Role
+    parts: list[dict[str, Any]]
+    metadata: Any = None
+
+
+class UIChatRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What ``DefaultChatTransport`` posts: the chat's id, its messages, and what to do."""
+
+    id: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=UUID_PATTERN,
+            description="The chat: a chatstore session id, a UUID (the AI SDK makes other ids by default: "
+            "give the `Chat` `id: crypto.randomUUID()`). One that names no session yet starts a chat.",
+        ),
+    ]
+    messages: Annotated[
+        list[UIMessageIn],
+        msgspec.Meta(
+            min_length=1,
+            description="The chat as the client has it. With `submit-message` the last one is the new user "
+            "message; the earlier ones are already stored and are not read, but for the one before an edit, "
+            "which the edit follows.",
+        ),
+    ]
+    trigger: Annotated[
+        UITrigger,
+        msgspec.Meta(
+            description="`submit-message` stores the last message and streams its reply; "
+            "`regenerate-message` streams a new reply beside `messageId`."
+        ),
+    ] = "submit-message"
+    message_id: Annotated[
+        str | UnsetType,
+        msgspec.Meta(
+            description="With `regenerate-message`: the reply to regenerate (absent: a new reply to the last "
+            "user message of the chat's current branch). With `submit-message`, the AI SDK's edit: the id of "
+            "the last message, whose new text is stored as a new branch beside the edited one."
+        ),
+    ] = msgspec.field(default=UNSET, name="messageId")
+    keep_generating: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Go on generating when the client goes away (the AI SDK's `stop()` included): set it "
+            "with the transport's `body` option, and stop a reply with `POST /api/messages/{id}/stop`."
+        ),
+    ] = False
+
+
+class UIMessageMetadata(msgspec.Struct, kw_only=True):
+    """``metadata`` of a ``UIMessage``: the message as chatstore stores it."""
+
+    session_id: str
+    seq: int
+    status: Status
+    finish_reason: FinishReason | None
+    created_at: datetime
+    error: str | None = None
+
+
+class UITextPart(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="text"):
+    text: str
+    state: Literal["streaming", "done"] | None = None
+
+
+class UIStepStartPart(msgspec.Struct, kw_only=True, tag_field="type", tag="step-start"):
+    """Where a reply's step starts, as the stream's ``start-step`` chunk puts it."""
+
+
+class UIMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A stored message as a ``UIMessage`` of the AI SDK (text parts only)."""
+
+    id: Annotated[
+        str,
+        msgspec.Meta(
+            description="A user message's client id (the `UIMessage` id it was sent with), else its "
+            "chatstore id."
+        ),
+    ]
+    role: Role
+    parts: list[UITextPart | UIStepStartPart]
+    metadata: UIMessageMetadata

@@ -6,6 +6,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from msgspec import UNSET
 from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
@@ -41,6 +43,7 @@ from chatstore.services.rows import (
 __all__ = [
     "Page",
     "create_session",
+    "create_session_if_missing",
     "delete_session",
     "get_session_detail",
     "list_branch_messages",
@@ -73,6 +76,22 @@ async def create_session(db: Database, data: SessionCreate, *, scope: OwnerScope
 
     await db.write(insert_session)
     return session
+
+
+async def create_session_if_missing(db: Database, session_id: str, *, owner: str | None) -> None:
+    """Create the session ``session_id`` of ``owner``, unnamed and empty, unless a session has that
+    id (anyone's): for clients that make their chats' ids themselves (the AI SDK). Two requests
+    creating it at once make one session."""
+    now = utc_now()
+    row = new_session_row(id=session_id, name=None, meta={}, created_at=now, owner=owner)
+
+    def insert_unless_there(connection: Connection) -> None:
+        dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        connection.execute(
+            dialect_insert(sessions_table).values(row).on_conflict_do_nothing(index_elements=["id"])
+        )
+
+    await db.write(insert_unless_there)
 
 
 @dataclass(frozen=True, slots=True)

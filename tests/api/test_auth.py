@@ -39,7 +39,9 @@ def api_operations(schema: dict[str, Any]) -> list[tuple[str, str]]:
     operations = []
     for path, item in schema["paths"].items():
         if path.startswith("/api/"):
-            concrete = path.replace("{session_id}", SOME_ID).replace("{message_id}", SOME_ID)
+            concrete = path
+            for parameter in ("{session_id}", "{message_id}", "{chat_id}"):
+                concrete = concrete.replace(parameter, SOME_ID)
             operations += [(method.upper(), concrete) for method in item]
     return operations
 

@@ -47,10 +47,13 @@ API_KEY = "fuzzing-key-0123456789abcdef"
 # of JSON, a depth, and without NUL anywhere, which JSON Schema has no keywords for; and an import's
 # tree holds together only across its fields (a message's `id` unique, its `parent_id` naming an
 # earlier message, the session's `current_message_id` naming one), which no JSON Schema keyword
-# relates. A 400 naming these, and only these, is the right answer to such input; anything else
-# still fails the check.
+# relates. The AI SDK's chat body (`POST /api/ui/chat`) has rules between its items and fields too:
+# its last message is the new one, a user's message of text parts, and `messageId` goes with
+# `regenerate-message` only. A 400 naming these, and only these, is the right answer to such input;
+# anything else still fails the check.
 UNDECLARABLE = re.compile(
     r"cursor|q|(session\.)?metadata([.\[].*)?|messages\[\d+\]\.(id|parent_id)|session\.current_message_id"
+    r"|messages\[\d+\]\.(role|parts(\[\d+\]\.(type|text))?)|messageId"
 )
 
 

@@ -38,6 +38,9 @@ EXPECTED = {
     ("delete", "/api/messages/{message_id}"): {"204", "401", "404", "503", "507"},
     ("get", "/api/messages/{message_id}/stream"): {"200", "400", "401", "404", "503"},
     ("post", "/api/messages/{message_id}/stop"): {"200", "401", "404", "503", "507"},
+    ("post", "/api/ui/chat"): {"200", "400", "401", "404", "409", "413", "503", "507"},
+    ("get", "/api/ui/chat/{chat_id}/stream"): {"200", "204", "401", "404", "503"},
+    ("get", "/api/ui/chat/{chat_id}/messages"): {"200", "401", "404", "503"},
 }
 
 
@@ -83,6 +86,9 @@ def test_operation_ids_are_unique_and_named(schema: dict[str, Any]) -> None:
         "stopReply",
         "forkSession",
         "deleteMessage",
+        "uiChat",
+        "uiChatStream",
+        "uiChatMessages",
     }
 
 
@@ -287,3 +293,34 @@ def test_database_refusals_are_documented_with_retry_after(schema: dict[str, Any
         assert refused["headers"]["Retry-After"]["schema"] == {"type": "integer"}
         assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
     assert "507" not in schema["paths"]["/api/sessions"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [("/api/ui/chat", "post"), ("/api/ui/chat/{chat_id}/stream", "get")]
+)
+def test_the_ai_sdk_routes_document_the_ui_message_stream(
+    schema: dict[str, Any], path: str, method: str
+) -> None:
+    ok = schema["paths"][path][method]["responses"]["200"]
+    assert list(ok["content"]) == ["text/event-stream"]
+    assert ok["content"]["text/event-stream"]["schema"] == {"type": "string"}
+    for chunk in ("start", "start-step", "text-start", "text-delta", "text-end", "finish-step", "finish"):
+        assert f"`{chunk}`" in ok["description"]
+    assert "`error` (`errorText`)" in ok["description"]
+    assert "x-vercel-ai-ui-message-stream: v1" in ok["description"]
+    assert "data: [DONE]" in ok["description"]
+
+
+def test_the_ai_sdk_chat_body_is_the_transports(schema: dict[str, Any]) -> None:
+    body = schema["paths"]["/api/ui/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    request = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    assert set(request["properties"]) == {"id", "messages", "trigger", "messageId", "keep_generating"}
+    assert request["required"] == ["id", "messages"]
+    assert request["additionalProperties"] is False
+    assert "pattern" in request["properties"]["id"]
+    assert request["properties"]["trigger"]["enum"] == ["submit-message", "regenerate-message"]
+    loaded = schema["paths"]["/api/ui/chat/{chat_id}/messages"]["get"]["responses"]["200"]["content"]
+    message = schema["components"]["schemas"][
+        loaded["application/json"]["schema"]["items"]["$ref"].split("/")[-1]
+    ]
+    assert set(message["properties"]) == {"id", "role", "parts", "metadata"}

@@ -516,3 +516,61 @@ def test_another_users_streaming_reply_can_be_neither_followed_nor_stopped(
     assert response.status_code == 200, response.text
     assert response.json()["id"] == streaming
     assert db.scalar("SELECT stop_requested FROM messages WHERE id = :id", id=streaming) in (True, 1)
+
+
+# --- The AI SDK's routes ---------------------------------------------------------------------------
+
+
+def ui_submit(chat_id: str, text: str) -> dict[str, Any]:
+    message = {"id": f"ui-{text}", "role": "user", "parts": [{"type": "text", "text": text}]}
+    return {"id": chat_id, "messages": [message], "trigger": "submit-message"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/ui/chat/{s}/messages", None),
+        ("GET", "/api/ui/chat/{s}/stream", None),
+        ("POST", "/api/ui/chat", {"id": "{s}", "messages": [], "trigger": "regenerate-message"}),
+    ],
+)
+def test_another_users_chat_answers_the_ai_sdks_routes_as_an_unknown_one(
+    client: TestClient[Litestar],
+    db: DatabaseView,
+    alices: dict[str, str],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    before = stored(db)
+
+    as_bob = call(client, BOB, (method, path, body), alices)
+    unknown = call(client, BOB, (method, path, body), dict.fromkeys(alices, UNKNOWN_ID))
+
+    assert as_bob.status_code == unknown.status_code, (as_bob.text, unknown.text)
+    assert as_bob.text.replace(alices["s"], UNKNOWN_ID) == unknown.text
+    assert stored(db) == before
+
+
+def test_a_chat_the_ai_sdk_starts_is_the_callers_and_another_users_id_is_not_taken_over(
+    client: TestClient[Litestar], db: DatabaseView, alices: dict[str, str]
+) -> None:
+    before = stored(db)
+    # Bob's transport posting to Alice's chat id: it cannot be his, and hers is left alone.
+    response = client.post("/api/ui/chat", json=ui_submit(alices["s"], "hijack"), headers=BOB)
+    assert response.status_code == 404, response.text
+    assert stored(db) == before
+
+    bobs_chat = "0d0d0d0d-0000-4000-8000-000000000001"
+    response = client.post("/api/ui/chat", json=ui_submit(bobs_chat, "mine"), headers=BOB)
+    assert response.status_code == 200, response.text
+    assert owners(db)[bobs_chat] == "bob"
+    assert [m["role"] for m in client.get(f"/api/ui/chat/{bobs_chat}/messages", headers=BOB).json()] == [
+        "user",
+        "assistant",
+    ]
+    assert client.get(f"/api/ui/chat/{bobs_chat}/messages", headers=ALICE).json() == []
+    # The owner and an operator read Alice's chat.
+    for caller in (ALICE, OPERATOR):
+        read = client.get(f"/api/ui/chat/{alices['s']}/messages", headers=caller).json()
+        assert [m["id"] for m in read][1] == alices["r"]

@@ -3,6 +3,7 @@
 // stream's events are typed by the schema's ReplyEvent: no type here is written by hand.
 // Run by tests/api/test_typescript_client.py: node build/client.js <base URL> <API key>; it prints the
 // operations it used as one line of JSON and exits non-zero at the first surprise.
+import { randomUUID } from "node:crypto";
 import createClient from "openapi-fetch";
 import type { components, operations, paths } from "./generated/chatstore-api.js";
 
@@ -168,6 +169,28 @@ async function main(): Promise<void> {
   const afterRemoval = await client.GET("/api/sessions/{session_id}", { params: sessionPath });
   check(afterRemoval.data?.session.current_message_id === question?.id, "the current branch moved up");
   used.push("deleteMessage");
+
+  // The AI SDK's routes: the chat's id is the session's, its messages UIMessages.
+  const chatPath = { path: { chat_id: randomUUID() } };
+  const uiChat = await client.POST("/api/ui/chat", {
+    body: {
+      id: chatPath.path.chat_id,
+      messages: [{ id: "typed-1", role: "user", parts: [{ type: "text", text: "hello from the AI SDK's body" }] }],
+      trigger: "submit-message",
+    },
+    parseAs: "text",
+  });
+  check(uiChat.response.headers.get("x-vercel-ai-ui-message-stream") === "v1", "a UI message stream");
+  check(uiChat.data?.trimEnd().endsWith("data: [DONE]") === true, "the stream's end");
+  used.push("uiChat");
+  const uiMessages = await client.GET("/api/ui/chat/{chat_id}/messages", { params: chatPath });
+  const [asked, replied] = uiMessages.data ?? [];
+  check(asked?.id === "typed-1" && replied?.role === "assistant", "the chat as UIMessages");
+  check(replied.metadata.status === "complete" && replied.metadata.seq === 2, "a reply's metadata");
+  used.push("uiChatMessages");
+  const uiStream = await client.GET("/api/ui/chat/{chat_id}/stream", { params: chatPath, parseAs: "stream" });
+  check(uiStream.response.status === 204, "nothing streaming in the chat");
+  used.push("uiChatStream");
 
   const deleted = await client.DELETE("/api/sessions/{session_id}", { params: sessionPath });
   check(deleted.response.status === 204, "204 on delete");

@@ -35,6 +35,7 @@ class Probe:
     path: str
     body: Any = None
     writes: bool = False
+    served: int = 200  # the status when the database can serve it
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,16 @@ def probes(stored: Stored) -> list[Probe]:
         Probe("regenerate", "POST", f"{session}/regenerate", writes=True),
         # Stopping a reply that has ended writes nothing, so it can be served on a full disk.
         Probe("stop", "POST", f"{reply}/stop"),
+        Probe("ui messages", "GET", f"/api/ui/chat/{stored.session_id}/messages"),
+        # Nothing streams in the chat: served, that is a 204.
+        Probe("ui stream", "GET", f"/api/ui/chat/{stored.session_id}/stream", served=204),
+        Probe("ui chat", "POST", "/api/ui/chat", ui_chat_body(stored.session_id), writes=True),
     ]
+
+
+def ui_chat_body(session_id: str) -> dict[str, Any]:
+    message = {"id": "probe", "role": "user", "parts": [{"type": "text", "text": "are you there?"}]}
+    return {"id": session_id, "messages": [message], "trigger": "submit-message"}
 
 
 def send(server: ServerProcess, probe: Probe) -> httpx.Response:
@@ -158,6 +168,9 @@ def test_a_postgresql_outage_answers_503_on_every_endpoint_and_ends_when_it_come
             "chat": 200,
             "regenerate": 200,
             "stop": 200,
+            "ui messages": 200,
+            "ui stream": 204,
+            "ui chat": 200,
         }, table(after)
         assert health(server).json() == {"status": "ok"}
         log = server.log()
@@ -191,12 +204,13 @@ def test_a_full_disk_serves_reads_refuses_writes_with_507_and_recovers(
         finally:
             disk.free()
         writes = {probe.name for probe in probes(stored) if probe.writes}
+        served = {probe.name: probe.served for probe in probes(stored)}
         for name, response in answers.items():
             if name in writes:
                 assert response.status_code == 507, f"{name}\n{table(answers)}"
                 assert_refused(response, 507, "the database cannot store")
             else:
-                assert response.status_code == 200, f"{name}\n{table(answers)}"
+                assert response.status_code == served[name], f"{name}\n{table(answers)}"
         assert unhealthy.status_code == 503
         assert unhealthy.json()["reason"] == "disk_full"
 
