@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pages' helpers
 
 from bench_pages import (
     RecordingDatabase,
-    T,
     custom_plan,
     fresh_database,
     generic_plan,
@@ -53,7 +52,7 @@ from bench_pages import (
     sqlite_plan,
 )
 
-from chatstore.core.db import Work, open_database, resolve_url
+from chatstore.core.db import open_database, resolve_url
 from chatstore.core.settings import Settings
 from chatstore.models import ChatSession, Message
 from chatstore.services.owners import OwnerScope
@@ -71,17 +70,6 @@ OWNER_INDEXES = ("ix_sessions_owner_created", "ix_sessions_owner_activity")
 
 sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 messages_table = Message.__table__  # type: ignore[attr-defined]
-
-
-class RecordingEngine(RecordingDatabase):
-    """bench_pages' recording database, with the methods ``Database`` now declares abstract."""
-
-    async def _read(self, fn: Work[T]) -> T:
-        with self.engine.begin() as connection:
-            return fn(connection)
-
-    async def _write(self, fn: Work[T], priority: bool) -> T:
-        return await self._read(fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +241,7 @@ def measure(client: httpx.Client, listed: list[Query], requests: int) -> dict[st
 
 def plans(database_url: str, listed: list[Query], owner: str) -> list[tuple[str, str, bool, list[str]]]:
     """(query, kind of plan, whether it uses an owner index, the plan's lines)."""
-    db = RecordingEngine(create_engine(resolve_url(database_url, blocking=True)))
+    db = RecordingDatabase(create_engine(resolve_url(database_url, blocking=True)))
     scope = OwnerScope(owner)
     explainers = (
         {"plan": sqlite_plan}

@@ -263,17 +263,18 @@ class RecordingDatabase(Database):
     """chatstore's ``Database`` on a plain synchronous engine, keeping the SQL the service functions send."""
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.dialect = engine.dialect.name
         self.statements: list[tuple[str, Any]] = []
         self.engine = engine
         event.listen(engine, "before_cursor_execute", self._record)
 
-    async def read(self, fn: Work[T]) -> T:
+    async def _read(self, fn: Work[T]) -> T:
         with self.engine.begin() as connection:
             return fn(connection)
 
-    async def write(self, fn: Work[T], *, priority: bool = False) -> T:
-        return await self.read(fn)
+    async def _write(self, fn: Work[T], priority: bool) -> T:
+        return await self._read(fn)
 
     async def close(self) -> None:
         self.engine.dispose()
