@@ -1,6 +1,7 @@
 """``POST /api/chat``: what is stored, when, and how the stream ends."""
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -8,6 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from chatstore.services.responders import Conversation
 from tests.conftest import AppFactory
 from tests.helpers import DatabaseView, ScriptedResponder, call_asgi, failing_responder, parse_sse
 
@@ -101,7 +103,18 @@ def test_user_messages_and_the_reply_row_are_committed_before_start(
 ) -> None:
     seen_at_start: list[list[dict[str, Any]]] = []
     seen_at_done: list[list[dict[str, Any]]] = []
-    app = make_app(responder=ScriptedResponder(["a", "b", "c"]))
+
+    class AfterTheLook(ScriptedResponder):
+        """Replies once the test has read the database at ``start``: an instant reply could be
+        stored before the first event reaches the wire."""
+
+        async def reply(self, conversation: Conversation) -> AsyncIterator[str]:
+            while not seen_at_start:
+                await anyio.sleep(0.001)
+            async for piece in super().reply(conversation):
+                yield piece
+
+    app = make_app(responder=AfterTheLook(["a", "b", "c"]))
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
 
