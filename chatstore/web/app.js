@@ -124,6 +124,13 @@ const FAILURES = [
   [/^the session was deleted/, "This chat was deleted while the reply was being written."],
 ];
 const UNKNOWN_FAILURE = "The reply failed because of a problem on the server.";
+// A send met by the server's 400 naming `parent_id`: the message it followed is no longer stored.
+const PARENT_GONE_TEXT =
+  "Your message was not sent: the message it followed was deleted in another tab or on another device. " +
+  "The chat now shows what is left; your message is still in the box below, to send again.";
+const EDIT_PARENT_GONE_TEXT =
+  "Your edit was not sent: the message you edited was deleted in another tab or on another device. " +
+  "The chat now shows what is left; your text is in the box below, to send again.";
 
 const sessionHash = (id) => `#/sessions/${encodeURIComponent(id)}`;
 const messageHash = (sessionId, messageId) => `${sessionHash(sessionId)}/messages/${encodeURIComponent(messageId)}`;
@@ -705,6 +712,7 @@ const newStream = (sessionId, replyId = null) => ({
   replyId,
   stopping: false, // Stop was pressed
   stoppedAs: null, // the reply as stored, once the server has stopped it
+  parentGone: false, // the message sent was to follow one deleted elsewhere: nothing was stored
 });
 
 async function sendMessage() {
@@ -723,24 +731,38 @@ async function sendMessage() {
   } finally {
     endStream(stream);
   }
+  if (stream.parentGone) await showBranchAfterParentGone(stream.sessionId, PARENT_GONE_TEXT);
   await refreshSessions();
 }
 
 /**
- * Show the user's message and stream the reply under it. An edit (`edit`: the edited message's
- * {place, item, replaced}) sends the new text below the edited message's parent, a new branch
- * beside the old one, which shows in place of the old one's messages (`replaced`).
+ * Show the user's message and stream the reply under it. It follows the last message shown (none:
+ * a new first message), named as its `parent_id`: another tab or device may have switched the
+ * session's current branch meanwhile, and the message goes where the person sees it. An edit
+ * (`edit`: the edited message's {place, item, replaced}) sends the new text below the edited
+ * message's parent, a new branch beside the old one, which shows in place of the old one's
+ * messages (`replaced`). If the message followed is gone (deleted elsewhere), nothing is stored;
+ * `stream.parentGone` tells the caller to show the chat as it is now.
  */
 async function streamReply(stream, content, edit = null) {
   const parentId = edit ? edit.place.parentId : (ui.messages.lastElementChild?.dataset.messageId ?? null);
   const siblingIds = edit ? [...edit.place.siblingIds, null] : [null];
   const question = appendMessage({ role: "user", content, status: "complete", parent_id: parentId, sibling_ids: siblingIds });
   const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
-  const send = (handlers) =>
-    api.chat(stream.sessionId, content, edit ? { ...handlers, parentId: edit.place.parentId } : handlers);
+  const send = (handlers) => api.chat(stream.sessionId, content, { ...handlers, parentId });
   try {
     await readReply(reply, stream, send, question);
   } catch (error) {
+    if (stream.replyId === null && error.status === 400 && error.fields?.includes("parent_id")) {
+      // Deleted elsewhere: the text waits in the composer (an edit's too, as its message is gone).
+      stream.parentGone = true;
+      question.remove();
+      reply.remove();
+      if (edit && state.current?.id === stream.sessionId) ui.messages.append(...edit.replaced);
+      ui.input.value = content;
+      fitInput();
+      return;
+    }
     if (stream.replyId === null) {
       // The reply never started: nothing was stored, so the message goes back where it was typed.
       question.remove();
@@ -773,7 +795,28 @@ async function sendEdit(item, content) {
   } finally {
     endStream(stream);
   }
+  if (stream.parentGone) await showBranchAfterParentGone(stream.sessionId, EDIT_PARENT_GONE_TEXT);
   await refreshSessions();
+}
+
+/**
+ * A message was not sent because the one it was to follow was deleted elsewhere (another tab,
+ * another device): show the chat as the server has it now, then say so (`text`).
+ */
+async function showBranchAfterParentGone(sessionId, text) {
+  if (state.current?.id !== sessionId) return; // another chat was opened meanwhile
+  const load = state.loading;
+  try {
+    const detail = await api.getSession(sessionId);
+    if (load !== state.loading) return;
+    showBranch(detail);
+    scrollToEnd();
+    showError(text);
+    ui.input.focus();
+    await followIfStreaming(sessionId, detail.messages);
+  } catch (error) {
+    if (load === state.loading) showError(messageOf(error));
+  }
 }
 
 /**
