@@ -141,9 +141,13 @@ export async function deleteMessage(messageId) {
   await send("DELETE", messagePath(messageId));
 }
 
-/** A new session holding a copy of the branch that ends at `messageId`; resolves to the session. */
-export async function forkSession(sessionId, messageId) {
-  return (await send("POST", `${sessionPath(sessionId)}/fork`, { body: { message_id: messageId } })).json();
+/**
+ * A new session holding a copy of the branch that ends at `messageId`, named `name` (null: no name);
+ * resolves to the session.
+ */
+export async function forkSession(sessionId, messageId, name) {
+  const body = { message_id: messageId, name };
+  return (await send("POST", `${sessionPath(sessionId)}/fork`, { body })).json();
 }
 
 /** Stop a reply wherever it is being written; resolves to the reply as stored. */

@@ -101,6 +101,7 @@ const FINISH_TEXT = {
 };
 const RECONNECTING_TEXT = "Connection lost, reconnecting…";
 const NAME_LENGTH = 60;
+const FORK_SUFFIX = / \(fork(?: \d+)?\)$/; // what forkName adds to a fork's name
 const SEARCH_DELAY_MS = 250;
 const HIGHLIGHT_MS = 2500;
 // The server's words for a reply it could not store yet; it stores it when its database is back.
@@ -1282,12 +1283,24 @@ function openMessageMenu(button) {
   if (menu.right > area.right || menu.left < area.left) ui.messageMenu.classList.add("flipped");
 }
 
-/** A new chat holding a copy of the branch down to `item`, opened (and so marked in the sidebar). */
+/**
+ * A new chat holding a copy of the branch down to `item`, opened (and so marked in the sidebar). It
+ * is named "<name> (fork)" so that the sidebar tells the two apart; a chat without a name gives an
+ * unnamed fork, shown by its first message as the original is.
+ */
 async function forkAt(item) {
   if (!state.current) return;
   clearError();
+  const { id, name } = state.current;
   try {
-    const fork = await api.forkSession(state.current.id, item.dataset.messageId);
+    let fork;
+    try {
+      fork = await api.forkSession(id, item.dataset.messageId, forkName(name));
+    } catch (error) {
+      // The suffix took a long name past the server's limit: the original's length fits.
+      if (!(name && error.status === 400 && error.fields.includes("name"))) throw error;
+      fork = await api.forkSession(id, item.dataset.messageId, forkName(name, Array.from(name).length));
+    }
     await refreshSessions();
     // Its activity is its last message's time, which may be older than the first page of chats.
     if (!state.sessions.some((session) => session.id === fork.id)) {
@@ -1298,6 +1311,23 @@ async function forkAt(item) {
   } catch (error) {
     showError(`The chat could not be forked: ${messageOf(error)}`);
   }
+}
+
+/**
+ * The name of a fork of a chat named `name`: "<name> (fork)", or "(fork 2)", "(fork 3)"… when the
+ * sidebar has that name already (a fork of a fork counts on from its original's name). `limit`, in
+ * characters, cuts the name to make room for the suffix. Null for a chat without a name.
+ */
+function forkName(name, limit = Infinity) {
+  if (!name) return null;
+  const base = name.replace(FORK_SUFFIX, "");
+  const taken = new Set(state.sessions.map((session) => session.name));
+  let suffix = " (fork)";
+  for (let number = 2; taken.has(base + suffix); number++) suffix = ` (fork ${number})`;
+  const room = limit - suffix.length;
+  if (room < 2) return name; // a limit too short for any suffix: the original's name, which fits
+  const characters = Array.from(base);
+  return (characters.length > room ? `${characters.slice(0, Math.max(room - 1, 0)).join("")}…` : base) + suffix;
 }
 
 function openDeleteMessage(item) {

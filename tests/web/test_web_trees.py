@@ -320,11 +320,15 @@ def test_fork_opens_a_new_chat_holding_the_branch(tree_page: Callable[..., ChatP
     fork_id = chat.session_id()
     expect(chat.messages).to_have_count(2)
     expect(chat.messages.locator(".message-content")).to_have_text([q1["content"], r1["content"]])
-    # Both chats are in the sidebar, the fork marked as the one open.
+    # Both chats are in the sidebar, told apart by name, the fork marked as the one open.
     expect(chat.sessions).to_have_count(2)
+    expect(chat.session("Soup recipes")).to_have_attribute("href", f"#/sessions/{original_id}")
+    expect(chat.session("Soup recipes (fork)")).to_have_attribute("href", f"#/sessions/{fork_id}")
     current_link = chat.page.locator("#session-list .session-link[aria-current='page']")
     expect(current_link).to_have_attribute("href", f"#/sessions/{fork_id}")
+    expect(chat.page.get_by_role("heading", name="Soup recipes (fork)", exact=True)).to_be_visible()
     fork = chat.api("GET", f"/api/sessions/{fork_id}").json()
+    assert fork["session"]["name"] == "Soup recipes (fork)"
     assert fork["session"]["forked_from"] == {"session_id": original_id, "message_id": r1["id"]}
     assert [(m["role"], m["content"]) for m in fork["messages"]] == [
         ("user", q1["content"]),
@@ -335,6 +339,75 @@ def test_fork_opens_a_new_chat_holding_the_branch(tree_page: Callable[..., ChatP
     chat.send_and_wait("Warm, then")  # the fork goes on by itself
     assert len(chat.stored_messages(fork_id)) == 4
     assert len(chat.stored_messages(original_id)) == 4
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_forks_of_one_chat_are_numbered_and_a_fork_of_a_fork_counts_on(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    chat.send_and_wait("Knots")
+    original_url = chat.page.url
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")
+    expect(chat.page.get_by_role("heading", name="Knots (fork)", exact=True)).to_be_visible()
+
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")  # a fork of the fork
+    expect(chat.page.get_by_role("heading", name="Knots (fork 2)", exact=True)).to_be_visible()
+    chat.page.goto(original_url)
+    expect(chat.page.get_by_role("heading", name="Knots", exact=True)).to_be_visible()
+    message_action(chat, chat.messages.nth(0), "Fork into a new chat")
+
+    expect(chat.page.get_by_role("heading", name="Knots (fork 3)", exact=True)).to_be_visible()
+    expect(chat.messages).to_have_count(1)
+    names = sorted(session["name"] for session in chat.api("GET", "/api/sessions").json())
+    assert names == ["Knots", "Knots (fork 2)", "Knots (fork 3)", "Knots (fork)"]
+    expect(chat.sessions).to_have_count(4)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_fork_of_a_chat_without_a_name_has_none_and_shows_its_first_message(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    created = chat.api("POST", "/api/sessions", json={})
+    assert created.status_code == 201, created.text
+    session_id = created.json()["id"]
+    turn = chat.api(
+        "POST",
+        "/api/chat",
+        json={"session_id": session_id, "messages": [{"role": "user", "content": "Bread"}]},
+    )
+    assert turn.status_code == 200, turn.text
+    chat.open(f"#/sessions/{session_id}")
+    expect(chat.messages).to_have_count(2)
+
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")
+
+    expect(chat.page).not_to_have_url(re.compile(re.escape(session_id)))
+    fork = chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]
+    assert (fork["name"], fork["forked_from"]["session_id"]) == (None, session_id)
+    expect(chat.page.get_by_role("heading", name="Bread", exact=True)).to_be_visible()
+    expect(chat.sessions.locator(".session-name")).to_have_text(["Bread", "Bread"])
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_fork_of_a_name_at_the_servers_limit_is_cut_to_fit(tree_page: Callable[..., ChatPage]) -> None:
+    chat = tree_page(CHATSTORE_MAX_NAME_LENGTH="20")
+    chat.send_and_wait("Twenty letters, long")  # the chat is named after it: 20 characters
+    assert chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]["name"] == (
+        "Twenty letters, long"
+    )
+
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")
+
+    expect(chat.page.get_by_role("heading", name="Twenty lette… (fork)", exact=True)).to_be_visible()
+    expect(chat.alert).to_be_hidden()
+    fork = chat.api("GET", f"/api/sessions/{chat.session_id()}").json()
+    assert fork["session"]["name"] == "Twenty lette… (fork)"
+    assert len(fork["messages"]) == 2
 
 
 # ---- sending on the branch shown ------------------------------------------------------------------
