@@ -1,5 +1,6 @@
 """The page's conversation trees in Chromium: edits that branch, versions to switch between,
-regenerated replies, deleting a message and what follows it, and forks.
+regenerated replies, deleting a message and what follows it, forks and their names, and messages
+that follow the branch shown while another device switches branches or deletes messages.
 
 Each test runs against a real server on SQLite and on PostgreSQL (when
 ``CHATSTORE_TEST_POSTGRES_URL`` names one), and checks what the page shows against what the API
