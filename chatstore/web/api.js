@@ -2,10 +2,11 @@
 // person can read: the server's `detail`, or what went wrong on the way.
 
 export class ApiError extends Error {
-  constructor(message, status = 0) {
+  constructor(message, status = 0, fields = []) {
     super(message);
     this.name = "ApiError";
     this.status = status; // 0: the server could not be reached
+    this.fields = fields; // a 400's offending fields, as the server names them (`extra[].key`)
   }
 }
 
@@ -57,8 +58,11 @@ async function send(method, path, { body, signal, headers = {} } = {}) {
 
 async function errorFrom(response) {
   let detail = "";
+  let fields = [];
   try {
-    detail = (await response.json()).detail ?? "";
+    const body = await response.json();
+    detail = body.detail ?? "";
+    fields = Array.isArray(body.extra) ? body.extra.map((item) => item?.key).filter(Boolean) : [];
   } catch {
     // Not JSON (a proxy's error page, say): the status line below says enough.
   }
@@ -68,7 +72,7 @@ async function errorFrom(response) {
     detail = `The chatstore server could not answer just now (${response.status}). Try again in a moment.`;
   }
   const message = detail || `The server answered ${response.status} ${response.statusText}.`;
-  return new ApiError(message, response.status);
+  return new ApiError(message, response.status, fields);
 }
 
 const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`;
@@ -137,9 +141,13 @@ export async function deleteMessage(messageId) {
   await send("DELETE", messagePath(messageId));
 }
 
-/** A new session holding a copy of the branch that ends at `messageId`; resolves to the session. */
-export async function forkSession(sessionId, messageId) {
-  return (await send("POST", `${sessionPath(sessionId)}/fork`, { body: { message_id: messageId } })).json();
+/**
+ * A new session holding a copy of the branch that ends at `messageId`, named `name` (null: no name);
+ * resolves to the session.
+ */
+export async function forkSession(sessionId, messageId, name) {
+  const body = { message_id: messageId, name };
+  return (await send("POST", `${sessionPath(sessionId)}/fork`, { body })).json();
 }
 
 /** Stop a reply wherever it is being written; resolves to the reply as stored. */
@@ -153,8 +161,9 @@ export async function stopReply(messageId) {
  * network): the stream is re-attached from the last event received, a few times, and
  * `onConnection(false)` / `onConnection(true)` tell when it is lost and back. Resolves when the
  * stream ends with `done` or `error`; rejects with ApiError, or with an AbortError when `signal`
- * aborts. `parentId`, when given, is the message the new one follows (null: a new first message);
- * without it the message follows the end of the session's current branch.
+ * aborts. `parentId` is the message the new one follows (null: a new first message). The page
+ * always gives it, so that the message follows what the page shows even when another tab or device
+ * switched the session's current branch; a 400 naming `parent_id` means that message is gone.
  */
 export async function chat(sessionId, content, { parentId, signal, onEvent, onConnection }) {
   const body = { session_id: sessionId, messages: [{ role: "user", content }], keep_generating: true };

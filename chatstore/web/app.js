@@ -101,6 +101,7 @@ const FINISH_TEXT = {
 };
 const RECONNECTING_TEXT = "Connection lost, reconnecting…";
 const NAME_LENGTH = 60;
+const FORK_SUFFIX = / \(fork(?: \d+)?\)$/; // what forkName adds to a fork's name
 const SEARCH_DELAY_MS = 250;
 const HIGHLIGHT_MS = 2500;
 // The server's words for a reply it could not store yet; it stores it when its database is back.
@@ -124,6 +125,13 @@ const FAILURES = [
   [/^the session was deleted/, "This chat was deleted while the reply was being written."],
 ];
 const UNKNOWN_FAILURE = "The reply failed because of a problem on the server.";
+// A send met by the server's 400 naming `parent_id`: the message it followed is no longer stored.
+const PARENT_GONE_TEXT =
+  "Your message was not sent: the message it followed was deleted in another tab or on another device. " +
+  "The chat now shows what is left; your message is still in the box below, to send again.";
+const EDIT_PARENT_GONE_TEXT =
+  "Your edit was not sent: the message you edited was deleted in another tab or on another device. " +
+  "The chat now shows what is left; your text is in the box below, to send again.";
 
 const sessionHash = (id) => `#/sessions/${encodeURIComponent(id)}`;
 const messageHash = (sessionId, messageId) => `${sessionHash(sessionId)}/messages/${encodeURIComponent(messageId)}`;
@@ -705,6 +713,7 @@ const newStream = (sessionId, replyId = null) => ({
   replyId,
   stopping: false, // Stop was pressed
   stoppedAs: null, // the reply as stored, once the server has stopped it
+  parentGone: false, // the message sent was to follow one deleted elsewhere: nothing was stored
 });
 
 async function sendMessage() {
@@ -723,24 +732,38 @@ async function sendMessage() {
   } finally {
     endStream(stream);
   }
+  if (stream.parentGone) await showBranchAfterParentGone(stream.sessionId, PARENT_GONE_TEXT);
   await refreshSessions();
 }
 
 /**
- * Show the user's message and stream the reply under it. An edit (`edit`: the edited message's
- * {place, item, replaced}) sends the new text below the edited message's parent, a new branch
- * beside the old one, which shows in place of the old one's messages (`replaced`).
+ * Show the user's message and stream the reply under it. It follows the last message shown (none:
+ * a new first message), named as its `parent_id`: another tab or device may have switched the
+ * session's current branch meanwhile, and the message goes where the person sees it. An edit
+ * (`edit`: the edited message's {place, item, replaced}) sends the new text below the edited
+ * message's parent, a new branch beside the old one, which shows in place of the old one's
+ * messages (`replaced`). If the message followed is gone (deleted elsewhere), nothing is stored;
+ * `stream.parentGone` tells the caller to show the chat as it is now.
  */
 async function streamReply(stream, content, edit = null) {
   const parentId = edit ? edit.place.parentId : (ui.messages.lastElementChild?.dataset.messageId ?? null);
   const siblingIds = edit ? [...edit.place.siblingIds, null] : [null];
   const question = appendMessage({ role: "user", content, status: "complete", parent_id: parentId, sibling_ids: siblingIds });
   const reply = appendMessage({ role: "assistant", content: "", status: "in_progress" });
-  const send = (handlers) =>
-    api.chat(stream.sessionId, content, edit ? { ...handlers, parentId: edit.place.parentId } : handlers);
+  const send = (handlers) => api.chat(stream.sessionId, content, { ...handlers, parentId });
   try {
     await readReply(reply, stream, send, question);
   } catch (error) {
+    if (stream.replyId === null && error.status === 400 && error.fields?.includes("parent_id")) {
+      // Deleted elsewhere: the text waits in the composer (an edit's too, as its message is gone).
+      stream.parentGone = true;
+      question.remove();
+      reply.remove();
+      if (edit && state.current?.id === stream.sessionId) ui.messages.append(...edit.replaced);
+      ui.input.value = content;
+      fitInput();
+      return;
+    }
     if (stream.replyId === null) {
       // The reply never started: nothing was stored, so the message goes back where it was typed.
       question.remove();
@@ -773,7 +796,28 @@ async function sendEdit(item, content) {
   } finally {
     endStream(stream);
   }
+  if (stream.parentGone) await showBranchAfterParentGone(stream.sessionId, EDIT_PARENT_GONE_TEXT);
   await refreshSessions();
+}
+
+/**
+ * A message was not sent because the one it was to follow was deleted elsewhere (another tab,
+ * another device): show the chat as the server has it now, then say so (`text`).
+ */
+async function showBranchAfterParentGone(sessionId, text) {
+  if (state.current?.id !== sessionId) return; // another chat was opened meanwhile
+  const load = state.loading;
+  try {
+    const detail = await api.getSession(sessionId);
+    if (load !== state.loading) return;
+    showBranch(detail);
+    scrollToEnd();
+    showError(text);
+    ui.input.focus();
+    await followIfStreaming(sessionId, detail.messages);
+  } catch (error) {
+    if (load === state.loading) showError(messageOf(error));
+  }
 }
 
 /**
@@ -1245,12 +1289,24 @@ function openMessageMenu(button) {
   if (menu.right > area.right || menu.left < area.left) ui.messageMenu.classList.add("flipped");
 }
 
-/** A new chat holding a copy of the branch down to `item`, opened (and so marked in the sidebar). */
+/**
+ * A new chat holding a copy of the branch down to `item`, opened (and so marked in the sidebar). It
+ * is named "<name> (fork)" so that the sidebar tells the two apart; a chat without a name gives an
+ * unnamed fork, shown by its first message as the original is.
+ */
 async function forkAt(item) {
   if (!state.current) return;
   clearError();
+  const { id, name } = state.current;
   try {
-    const fork = await api.forkSession(state.current.id, item.dataset.messageId);
+    let fork;
+    try {
+      fork = await api.forkSession(id, item.dataset.messageId, forkName(name));
+    } catch (error) {
+      // The suffix took a long name past the server's limit: the original's length fits.
+      if (!(name && error.status === 400 && error.fields.includes("name"))) throw error;
+      fork = await api.forkSession(id, item.dataset.messageId, forkName(name, Array.from(name).length));
+    }
     await refreshSessions();
     // Its activity is its last message's time, which may be older than the first page of chats.
     if (!state.sessions.some((session) => session.id === fork.id)) {
@@ -1261,6 +1317,23 @@ async function forkAt(item) {
   } catch (error) {
     showError(`The chat could not be forked: ${messageOf(error)}`);
   }
+}
+
+/**
+ * The name of a fork of a chat named `name`: "<name> (fork)", or "(fork 2)", "(fork 3)"… when the
+ * sidebar has that name already (a fork of a fork counts on from its original's name). `limit`, in
+ * characters, cuts the name to make room for the suffix. Null for a chat without a name.
+ */
+function forkName(name, limit = Infinity) {
+  if (!name) return null;
+  const base = name.replace(FORK_SUFFIX, "");
+  const taken = new Set(state.sessions.map((session) => session.name));
+  let suffix = " (fork)";
+  for (let number = 2; taken.has(base + suffix); number++) suffix = ` (fork ${number})`;
+  const room = limit - suffix.length;
+  if (room < 2) return name; // a limit too short for any suffix: the original's name, which fits
+  const characters = Array.from(base);
+  return (characters.length > room ? `${characters.slice(0, Math.max(room - 1, 0)).join("")}…` : base) + suffix;
 }
 
 function openDeleteMessage(item) {

@@ -1,5 +1,6 @@
 """The page's conversation trees in Chromium: edits that branch, versions to switch between,
-regenerated replies, deleting a message and what follows it, and forks.
+regenerated replies, deleting a message and what follows it, forks and their names, and messages
+that follow the branch shown while another device switches branches or deletes messages.
 
 Each test runs against a real server on SQLite and on PostgreSQL (when
 ``CHATSTORE_TEST_POSTGRES_URL`` names one), and checks what the page shows against what the API
@@ -92,6 +93,37 @@ def message_action(chat: ChatPage, message: Locator, action: str) -> None:
     message.hover()
     message.get_by_role("button", name="More actions").click()
     chat.page.get_by_role("menu", name="Message").get_by_role("menuitem", name=action).click()
+
+
+@contextlib.contextmanager
+def another_device(chat: ChatPage) -> Iterator[ChatPage]:
+    """The chat open in ``chat`` open in a second browser too, as on another device."""
+    browser = chat.page.context.browser
+    assert browser is not None
+    context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
+    other = ChatPage(context.new_page(), chat.server)
+    other.page.on("pageerror", lambda error: other.errors.append(str(error)))
+    try:
+        other.open(f"#/sessions/{chat.session_id()}")
+        expect(other.messages).to_have_count(chat.messages.count())
+        yield other
+    finally:
+        context.close()
+    assert other.errors == [], "the other page threw"
+
+
+def chat_requests(chat: ChatPage) -> list[dict[str, Any]]:
+    """The bodies of the page's ``POST /api/chat`` requests, as they are sent from now on."""
+    bodies: list[dict[str, Any]] = []
+    chat.page.on(
+        "request",
+        lambda request: (
+            bodies.append(request.post_data_json)
+            if request.method == "POST" and request.url.endswith("/api/chat")
+            else None
+        ),
+    )
+    return bodies
 
 
 @pytest.mark.browser
@@ -289,11 +321,15 @@ def test_fork_opens_a_new_chat_holding_the_branch(tree_page: Callable[..., ChatP
     fork_id = chat.session_id()
     expect(chat.messages).to_have_count(2)
     expect(chat.messages.locator(".message-content")).to_have_text([q1["content"], r1["content"]])
-    # Both chats are in the sidebar, the fork marked as the one open.
+    # Both chats are in the sidebar, told apart by name, the fork marked as the one open.
     expect(chat.sessions).to_have_count(2)
+    expect(chat.session("Soup recipes")).to_have_attribute("href", f"#/sessions/{original_id}")
+    expect(chat.session("Soup recipes (fork)")).to_have_attribute("href", f"#/sessions/{fork_id}")
     current_link = chat.page.locator("#session-list .session-link[aria-current='page']")
     expect(current_link).to_have_attribute("href", f"#/sessions/{fork_id}")
+    expect(chat.page.get_by_role("heading", name="Soup recipes (fork)", exact=True)).to_be_visible()
     fork = chat.api("GET", f"/api/sessions/{fork_id}").json()
+    assert fork["session"]["name"] == "Soup recipes (fork)"
     assert fork["session"]["forked_from"] == {"session_id": original_id, "message_id": r1["id"]}
     assert [(m["role"], m["content"]) for m in fork["messages"]] == [
         ("user", q1["content"]),
@@ -304,6 +340,181 @@ def test_fork_opens_a_new_chat_holding_the_branch(tree_page: Callable[..., ChatP
     chat.send_and_wait("Warm, then")  # the fork goes on by itself
     assert len(chat.stored_messages(fork_id)) == 4
     assert len(chat.stored_messages(original_id)) == 4
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_forks_of_one_chat_are_numbered_and_a_fork_of_a_fork_counts_on(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    chat.send_and_wait("Knots")
+    original_url = chat.page.url
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")
+    expect(chat.page.get_by_role("heading", name="Knots (fork)", exact=True)).to_be_visible()
+
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")  # a fork of the fork
+    expect(chat.page.get_by_role("heading", name="Knots (fork 2)", exact=True)).to_be_visible()
+    chat.page.goto(original_url)
+    expect(chat.page.get_by_role("heading", name="Knots", exact=True)).to_be_visible()
+    message_action(chat, chat.messages.nth(0), "Fork into a new chat")
+
+    expect(chat.page.get_by_role("heading", name="Knots (fork 3)", exact=True)).to_be_visible()
+    expect(chat.messages).to_have_count(1)
+    names = sorted(session["name"] for session in chat.api("GET", "/api/sessions").json())
+    assert names == ["Knots", "Knots (fork 2)", "Knots (fork 3)", "Knots (fork)"]
+    expect(chat.sessions).to_have_count(4)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_fork_of_a_chat_without_a_name_has_none_and_shows_its_first_message(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    created = chat.api("POST", "/api/sessions", json={})
+    assert created.status_code == 201, created.text
+    session_id = created.json()["id"]
+    turn = chat.api(
+        "POST",
+        "/api/chat",
+        json={"session_id": session_id, "messages": [{"role": "user", "content": "Bread"}]},
+    )
+    assert turn.status_code == 200, turn.text
+    chat.open(f"#/sessions/{session_id}")
+    expect(chat.messages).to_have_count(2)
+
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")
+
+    expect(chat.page).not_to_have_url(re.compile(re.escape(session_id)))
+    fork = chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]
+    assert (fork["name"], fork["forked_from"]["session_id"]) == (None, session_id)
+    expect(chat.page.get_by_role("heading", name="Bread", exact=True)).to_be_visible()
+    expect(chat.sessions.locator(".session-name")).to_have_text(["Bread", "Bread"])
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_fork_of_a_name_at_the_servers_limit_is_cut_to_fit(tree_page: Callable[..., ChatPage]) -> None:
+    chat = tree_page(CHATSTORE_MAX_NAME_LENGTH="20")
+    chat.send_and_wait("Twenty letters, long")  # the chat is named after it: 20 characters
+    assert chat.api("GET", f"/api/sessions/{chat.session_id()}").json()["session"]["name"] == (
+        "Twenty letters, long"
+    )
+
+    message_action(chat, chat.messages.nth(1), "Fork into a new chat")
+
+    expect(chat.page.get_by_role("heading", name="Twenty lette… (fork)", exact=True)).to_be_visible()
+    expect(chat.alert).to_be_hidden()
+    fork = chat.api("GET", f"/api/sessions/{chat.session_id()}").json()
+    assert fork["session"]["name"] == "Twenty lette… (fork)"
+    assert len(fork["messages"]) == 2
+
+
+# ---- sending on the branch shown ------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_message_follows_the_branch_shown_when_another_device_switched_branches(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    sent = chat_requests(chat)
+    chat.send_and_wait("Pick a city")
+    edit(chat, chat.messages.nth(0), "Pick a town")
+    [town, town_reply] = [m["id"] for m in branch(chat)]
+    with another_device(chat) as other:
+        # The other device shows the first version and makes it the session's current branch.
+        other.messages.nth(0).get_by_role("button", name="Previous version").click()
+        expect(other.messages.nth(0).locator(".message-content")).to_have_text("Pick a city")
+        city_reply = branch(chat)[1]["id"]
+        assert city_reply != town_reply
+
+        chat.send_and_wait("A small one")  # from the page that still shows the town
+
+        stored = chat.stored_messages(chat.session_id())
+        assert [(m["content"], m["parent_id"]) for m in stored[-2:]] == [
+            ("A small one", town_reply),
+            (stored[-1]["content"], stored[-2]["id"]),
+        ]
+        assert [m["id"] for m in branch(chat)] == [town, town_reply, stored[-2]["id"], stored[-1]["id"]]
+        assert shown_ids(chat) == [town, town_reply, stored[-2]["id"], stored[-1]["id"]]
+        # A chat's first message follows nothing; each later one names the message shown before it.
+        assert [body.get("parent_id", "absent") for body in sent] == [None, None, town_reply]
+
+        other.send_and_wait("A big one")  # and the other device's message follows what it shows
+
+        stored = chat.stored_messages(chat.session_id())
+        assert stored[-2]["content"] == "A big one"
+        assert stored[-2]["parent_id"] == city_reply
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_message_after_one_deleted_elsewhere_is_kept_in_the_composer_and_the_chat_reloaded(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    chat.send_and_wait("Keep this")
+    chat.send_and_wait("Lose this")
+    [q1, r1, q2, _] = [m["id"] for m in branch(chat)]
+    with another_device(chat) as other:
+        message_action(other, other.messages.nth(2), "Delete…")
+        other.page.get_by_role("dialog", name="Delete message?").get_by_role("button", name="Delete").click()
+        expect(other.messages).to_have_count(2)
+
+    chat.send("And then?")  # below the reply deleted on the other device
+
+    expect(chat.alert).to_have_text(
+        "Your message was not sent: the message it followed was deleted in another tab or on another device. "
+        "The chat now shows what is left; your message is still in the box below, to send again."
+    )
+    expect(chat.messages).to_have_count(2)
+    assert shown_ids(chat) == [q1, r1]
+    expect(chat.input).to_have_value("And then?")
+    expect(chat.input).to_be_enabled()
+    expect(chat.input).to_be_focused()
+    assert [m["id"] for m in chat.stored_messages(chat.session_id())] == [q1, r1]  # nothing stored
+
+    chat.input.press("Enter")  # sent again, now below the message shown last
+
+    expect(chat.messages.nth(3)).to_have_attribute("data-status", "complete", timeout=WHOLE_REPLY_TIMEOUT_MS)
+    expect(chat.alert).to_be_hidden()
+    expect(chat.input).to_have_value("")
+    stored = chat.stored_messages(chat.session_id())
+    assert [(m["content"], m["parent_id"]) for m in stored[:3]] == [
+        ("Keep this", None),
+        (stored[1]["content"], q1),
+        ("And then?", r1),
+    ]
+    assert q2 not in {m["id"] for m in stored}
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_an_edit_of_a_message_deleted_elsewhere_is_kept_in_the_composer_and_the_chat_reloaded(
+    tree_page: Callable[..., ChatPage],
+) -> None:
+    chat = tree_page()
+    chat.send_and_wait("Keep this")
+    chat.send_and_wait("Edit this")
+    [q1, r1, q2, _] = [m["id"] for m in branch(chat)]
+    assert chat.api("DELETE", f"/api/messages/{r1}").status_code == 204  # from another device
+
+    question = chat.messages.nth(2)
+    question.hover()
+    question.get_by_role("button", name="Edit message").click()
+    question.get_by_role("textbox", name="Edit message").fill("Edited")
+    question.get_by_role("textbox", name="Edit message").press("Enter")
+
+    expect(chat.alert).to_contain_text("Your edit was not sent: the message you edited was deleted")
+    expect(chat.messages).to_have_count(1)
+    assert shown_ids(chat) == [q1]
+    expect(chat.page.get_by_role("textbox", name="Edit message")).to_have_count(0)
+    expect(chat.input).to_have_value("Edited")
+    assert [m["id"] for m in chat.stored_messages(chat.session_id())] == [q1]
+    assert q2 not in shown_ids(chat)
 
 
 @pytest.mark.browser
