@@ -20,8 +20,9 @@ const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000];
 let askForKey = async () => null;
 
 /**
- * Set how the page asks for the API key when the server answers 401: `ask({invalid})` resolves to
- * the key typed in, or null if the person declined. `invalid` says the key sent was rejected.
+ * Set how the page asks for the API key or token when the server answers 401: `ask({invalid, reason})`
+ * resolves to what was typed in, or null if the person declined. `invalid` says the one sent was
+ * rejected; `reason` is why, when the server says (a token's `error_description`: "the token has expired").
  */
 export function setKeyPrompt(ask) {
   askForKey = ask;
@@ -46,11 +47,13 @@ async function send(method, path, { body, signal, headers = {} } = {}) {
     }
     if (response.ok) return response;
     if (response.status !== 401) throw await errorFrom(response);
-    // The server wants a key, or a different one: ask, then try again with what was typed.
-    const invalid = /error="invalid_token"/.test(response.headers.get("www-authenticate") ?? "");
+    // The server wants a key or token, or a different one: ask, then try again with what was typed.
+    const challenge = response.headers.get("www-authenticate") ?? "";
+    const invalid = /error="invalid_token"/.test(challenge);
+    const reason = /error_description="([^"]*)"/.exec(challenge)?.[1] ?? "";
     if (invalid && sessionStorage.getItem(KEY_STORAGE) === key) sessionStorage.removeItem(KEY_STORAGE);
     const error = await errorFrom(response);
-    const typed = await askForKey({ invalid });
+    const typed = await askForKey({ invalid, reason });
     if (!typed) throw error;
     sessionStorage.setItem(KEY_STORAGE, typed);
   }

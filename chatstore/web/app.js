@@ -124,6 +124,9 @@ const FAILURES = [
   [/^the session's metadata `system_prompt`/, "This chat's system prompt setting is not valid. Change it in Settings."],
   [/^the session was deleted/, "This chat was deleted while the reply was being written."],
 ];
+// The server's 503 when it cannot fetch the sign-in provider's keys (JWKS) to check a token with.
+const KEYS_UNAVAILABLE = /\bkeys\b.*\bcannot be fetched\b/;
+const KEYS_UNAVAILABLE_TEXT = "The sign-in provider's keys can't be fetched right now; try again in a moment.";
 const UNKNOWN_FAILURE = "The reply failed because of a problem on the server.";
 // A send met by the server's 400 naming `parent_id`: the message it followed is no longer stored.
 const PARENT_GONE_TEXT =
@@ -156,16 +159,17 @@ function clearError() {
 
 function messageOf(error) {
   if (!(error instanceof api.ApiError)) return `Something went wrong: ${error}`;
-  if (error.status === 401) return "This chatstore server needs an API key. Try again to enter it.";
+  if (error.status === 401) return "This chatstore server needs an API key or an access token. Try again to enter it.";
+  if (error.status === 503 && KEYS_UNAVAILABLE.test(error.message)) return KEYS_UNAVAILABLE_TEXT;
   return error.message;
 }
 
-// ---- the API key -------------------------------------------------------------------------------
+// ---- the API key or access token ---------------------------------------------------------------
 
 let keyPrompt = null; // {promise, resolve} while the key form is open: every request met by a 401 waits on it
 
-/** Open the key form (once, however many requests ask) and resolve to the key typed, or null. */
-function askForKey({ invalid }) {
+/** Open the key form (once, however many requests ask) and resolve to the key or token typed, or null. */
+function askForKey({ invalid, reason }) {
   if (!keyPrompt) {
     let resolve;
     const promise = new Promise((settle) => (resolve = settle));
@@ -174,7 +178,10 @@ function askForKey({ invalid }) {
     ui.keyError.hidden = true;
     ui.keyDialog.showModal();
   }
-  if (invalid) ui.keyError.hidden = false;
+  if (invalid) {
+    ui.keyError.textContent = reason ? `That key or token is not valid: ${reason}.` : "That key or token is not valid.";
+    ui.keyError.hidden = false;
+  }
   ui.keyInput.focus();
   return keyPrompt.promise;
 }

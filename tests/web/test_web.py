@@ -503,23 +503,27 @@ def test_connection_lost_for_good_says_so_and_the_reply_is_whole_when_the_chat_i
 @pytest.mark.server
 def test_api_key_is_asked_for_checked_and_kept_for_the_tab(chat_page: Callable[..., ChatPage]) -> None:
     chat = chat_page(CHATSTORE_API_KEY=API_KEY)
-    dialog = chat.page.get_by_role("dialog", name="API key needed")
-    key_input = dialog.get_by_label("API key")
+    dialog = chat.page.get_by_role("dialog", name="Key or token needed")
+    key_input = dialog.get_by_label("API key or access token")
 
     expect(dialog).to_be_visible()
     expect(key_input).to_be_focused()
     expect(key_input).to_have_attribute("type", "password")
+    expect(dialog.locator("#key-text")).to_have_text(
+        "This chatstore server asks for an API key or your access token (a JWT from your sign-in provider). "
+        "It stays in this browser tab until the tab is closed."
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     chat.page.screenshot(path=ARTIFACTS / "key-prompt.png")
     key_input.fill("not the key")
     key_input.press("Enter")
 
-    expect(dialog.get_by_role("alert")).to_have_text("That key is not valid. Check it and try again.")
+    expect(dialog.get_by_role("alert")).to_have_text("That key or token is not valid.")
     expect(key_input).to_be_focused()
     expect(key_input).to_have_value("")
     chat.page.screenshot(path=ARTIFACTS / "key-prompt-invalid.png")
     key_input.fill(API_KEY)
-    dialog.get_by_role("button", name="Use key").click()
+    dialog.get_by_role("button", name="Use it").click()
 
     expect(dialog).to_be_hidden()
     reply = chat.send_and_wait("hello with a key")
@@ -539,16 +543,16 @@ def test_a_stored_key_that_is_no_longer_valid_is_forgotten_and_asked_for_again(
     chat_page: Callable[..., ChatPage],
 ) -> None:
     chat = chat_page(CHATSTORE_API_KEY=API_KEY)
-    dialog = chat.page.get_by_role("dialog", name="API key needed")
+    dialog = chat.page.get_by_role("dialog", name="Key or token needed")
     expect(dialog).to_be_visible()
     chat.page.evaluate("sessionStorage.setItem('chatstore.apiKey', 'an old key')")
 
     chat.page.reload()
 
-    expect(dialog.get_by_role("alert")).to_have_text("That key is not valid. Check it and try again.")
+    expect(dialog.get_by_role("alert")).to_have_text("That key or token is not valid.")
     assert chat.page.evaluate("sessionStorage.getItem('chatstore.apiKey')") is None
-    dialog.get_by_label("API key").fill(API_KEY)
-    dialog.get_by_label("API key").press("Enter")
+    dialog.get_by_label("API key or access token").fill(API_KEY)
+    dialog.get_by_label("API key or access token").press("Enter")
     expect(dialog).to_be_hidden()
     chat.send_and_wait("welcome back")
 
@@ -557,15 +561,17 @@ def test_a_stored_key_that_is_no_longer_valid_is_forgotten_and_asked_for_again(
 @pytest.mark.server
 def test_declining_to_give_the_key_says_the_server_needs_one(chat_page: Callable[..., ChatPage]) -> None:
     chat = chat_page(CHATSTORE_API_KEY=API_KEY)
-    dialog = chat.page.get_by_role("dialog", name="API key needed")
+    dialog = chat.page.get_by_role("dialog", name="Key or token needed")
 
     dialog.get_by_role("button", name="Cancel").click()
 
     expect(dialog).to_be_hidden()
-    expect(chat.alert).to_have_text("This chatstore server needs an API key. Try again to enter it.")
+    expect(chat.alert).to_have_text(
+        "This chatstore server needs an API key or an access token. Try again to enter it."
+    )
     chat.send("let me in")
     expect(dialog).to_be_visible()  # asked again, for the message
-    dialog.get_by_label("API key").press("Escape")
+    dialog.get_by_label("API key or access token").press("Escape")
     expect(dialog).to_be_hidden()
     expect(chat.input).to_have_value("let me in")
     expect(chat.input).to_be_enabled()
