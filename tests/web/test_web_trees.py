@@ -13,13 +13,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import POSTGRES_URL_VARIABLE, postgres_url, skip_or_fail_in_ci
-from tests.helpers import postgres_schema
 from tests.web.test_web import (
     DESKTOP,
     PHONE,
@@ -37,20 +34,6 @@ with contextlib.suppress(ImportError):
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The server's database: a SQLite file, or a schema of its own on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'chatstore.db'}"
-        return
-    base = postgres_url()
-    if base is None:
-        skip_or_fail_in_ci(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE}")
-    assert base is not None
-    with postgres_schema(base) as url:
-        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 
 from tests.servers import free_port
 from tests.web.test_web import API_KEY, ARTIFACTS, ChatPage
-from tests.web.test_web_trees import database_url  # noqa: F401 (fixture: SQLite and PostgreSQL)
 
 # Without Playwright the browser fixture skips, or fails in CI, with the reason.
 with contextlib.suppress(ImportError):
@@ -53,7 +52,7 @@ def stored_session(chat: ChatPage, session_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def users_page(chat_page: Callable[..., ChatPage], database_url: str) -> Callable[..., ChatPage]:  # noqa: F811
+def users_page(chat_page: Callable[..., ChatPage], database_url: str) -> Callable[..., ChatPage]:
     """A server taking users' tokens (and the operator's service key), and a tab on it."""
 
     def start() -> ChatPage:
