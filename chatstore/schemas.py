@@ -113,7 +113,7 @@ class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_ID_LENGTH)] | None = None
 
 
-class MessageRead(msgspec.Struct, kw_only=True):
+class MessageRead(msgspec.Struct, kw_only=True, gc=False):
     id: str
     session_id: str
     seq: int
@@ -129,7 +129,7 @@ class MessageRead(msgspec.Struct, kw_only=True):
     ] = None
 
 
-class BranchMessage(MessageRead, kw_only=True):
+class BranchMessage(MessageRead, kw_only=True, gc=False):
     """A message of a branch, with its siblings, so that a page can offer to switch between them."""
 
     sibling_ids: Annotated[
