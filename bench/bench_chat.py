@@ -1,37 +1,52 @@
-"""Chat-turn benchmark of chatstore against real server processes, and against the framework's own limit.
+"""Benchmark of chatstore against real server processes, and against the framework's own limit.
 
 Run it by hand from the repository root:
 
-    python bench/bench_chat.py [--clients 16] [--duration 8]
-        [--configs sqlite-1,sqlite-2,postgres-1,postgres-2,memory]
-        [--postgres-url postgresql://postgres@127.0.0.1:5432/test] [--get-messages 10000]
+    python bench/bench_chat.py [--rounds 3] [--duration 8] [--clients 16]
+        [--configs memory,sqlite-1,sqlite-2,postgres-1,postgres-2] [--workloads all]
+        [--slow-clients 500] [--slow-delay-ms 50] [--open-streams 1000] [--open-delay-ms 200]
+        [--get-messages 10000] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 
-Every config gets fresh server processes on a free port, stopped (with their process group) when it ends:
+Configs, each on fresh server processes (on a free port, stopped with their process group):
 
 - ``sqlite-N``: ``python -m chatstore --workers N`` on a new SQLite file;
 - ``postgres-N``: the same on a new PostgreSQL schema, dropped afterwards;
 - ``memory``: a minimal Litestar app defined in this file (run as ``--serve-memory --port P``) that keeps
-  everything in dicts but speaks the same contract: the same structs, SSE events and mock reply, on the
-  same uvicorn server. It is the limit that chatstore's targets are ratios to.
+  everything in dicts but speaks the same contract: the same structs, SSE events and mock reply (the
+  same text, in the same pieces, with the same pause between them), on the same uvicorn settings. It is
+  the limit that chatstore's targets are ratios to.
 
-For each config, ``--clients`` clients (each with its own session and keep-alive connection) run chat
-turns back to back, one second of warm-up and then ``--duration`` seconds measured, while the server
-processes' CPU time is read from ``/proc``. Then the database is read directly: every completed turn
-must be stored, in order, complete. One-process configs also time a GET of a session holding
-``--get-messages`` messages, seeded with SQL (through a seeding endpoint for ``memory``).
+Workloads (``--workloads``, comma-separated, or ``all``):
 
-It prints on stdout the date, ``nproc`` and the Python version, one markdown table with a row per config
-(turns/s, turn latency p50/p99, time to the first event, server CPU per turn, lost and reordered
-messages, GET p50 and size), any failed turn or integrity problem, and the ratios to the memory row
-with their targets. Progress goes to stderr.
+- ``turns``: ``--clients`` clients (each with its own session and keep-alive connection) run chat turns
+  back to back without pauses in the reply; a second of warm-up, then ``--duration`` seconds measured.
+  Turns/s, latency, time to the first event, and the server processes' CPU per turn (from ``/proc``).
+- ``first-event``: the same with one client: time to the ``start`` event, which chatstore sends once
+  the user's message and the reply's row are committed.
+- ``create``: ``--clients`` clients creating sessions back to back: server CPU per request.
+- ``get``: sequential GETs of a session holding ``--get-messages`` messages (one-process configs;
+  seeded with SQL, through a seeding endpoint for ``memory``).
+- ``slow``: ``--slow-clients`` clients at once, the reply pausing ``--slow-delay-ms`` between pieces:
+  turns/s and time to the first event when many streams are open.
+- ``streams``: ``--open-streams`` replies opened at once, pausing ``--open-delay-ms`` between pieces
+  (long enough that all are open together): the server's resident memory with them open minus before,
+  per stream, and the p99 gap between two deltas of a stream as its client sees it.
 
-``CHATSTORE_*`` variables in the environment reach the servers: ``CHATSTORE_MOCK_DELAY_MS=10`` makes
-replies last (0 by default here), and ``CHATSTORE_PROGRESS_INTERVAL_MS`` sets how often their progress
-is written, so that the cost of live progress can be measured.
+Each workload of a config gets a server of its own (``slow`` and ``streams`` need a slower mock), and
+every completed turn must then be in the database, in order, complete. ``--rounds`` rounds run every
+config in turn, so configs alternate on the machine; the tables give each figure's median over the
+rounds with the spread (lowest to highest), and the ratios of the medians to ``memory`` with the targets.
+The slow workloads use a small raw HTTP/1.1 client rather than httpx, so that the load client's own
+CPU stays small beside the server's.
+
+It prints on stdout the date, ``nproc``, the versions, the figures table, the ratios, and any failed
+turn or integrity problem. Progress goes to stderr. ``CHATSTORE_*`` variables in the environment reach
+the servers (``CHATSTORE_PROGRESS_INTERVAL_MS`` sets how often progress is written, say); the mock's
+pause is this script's to set.
 
 Server CPU counts the server's processes only, not PostgreSQL's. The load client shares the cores with
-the servers; its own CPU per turn is printed too, and where it is close to the server's, turns/s is
-partly the client's limit and CPU per turn is the steadier comparison.
+the servers; its CPU per turn is printed too: where it is close to the server's, turns/s is partly the
+client's limit and CPU per turn is the steadier comparison.
 
 The exit status is 1 if a config did not run, a turn failed or the database lost or misordered a
 message; missed targets do not change it.
@@ -45,6 +60,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +75,7 @@ from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -88,20 +105,24 @@ from chatstore.services.responders import Conversation, MockResponder
 SESSIONS_PATH = "/api/sessions"
 CHAT_PATH = "/api/chat"
 JSON_HEADERS = {"content-type": "application/json"}
-CLIENT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+CLIENT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
 
 WARMUP_S = 1.0
 GET_WARMUP_REQUESTS = 3
 GET_TIMED_REQUESTS = 30
+FIRST_EVENT_DURATION_S = 3.0
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-TURNS_TARGET = 0.7  # chatstore's chat turns/s, as a fraction of the memory app's
-GET_TARGET = 5.0  # chatstore's large GET p50, as a multiple of the memory app's
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# The mock's pause between pieces, in the environment of both kinds of server.
+MOCK_DELAY_VARIABLE = "CHATSTORE_MOCK_DELAY_MS"
 
 SEED_FILLER = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. " * 4)[:285]
+# The user's message of a turn in the streams workload: long, so that its reply (which quotes it) is too.
+LONG_QUESTION_WORDS = 30
 
+WORKLOADS = ("turns", "first-event", "create", "get", "slow", "streams")
 
 Backend = Literal["sqlite", "postgres", "memory"]
 Seeder = Callable[[str, int], None]
@@ -134,34 +155,66 @@ def parse_configs(names: str) -> list[Config]:
     return [parse_config(name.strip()) for name in names.split(",") if name.strip()]
 
 
+def parse_workloads(names: str) -> tuple[str, ...]:
+    if names.strip() == "all":
+        return WORKLOADS
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in WORKLOADS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload {unknown[0]!r}: use {', '.join(WORKLOADS)} or all"
+        )
+    return tuple(name for name in WORKLOADS if name in chosen)
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
+    rounds: int
     clients: int
     duration_s: float
     configs: list[Config]
+    workloads: tuple[str, ...]
     postgres_url: str
     get_messages: int
+    slow_clients: int
+    slow_delay_ms: int
+    open_streams: int
+    open_delay_ms: int
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark chatstore's chat turns against real servers.")
+    parser = argparse.ArgumentParser(description="Benchmark chatstore against real servers and its limit.")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every config, alternating")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients, one session each")
-    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per config")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per load")
     parser.add_argument(
         "--configs",
         type=parse_configs,
-        default=parse_configs("sqlite-1,sqlite-2,postgres-1,postgres-2,memory"),
-        help="comma-separated: sqlite-N, postgres-N (N worker processes), memory",
+        default=parse_configs("memory,sqlite-1,sqlite-2,postgres-1,postgres-2"),
+        help="comma-separated: memory, sqlite-N, postgres-N (N worker processes)",
     )
+    parser.add_argument("--workloads", type=parse_workloads, default=WORKLOADS, help=", ".join(WORKLOADS))
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument(
         "--get-messages", type=int, default=10_000, help="messages in the session read by GET"
     )
+    parser.add_argument("--slow-clients", type=int, default=500, help="concurrent clients of the slow load")
+    parser.add_argument("--slow-delay-ms", type=int, default=50, help="pause between pieces, slow load")
+    parser.add_argument("--open-streams", type=int, default=1000, help="streams opened at once")
+    parser.add_argument("--open-delay-ms", type=int, default=200, help="pause between pieces, open streams")
     parser.add_argument("--serve-memory", action="store_true", help="(internal) serve the in-memory app")
     parser.add_argument("--port", type=int, default=8000, help="(internal) port for --serve-memory")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.duration <= 0 or args.get_messages < 1:
-        parser.error("--clients, --duration and --get-messages must be positive")
+    sizes = (
+        args.rounds,
+        args.clients,
+        args.duration,
+        args.get_messages,
+        args.slow_clients,
+        args.open_streams,
+    )
+    if min(sizes) <= 0 or min(args.slow_delay_ms, args.open_delay_ms) < 0:
+        parser.error("counts and durations must be positive, pauses not negative")
     return args
 
 
@@ -268,7 +321,7 @@ async def memory_reply_events(
 
 def create_memory_app() -> Litestar:
     store = MemoryStore()
-    responder = MockResponder(delay_ms=0)
+    responder = MockResponder(delay_ms=int(os.environ.get(MOCK_DELAY_VARIABLE, "0")))
 
     @post(SESSIONS_PATH, status_code=201)
     async def create_session(data: SessionCreate | None = None) -> Response[SessionRead]:
@@ -297,7 +350,10 @@ def create_memory_app() -> Litestar:
 
 
 def serve_memory(port: int) -> None:
-    uvicorn.run(create_memory_app(), host="127.0.0.1", port=port, log_level="warning")
+    # chatstore's own settings where they touch speed: h11, no access log, uvicorn's default loop.
+    uvicorn.run(
+        create_memory_app(), host="127.0.0.1", port=port, log_level="warning", http="h11", access_log=False
+    )
 
 
 # --- Databases and server processes ---------------------------------------------------------------
@@ -349,6 +405,9 @@ class Server:
     def cpu_seconds(self) -> float:
         return process_group_cpu_seconds(self.process.pid)
 
+    def rss_bytes(self) -> int:
+        return process_group_rss_bytes(self.process.pid)
+
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -374,6 +433,22 @@ def process_group_cpu_seconds(group: int) -> float:
         if int(fields[2]) == group:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / CLOCK_TICKS_PER_S
+
+
+def process_group_rss_bytes(group: int) -> int:
+    """Resident memory of the live processes in a process group."""
+    pages = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            statm = (entry / "statm").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[2]) == group:
+            pages += int(statm.split()[1])
+    return pages * PAGE_SIZE
 
 
 @contextmanager
@@ -443,21 +518,21 @@ def server_command(config: Config) -> list[str]:
     return [sys.executable, "-m", "chatstore", "--workers", str(config.workers)]
 
 
-def server_env(database_url: str | None) -> dict[str, str]:
-    # CHATSTORE_* variables of the caller win (e.g. CHATSTORE_PROGRESS_INTERVAL_MS, to measure live
-    # progress); the mock streams without pauses unless CHATSTORE_MOCK_DELAY_MS says otherwise.
-    env = {"CHATSTORE_MOCK_DELAY_MS": "0", **os.environ, "CHATSTORE_LOG_LEVEL": "warning"}
+def server_env(database_url: str | None, mock_delay_ms: int) -> dict[str, str]:
+    # CHATSTORE_* variables of the caller reach the servers (e.g. CHATSTORE_PROGRESS_INTERVAL_MS, to
+    # measure live progress), except the mock's pause, which the workload sets for both kinds of server.
+    env = {**os.environ, "CHATSTORE_LOG_LEVEL": "warning", MOCK_DELAY_VARIABLE: str(mock_delay_ms)}
     if database_url is not None:
         env["CHATSTORE_DATABASE_URL"] = database_url
     return env
 
 
-# --- Load: concurrent clients running chat turns --------------------------------------------------
+# --- Load: chat turns through httpx ---------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class Phase:
-    """What the clients read between turns: whether turns count yet, and whether to stop."""
+    """What the clients read between turns: whether the measured window is open, and whether to stop."""
 
     measuring: bool = False
     stopping: bool = False
@@ -467,8 +542,9 @@ class Phase:
 class ClientRecord:
     session_id: str
     completed: int = 0  # turns that ended with `done`, warm-up included: what the database must hold
-    latencies_s: list[float] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # turns that ended in the measured window
     first_events_s: list[float] = field(default_factory=list)
+    delta_gaps_s: list[float] = field(default_factory=list)
     errors: int = 0
 
 
@@ -476,6 +552,7 @@ class ClientRecord:
 class TurnTiming:
     latency_s: float
     first_event_s: float
+    delta_gaps_s: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,13 +570,8 @@ class LoadResult:
     def errors(self) -> int:
         return sum(record.errors for record in self.records)
 
-    @property
-    def latencies_s(self) -> list[float]:
-        return [latency for record in self.records for latency in record.latencies_s]
-
-    @property
-    def first_events_s(self) -> list[float]:
-        return [first for record in self.records for first in record.first_events_s]
+    def samples(self, which: Callable[[ClientRecord], list[float]]) -> list[float]:
+        return [sample for record in self.records for sample in which(record)]
 
     @property
     def turns_per_s(self) -> float:
@@ -522,14 +594,23 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def chat_body(session_id: str, turn_number: int) -> bytes:
-    message = {"role": "user", "content": f"benchmark turn {turn_number}"}
+def question(turn: int, words: int = 0) -> str:
+    """The user's message of a turn: its number, then ``words`` words to make it (and its reply) longer."""
+    return f"benchmark turn {turn}" + "".join(f" word{index}" for index in range(words))
+
+
+def turn_number(user_content: str) -> int:
+    return int(user_content.removeprefix("benchmark turn ").split(" ", 1)[0])
+
+
+def chat_body(session_id: str, turn: int, words: int = 0) -> bytes:
+    message = {"role": "user", "content": question(turn, words)}
     return msgspec.json.encode({"session_id": session_id, "messages": [message]})
 
 
-async def chat_turn(client: httpx.AsyncClient, session_id: str, turn_number: int) -> TurnTiming | None:
+async def chat_turn(client: httpx.AsyncClient, session_id: str, turn: int) -> TurnTiming | None:
     """One turn, read to the end of the stream; None unless it answered 200 and ended with ``done``."""
-    body = chat_body(session_id, turn_number)
+    body = chat_body(session_id, turn)
     started = time.perf_counter()
     first_event_s: float | None = None
     received = bytearray()
@@ -547,24 +628,25 @@ async def chat_turn(client: httpx.AsyncClient, session_id: str, turn_number: int
     return TurnTiming(latency_s, first_event_s)
 
 
-async def run_client(client: httpx.AsyncClient, record: ClientRecord, phase: Phase) -> None:
-    turn_number = 0
+async def run_client(turn: Callable[[int], Any], record: ClientRecord, phase: Phase) -> None:
+    """Turns back to back until told to stop; a turn counts if it ends inside the measured window."""
+    number = 0
     while not phase.stopping:
-        turn_number += 1
-        measured = phase.measuring
+        number += 1
         try:
-            timing = await chat_turn(client, record.session_id, turn_number)
-        except httpx.HTTPError:
+            timing: TurnTiming | None = await turn(number)
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError):
             timing = None
         if timing is not None:
             record.completed += 1
-        if not measured:
+        if not phase.measuring:
             continue
         if timing is None:
             record.errors += 1
         else:
             record.latencies_s.append(timing.latency_s)
             record.first_events_s.append(timing.first_event_s)
+            record.delta_gaps_s.extend(timing.delta_gaps_s)
 
 
 async def create_session(client: httpx.AsyncClient) -> str:
@@ -573,33 +655,280 @@ async def create_session(client: httpx.AsyncClient) -> str:
     return str(response.json()["id"])
 
 
-async def run_load(
+async def measure_window(
+    clients: Sequence[Callable[[ClientRecord, Phase], Any]],
+    records: list[ClientRecord],
+    duration_s: float,
+    server_cpu: Callable[[], float],
+) -> LoadResult:
+    """Run every client; ``WARMUP_S`` not counted, then ``duration_s`` measured. The clients finish the
+    turns they are in before this returns (the database must hold those too), outside the window."""
+    phase = Phase()
+    async with asyncio.TaskGroup() as group:
+        for client, record in zip(clients, records, strict=True):
+            group.create_task(client(record, phase))
+        await asyncio.sleep(WARMUP_S)
+        server_cpu_before, client_cpu_before = server_cpu(), time.process_time()
+        started = time.perf_counter()
+        phase.measuring = True
+        await asyncio.sleep(duration_s)
+        phase.measuring, phase.stopping = False, True
+        elapsed_s = time.perf_counter() - started
+        server_cpu_s, client_cpu_s = server_cpu() - server_cpu_before, time.process_time() - client_cpu_before
+    return LoadResult(records, elapsed_s, server_cpu_s, client_cpu_s)
+
+
+async def run_turns(
     base_url: str, clients: int, duration_s: float, server_cpu: Callable[[], float]
 ) -> LoadResult:
-    """``clients`` clients run turns back to back: ``WARMUP_S`` not counted, then ``duration_s`` measured."""
+    """``clients`` httpx clients, each with its session and keep-alive connection, turns back to back."""
     async with AsyncExitStack() as stack:
         connections = [
             await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT))
             for _ in range(clients)
         ]
         records = [ClientRecord(await create_session(client)) for client in connections]
-        phase = Phase()
+        runners = [
+            partial(run_client, partial(chat_turn, client, record.session_id))
+            for client, record in zip(connections, records, strict=True)
+        ]
+        return await measure_window(runners, records, duration_s, server_cpu)
+
+
+# --- Load: session creation -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    requests: int
+    errors: int
+    server_cpu_s: float
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / self.requests if self.requests else math.nan
+
+
+async def run_creates(
+    base_url: str, clients: int, duration_s: float, server_cpu: Callable[[], float]
+) -> CreateResult:
+    counts = {"requests": 0, "errors": 0}
+    phase = Phase()
+
+    async def create_back_to_back(client: httpx.AsyncClient) -> None:
+        while not phase.stopping:
+            try:
+                response = await client.post(SESSIONS_PATH, json={"name": "benchmark", "metadata": {"k": 1}})
+                ok = response.status_code == 201
+            except httpx.HTTPError:
+                ok = False
+            if phase.measuring:
+                counts["requests" if ok else "errors"] += 1
+
+    async with AsyncExitStack() as stack:
+        connections = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT))
+            for _ in range(clients)
+        ]
         async with asyncio.TaskGroup() as group:
-            for client, record in zip(connections, records, strict=True):
-                group.create_task(run_client(client, record, phase))
+            for client in connections:
+                group.create_task(create_back_to_back(client))
             await asyncio.sleep(WARMUP_S)
-            server_cpu_before, client_cpu_before = server_cpu(), time.process_time()
-            started = time.perf_counter()
+            before = server_cpu()
             phase.measuring = True
             await asyncio.sleep(duration_s)
-            phase.stopping = True
-        elapsed_s = time.perf_counter() - started
-        return LoadResult(
-            records,
-            elapsed_s,
-            server_cpu() - server_cpu_before,
-            time.process_time() - client_cpu_before,
+            phase.measuring, phase.stopping = False, True
+            cpu_s = server_cpu() - before
+    return CreateResult(counts["requests"], counts["errors"], cpu_s)
+
+
+# --- Load: many slow streams, through a raw HTTP/1.1 client ---------------------------------------
+
+
+class RawChatConnection:
+    """One keep-alive HTTP/1.1 connection that posts chat turns and scans their event streams as bytes,
+    without parsing them: cheap enough for one client process to keep a thousand streams going."""
+
+    def __init__(self, base_url: str) -> None:
+        address = urlsplit(base_url)
+        self._host, self._port = address.hostname or "127.0.0.1", address.port or 80
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._reader = self._writer = None
+
+    async def turn(
+        self, session_id: str, number: int, words: int, started_streams: "OpenStreams | None" = None
+    ) -> TurnTiming | None:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        reader, writer = self._reader, self._writer
+        assert reader is not None
+        body = chat_body(session_id, number, words)
+        started = time.perf_counter()
+        writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (CHAT_PATH.encode(), self._host.encode(), len(body))
+            + body
         )
+        status = int((await reader.readline()).split()[1])
+        headers: dict[bytes, bytes] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        scan = EventScan(started)
+        try:
+            if headers.get(b"transfer-encoding") == b"chunked":
+                while size := int((await reader.readline()).split(b";")[0], 16):
+                    chunk = (await reader.readexactly(size + 2))[:-2]
+                    if scan.feed(chunk) and started_streams is not None:
+                        started_streams.opened()
+                await reader.readline()  # the empty trailer
+            else:
+                scan.feed(await reader.readexactly(int(headers.get(b"content-length", b"0"))))
+        finally:
+            if started_streams is not None and scan.first_event_s is not None:
+                started_streams.closed()
+        if headers.get(b"connection") == b"close":
+            await self.close()
+        if status != 200 or scan.first_event_s is None or not scan.done:
+            return None
+        return TurnTiming(time.perf_counter() - started, scan.first_event_s, scan.gaps_s)
+
+
+class EventScan:
+    """What a turn's stream has shown so far: its start, the gaps between chunks carrying deltas, done."""
+
+    START, DELTA, DONE = b"event: start", b"event: delta", b"event: done"
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.first_event_s: float | None = None
+        self.gaps_s: list[float] = []
+        self.done = False
+        self._last_delta: float | None = None
+        self._tail = b""  # an event name may be cut between two chunks
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take in a chunk; True if it is the one that holds the ``start`` event."""
+        now = time.perf_counter()
+        seen = self._tail + chunk
+        self._tail = seen[-len(self.START) :]
+        began = False
+        if self.first_event_s is None and self.START in seen:
+            self.first_event_s, began = now - self.started, True
+        if self.DELTA in seen:
+            if self._last_delta is not None:
+                self.gaps_s.append(now - self._last_delta)
+            self._last_delta = now
+        self.done = self.done or self.DONE in seen
+        return began
+
+
+class OpenStreams:
+    """How many streams have started and not yet ended; ``all_open`` is set once ``expected`` are."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.open = 0
+        self.peak = 0
+        self.all_open = asyncio.Event()
+
+    def opened(self) -> None:
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        if self.open >= self.expected:
+            self.all_open.set()
+
+    def closed(self) -> None:
+        self.open -= 1
+
+
+async def create_sessions(base_url: str, count: int) -> list[str]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT) as client:
+        return [await create_session(client) for _ in range(count)]
+
+
+async def run_slow_turns(base_url: str, clients: int, duration_s: float) -> LoadResult:
+    """``clients`` raw connections at once, turns back to back; the server's mock pauses between pieces."""
+    records = [ClientRecord(session_id) for session_id in await create_sessions(base_url, clients)]
+    connections = [RawChatConnection(base_url) for _ in records]
+    runners = [
+        partial(run_client, lambda number, c=connection, s=record.session_id: c.turn(s, number, 0))
+        for connection, record in zip(connections, records, strict=True)
+    ]
+    try:
+        return await measure_window(runners, records, duration_s, lambda: 0.0)
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsResult:
+    records: list[ClientRecord]
+    peak_open: int
+    idle_rss_bytes: int
+    open_rss_bytes: int
+
+    @property
+    def kb_per_stream(self) -> float:
+        return (
+            (self.open_rss_bytes - self.idle_rss_bytes) / 1024 / self.peak_open
+            if self.peak_open
+            else math.nan
+        )
+
+    @property
+    def errors(self) -> int:
+        return sum(record.errors for record in self.records)
+
+
+RSS_SAMPLES = 10
+RSS_SAMPLE_INTERVAL_S = 0.1
+
+
+async def run_open_streams(base_url: str, count: int, rss: Callable[[], int]) -> StreamsResult:
+    """Open ``count`` replies at once, one per session and connection; read the server's memory before
+    and while all are open, and the gaps between deltas that each stream shows its client."""
+    records = [ClientRecord(session_id) for session_id in await create_sessions(base_url, count)]
+    connections = [RawChatConnection(base_url) for _ in records]
+    streams = OpenStreams(count)
+    idle_rss = rss()
+
+    async def one_turn(connection: RawChatConnection, record: ClientRecord) -> None:
+        try:
+            timing = await connection.turn(record.session_id, 1, LONG_QUESTION_WORDS, streams)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            timing = None
+        finally:
+            await connection.close()
+        if timing is None:
+            record.errors += 1
+            streams.expected -= 1  # so that the others are still measured
+            if streams.open >= streams.expected:
+                streams.all_open.set()
+            return
+        record.completed += 1
+        record.latencies_s.append(timing.latency_s)
+        record.first_events_s.append(timing.first_event_s)
+        record.delta_gaps_s.extend(timing.delta_gaps_s)
+
+    open_rss = idle_rss
+    async with asyncio.TaskGroup() as group:
+        for connection, record in zip(connections, records, strict=True):
+            group.create_task(one_turn(connection, record))
+        try:
+            await asyncio.wait_for(streams.all_open.wait(), READY_TIMEOUT_S)
+        except TimeoutError:
+            progress(f"  only {streams.peak} of {count} streams were open at once")
+        for _ in range(RSS_SAMPLES):
+            open_rss = max(open_rss, rss())
+            await asyncio.sleep(RSS_SAMPLE_INTERVAL_S)
+    return StreamsResult(records, streams.peak, idle_rss, open_rss)
 
 
 # --- What the database holds after the load -------------------------------------------------------
@@ -631,10 +960,6 @@ def expected_reply(user_content: str) -> str:
 
 async def _no_history() -> list[MessageRead]:
     return []
-
-
-def turn_number(user_content: str) -> int:
-    return int(user_content.removeprefix("benchmark turn "))
 
 
 def check_session(rows: Sequence[Any], completed_turns: int) -> Integrity:
@@ -751,46 +1076,170 @@ def timed_get(client: httpx.Client, path: str) -> float:
     return elapsed_s
 
 
-# --- One config, end to end -----------------------------------------------------------------------
+# --- One config, one round ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class ConfigResult:
-    config: Config
-    load: LoadResult
-    integrity: Integrity | None
-    large_read: LargeRead | None
+class Metric:
+    key: str
+    label: str
+    digits: int
+    target: str = ""
+    # Whether chatstore's median meets the target, given the memory app's.
+    met: Callable[[float, float], bool] | None = None
 
 
-def benchmark_config(config: Config, options: Options, workdir: Path) -> ConfigResult:
+def metrics(options: Options) -> list[Metric]:
+    n, slow, opened = options.clients, options.slow_clients, options.open_streams
+    messages = f"{options.get_messages:,}"
+    return [
+        Metric("turns_per_s", f"chat turns/s, {n} clients", 0, "≥ 0.65x", lambda c, m: c >= 0.65 * m),
+        Metric(
+            "cpu_per_turn_ms",
+            f"server CPU per chat turn, {n} clients, ms",
+            2,
+            "≤ 1.5x",
+            lambda c, m: c <= 1.5 * m,
+        ),
+        Metric("turn_p50_ms", "turn latency p50, ms", 1),
+        Metric("turn_p99_ms", "turn latency p99, ms", 1),
+        Metric("client_cpu_per_turn_ms", "load client's CPU per chat turn, ms", 2),
+        Metric(
+            "slow_turns_per_s",
+            f"{slow} concurrent slow streams ({options.slow_delay_ms} ms between deltas), turns/s",
+            0,
+            "≥ 0.9x",
+            lambda c, m: c >= 0.9 * m,
+        ),
+        Metric(
+            "slow_first_event_ms", "same, time to first event p50, ms", 0, "≤ 1.5x", lambda c, m: c <= 1.5 * m
+        ),
+        Metric("get_ms", f"GET of a {messages}-message session, p50, ms", 1, "≤ 3x", lambda c, m: c <= 3 * m),
+        Metric("get_mb", "its body, MB", 2),
+        Metric(
+            "first_event_ms",
+            "time to first event, one client, p50, ms",
+            2,
+            "≤ 1.5x + 1 ms",
+            lambda c, m: c <= 1.5 * m + 1,
+        ),
+        Metric(
+            "create_cpu_ms",
+            f"create session, {n} clients, server CPU per request, ms",
+            3,
+            "≤ 1.5x",
+            lambda c, m: c <= 1.5 * m,
+        ),
+        Metric("stream_kb", f"memory per open stream, {opened} open, KB", 1),
+        Metric("gap_p99_ms", f"same, p99 gap between deltas ({options.open_delay_ms} ms apart), ms", 0),
+        Metric("streams_open", "same, streams open at once", 0),
+    ]
+
+
+@dataclass(slots=True)
+class RoundResult:
+    figures: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, what: str, load_errors: int, integrity: Integrity | None) -> None:
+        if load_errors:
+            self.problems.append(f"{what}: {load_errors} failed turns (not 200, or no `done` event)")
+        integrity = integrity or Integrity()
+        counts = {
+            "messages of completed turns lost": integrity.lost,
+            "stored messages out of order": integrity.reordered,
+            "stored messages beyond those of the completed turns": integrity.extra,
+            "stored messages not 'complete'": integrity.not_complete,
+        }
+        self.problems += [f"{what}: {count} {problem}" for problem, count in counts.items() if count]
+
+
+@contextmanager
+def config_server(
+    config: Config, options: Options, workdir: Path, name: str, mock_delay_ms: int, **env: str
+) -> Iterator[tuple[Server, Engine | None]]:
+    """Fresh servers of ``config`` on a fresh database, for one workload."""
     with ExitStack() as stack:
-        database_url = stack.enter_context(database_for(config, workdir, options.postgres_url))
+        database_url = stack.enter_context(database_for(config, workdir / name, options.postgres_url))
         engine = None if database_url is None else stack.enter_context(opened_engine(database_url))
-        server = stack.enter_context(
-            running_server(server_command(config), server_env(database_url), workdir / f"{config.name}.log")
-        )
+        environment = {**server_env(database_url, mock_delay_ms), **env}
+        log_path = workdir / name / f"{config.name}.log"
+        server = stack.enter_context(running_server(server_command(config), environment, log_path))
         if engine is not None:
             poll_until(server, "all workers", partial(workers_registered, engine, config.workers))
-        load = asyncio.run(run_load(server.base_url, options.clients, options.duration_s, server.cpu_seconds))
-        report_load(config, load)
-        integrity = None if engine is None else check_database(engine, load.records)
-        large_read = None
-        if config.workers == 1:
-            seed: Seeder = (
-                partial(seed_through_api, server.base_url)
-                if engine is None
-                else partial(seed_with_sql, engine)
+        yield server, engine
+
+
+def benchmark_config(config: Config, options: Options, workdir: Path) -> RoundResult:
+    result = RoundResult()
+    figures = result.figures
+    chosen = set(options.workloads)
+    if chosen & {"turns", "first-event", "create", "get"}:
+        with config_server(config, options, workdir, "fast", 0) as (server, engine):
+            if "turns" in chosen:
+                load = asyncio.run(
+                    run_turns(server.base_url, options.clients, options.duration_s, server.cpu_seconds)
+                )
+                figures["turns_per_s"] = load.turns_per_s
+                figures["cpu_per_turn_ms"] = load.server_cpu_ms_per_turn
+                figures["client_cpu_per_turn_ms"] = load.client_cpu_ms_per_turn
+                figures["turn_p50_ms"] = 1000 * percentile(load.samples(lambda r: r.latencies_s), 0.5)
+                figures["turn_p99_ms"] = 1000 * percentile(load.samples(lambda r: r.latencies_s), 0.99)
+                result.check("turns", load.errors, engine and check_database(engine, load.records))
+                progress(
+                    f"  turns: {load.turns_per_s:.0f}/s, server CPU {load.server_cpu_ms_per_turn:.2f} ms/turn"
+                )
+            if "first-event" in chosen:
+                duration = min(options.duration_s, FIRST_EVENT_DURATION_S)
+                load = asyncio.run(run_turns(server.base_url, 1, duration, server.cpu_seconds))
+                figures["first_event_ms"] = 1000 * percentile(load.samples(lambda r: r.first_events_s), 0.5)
+                result.check("first-event", load.errors, engine and check_database(engine, load.records))
+                progress(f"  first event, one client: {figures['first_event_ms']:.2f} ms")
+            if "create" in chosen:
+                created = asyncio.run(
+                    run_creates(server.base_url, options.clients, options.duration_s, server.cpu_seconds)
+                )
+                figures["create_cpu_ms"] = created.server_cpu_ms_per_request
+                if created.errors:
+                    result.problems.append(f"create: {created.errors} failed requests")
+                progress(f"  create: {created.server_cpu_ms_per_request:.3f} ms of server CPU per request")
+            if "get" in chosen and config.workers == 1:
+                seed: Seeder = (
+                    partial(seed_through_api, server.base_url)
+                    if engine is None
+                    else partial(seed_with_sql, engine)
+                )
+                large_read = time_large_read(server.base_url, options.get_messages, seed)
+                figures["get_ms"] = 1000 * large_read.p50_s
+                figures["get_mb"] = large_read.size_bytes / 1e6
+                progress(f"  GET: {figures['get_ms']:.1f} ms")
+    if "slow" in chosen:
+        with config_server(config, options, workdir, "slow", options.slow_delay_ms) as (server, engine):
+            load = asyncio.run(run_slow_turns(server.base_url, options.slow_clients, options.duration_s))
+            figures["slow_turns_per_s"] = load.turns_per_s
+            figures["slow_first_event_ms"] = 1000 * percentile(load.samples(lambda r: r.first_events_s), 0.5)
+            result.check("slow", load.errors, engine and check_database(engine, load.records))
+            progress(
+                f"  slow: {load.turns_per_s:.0f} turns/s, first event {figures['slow_first_event_ms']:.0f} ms"
             )
-            large_read = time_large_read(server.base_url, options.get_messages, seed)
-        return ConfigResult(config, load, integrity, large_read)
-
-
-def report_load(config: Config, load: LoadResult) -> None:
-    progress(
-        f"{config.name}: {load.turns} turns in {load.elapsed_s:.1f} s, {load.errors} failed; "
-        f"CPU per turn: server {fmt(load.server_cpu_ms_per_turn, 2)} ms, "
-        f"load client {fmt(load.client_cpu_ms_per_turn, 2)} ms"
-    )
+    if "streams" in chosen:
+        limit = {"CHATSTORE_MAX_CONNECTIONS": str(2 * options.open_streams)}
+        with config_server(config, options, workdir, "streams", options.open_delay_ms, **limit) as (
+            server,
+            engine,
+        ):
+            streams = asyncio.run(run_open_streams(server.base_url, options.open_streams, server.rss_bytes))
+            figures["stream_kb"] = streams.kb_per_stream
+            figures["streams_open"] = streams.peak_open
+            figures["gap_p99_ms"] = 1000 * percentile(
+                [gap for record in streams.records for gap in record.delta_gaps_s], 0.99
+            )
+            result.check("streams", streams.errors, engine and check_database(engine, streams.records))
+            progress(
+                f"  streams: {streams.peak_open} open, {streams.kb_per_stream:.1f} KB each, "
+                f"p99 gap {figures['gap_p99_ms']:.0f} ms"
+            )
+    return result
 
 
 # --- Output ---------------------------------------------------------------------------------------
@@ -800,136 +1249,101 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def get_label(messages: int) -> str:
-    return f"{messages // 1000}k" if messages % 1000 == 0 else str(messages)
+def summary(values: Sequence[float], digits: int) -> str:
+    """The median, and the spread when there is one."""
+    if not values:
+        return "-"
+    middle = fmt(statistics.median(values), digits)
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({fmt(min(values), digits)} to {fmt(max(values), digits)})"
 
 
-def table_row(result: ConfigResult) -> list[str]:
-    load, integrity, large_read = result.load, result.integrity, result.large_read
-    read = "-"
-    if large_read is not None:
-        read = f"{fmt(1000 * large_read.p50_s)} ({large_read.size_bytes / 1e6:.1f} MB)"
-    return [
-        result.config.name,
-        fmt(load.turns_per_s, 0),
-        fmt(1000 * percentile(load.latencies_s, 0.5)),
-        fmt(1000 * percentile(load.latencies_s, 0.99)),
-        fmt(1000 * percentile(load.first_events_s, 0.5)),
-        fmt(load.server_cpu_ms_per_turn, 2),
-        "-" if integrity is None else str(integrity.lost),
-        "-" if integrity is None else str(integrity.reordered),
-        read,
-    ]
-
-
-def print_table(results: Sequence[ConfigResult], get_messages: int) -> None:
-    header = [
-        "config",
-        "turns/s",
-        "p50 ms",
-        "p99 ms",
-        "first event p50 ms",
-        "CPU ms/turn",
-        "lost",
-        "reordered",
-        f"GET {get_label(get_messages)} p50 ms",
-    ]
+def print_figures(
+    shown: Sequence[Metric], configs: Sequence[Config], figures: dict[str, dict[str, list[float]]]
+) -> None:
+    header = ["", *(config.name for config in configs)]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(" --- " for _ in header) + "|")
-    for result in results:
-        print("| " + " | ".join(table_row(result)) + " |")
-    client_cpu = ", ".join(f"{r.config.name} {fmt(r.load.client_cpu_ms_per_turn, 2)}" for r in results)
-    print(f"\nLoad client CPU ms/turn (on the same cores as the servers): {client_cpu}")
+    for metric in shown:
+        cells = [summary(figures[config.name].get(metric.key, []), metric.digits) for config in configs]
+        print(f"| {metric.label} | " + " | ".join(cells) + " |")
 
 
-def problems(result: ConfigResult) -> list[str]:
-    found = []
-    if result.load.errors:
-        found.append(f"{result.load.errors} failed turns (not 200, or no `done` event)")
-    integrity = result.integrity or Integrity()
-    counts = {
-        "messages of completed turns lost": integrity.lost,
-        "stored messages out of order": integrity.reordered,
-        "stored messages beyond those of the completed turns": integrity.extra,
-        "stored messages not 'complete'": integrity.not_complete,
-    }
-    found += [f"{count} {what}" for what, count in counts.items() if count]
-    return found
-
-
-def print_problems(results: Sequence[ConfigResult], failures: dict[str, str]) -> bool:
-    """List failed turns, integrity problems and configs that did not run; False if there were none."""
-    lines = [f"- {result.config.name}: {problem}" for result in results for problem in problems(result)]
-    lines += [f"- {name}: did not run: {error}" for name, error in failures.items()]
-    if lines:
-        print("\nProblems:")
-        print("\n".join(lines))
-    return bool(lines)
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else math.nan
-
-
-def ratio_line(result: ConfigResult, memory: ConfigResult, get_messages: int) -> str:
-    turns_ratio = ratio(result.load.turns_per_s, memory.load.turns_per_s)
-    cpu_ratio = ratio(result.load.server_cpu_ms_per_turn, memory.load.server_cpu_ms_per_turn)
-    line = (
-        f"- {result.config.name}: chat turns/s ÷ memory = {turns_ratio:.2f} "
-        f"(target ≥ {TURNS_TARGET}: {verdict(turns_ratio >= TURNS_TARGET)}); "
-        f"server CPU per turn ÷ memory = {cpu_ratio:.1f}x"
-    )
-    if result.large_read is not None and memory.large_read is not None:
-        get_ratio = ratio(result.large_read.p50_s, memory.large_read.p50_s)
-        line += (
-            f"; GET {get_label(get_messages)} ÷ memory = {get_ratio:.1f}x "
-            f"(target ≤ {GET_TARGET:.0f}x: {verdict(get_ratio <= GET_TARGET)})"
-        )
-    return line
-
-
-def print_ratios(results: Sequence[ConfigResult], get_messages: int) -> None:
-    memory = next((result for result in results if result.config.backend == "memory"), None)
-    others = [result for result in results if result is not memory]
+def print_ratios(
+    shown: Sequence[Metric], configs: Sequence[Config], figures: dict[str, dict[str, list[float]]]
+) -> None:
+    memory = figures.get("memory")
+    others = [config for config in configs if config.backend != "memory"]
     if memory is None or not others:
         return
-    print("\nRatios to memory:")
-    for result in others:
-        print(ratio_line(result, memory, get_messages))
+    targeted = [metric for metric in shown if metric.met is not None and memory.get(metric.key)]
+    print("\nRatios of the medians to memory:\n")
+    header = ["", "target", *(config.name for config in others)]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(" --- " for _ in header) + "|")
+    for metric in targeted:
+        limit = statistics.median(memory[metric.key])
+        cells = []
+        for config in others:
+            values = figures[config.name].get(metric.key)
+            if not values:
+                cells.append("-")
+                continue
+            value = statistics.median(values)
+            met = metric.met(value, limit) if metric.met is not None else True
+            cells.append(f"{value / limit:.2f}x {'met' if met else 'MISSED'}")
+        print(f"| {metric.label} | {metric.target} | " + " | ".join(cells) + " |")
 
 
 def print_header(options: Options) -> None:
-    print(f"# chatstore chat benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}\n")
+    print(f"# chatstore benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}\n")
     print(
         f"nproc {len(os.sched_getaffinity(0))}, "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"litestar {version('litestar')}, uvicorn {version('uvicorn')}, httpx {version('httpx')}; "
-        f"{options.clients} clients, {WARMUP_S:.0f} s warm-up + {options.duration_s:g} s per config, "
-        f"GET of {options.get_messages:,} messages\n"
+        f"{options.rounds} rounds; workloads {', '.join(options.workloads)}; "
+        f"{WARMUP_S:.0f} s warm-up + {options.duration_s:g} s per load\n"
     )
 
 
 def run_benchmarks(options: Options) -> bool:
-    """Run every config and print the results; True if everything ran without a problem."""
+    """Run every config in every round and print the results; True if nothing went wrong."""
     print_header(options)
-    results: list[ConfigResult] = []
-    failures: dict[str, str] = {}
+    figures: dict[str, dict[str, list[float]]] = {
+        config.name: defaultdict(list) for config in options.configs
+    }
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="chatstore-bench-") as workdir:
-        for config in options.configs:
-            progress(f"{config.name}: starting")
-            try:
-                results.append(benchmark_config(config, options, Path(workdir)))
-            except Exception as exc:  # one config failing (no PostgreSQL, say) does not stop the others
-                progress(f"{config.name}: failed: {exc}")
-                failures[config.name] = str(exc).splitlines()[0]
-    print_table(results, options.get_messages)
-    found_problems = print_problems(results, failures)
-    print_ratios(results, options.get_messages)
-    return not found_problems
+        for round_number in range(1, options.rounds + 1):
+            for config in options.configs:
+                progress(f"round {round_number}, {config.name}:")
+                config_dir = Path(workdir) / f"{round_number}-{config.name}"
+                for name in ("fast", "slow", "streams"):
+                    (config_dir / name).mkdir(parents=True)
+                try:
+                    result = benchmark_config(config, options, config_dir)
+                except Exception as exc:  # one config failing (no PostgreSQL, say) does not stop the others
+                    progress(f"  failed: {exc}")
+                    problems.append(
+                        f"- {config.name}, round {round_number}: did not run: {str(exc).splitlines()[0]}"
+                    )
+                    continue
+                for key, value in result.figures.items():
+                    if not math.isnan(value):
+                        figures[config.name][key].append(value)
+                problems += [
+                    f"- {config.name}, round {round_number}: {problem}" for problem in result.problems
+                ]
+    shown = [
+        metric for metric in metrics(options) if any(figures[c.name].get(metric.key) for c in options.configs)
+    ]
+    print_figures(shown, options.configs, figures)
+    print_ratios(shown, options.configs, figures)
+    if problems:
+        print("\nProblems:")
+        print("\n".join(problems))
+    return not problems
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -937,7 +1351,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.serve_memory:
         serve_memory(args.port)
         return
-    options = Options(args.clients, args.duration, args.configs, args.postgres_url, args.get_messages)
+    options = Options(
+        rounds=args.rounds,
+        clients=args.clients,
+        duration_s=args.duration,
+        configs=args.configs,
+        workloads=args.workloads,
+        postgres_url=args.postgres_url,
+        get_messages=args.get_messages,
+        slow_clients=args.slow_clients,
+        slow_delay_ms=args.slow_delay_ms,
+        open_streams=args.open_streams,
+        open_delay_ms=args.open_delay_ms,
+    )
     # Stopped with SIGTERM as with Ctrl-C: the cleanup that kills the servers runs either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
