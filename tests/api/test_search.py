@@ -338,9 +338,10 @@ def test_messages_stored_before_the_index_existed_are_found(
     # (which came later still), so that start-up takes it for the 0.1.0 schema's first state.
     db.execute("DROP TABLE chatstore_alembic_version")
     if backend == "sqlite":
-        for trigger in ("insert", "update", "delete"):
+        for trigger in ("insert", "update", "delete", "owner", "session_delete"):
             db.execute(f"DROP TRIGGER messages_search_{trigger}")
         db.execute("DROP TABLE messages_search")
+        db.execute("DROP VIEW messages_search_source")
     else:
         db.execute("ALTER TABLE messages DROP COLUMN search_vector")
         db.execute("DROP TEXT SEARCH CONFIGURATION chatstore_search")
