@@ -43,7 +43,7 @@ from chatstore.core.settings import Settings, SettingsError
 from chatstore.services.owners import OwnerScope
 from chatstore.services.search import search
 from tests.conftest import postgres_url, skip_or_fail_in_ci
-from tests.helpers import DatabaseView, parse_sse
+from tests.helpers import DatabaseView, assert_search_index_whole, parse_sse
 from tests.servers import ServerProcess, running_servers, start_server
 
 DATA = Path(__file__).parents[1] / "data" / "0.1.0"
@@ -279,12 +279,6 @@ SEARCH_TRIGGERS = {
     "messages_search_owner",
     "messages_search_session_delete",
 }
-
-
-def assert_search_index_whole(db: DatabaseView) -> None:
-    """SQLite's full-text index holds exactly what its view of messages and owners holds (FTS5's
-    own check, which fails the statement otherwise)."""
-    db.execute("INSERT INTO messages_search (messages_search, rank) VALUES ('integrity-check', 1)")
 
 
 def downgrade_to(db_engine: Engine, revision: str) -> None:
