@@ -19,6 +19,9 @@ before), and the triggers supply the key:
   (the cascade would delete them after the session, when the key the index holds can no longer be
   found, and an external-content index forgets a row only by being told exactly what it holds).
 
+SQLite drops a table's triggers when a later revision copies it (batch mode): one that copies
+``sessions`` or ``messages`` must make these again (the README's "Adding a revision" says how).
+
 The index is rebuilt from the view. A process of the release before this one may run beside new
 ones: the triggers keep the index whatever writes the rows, and its searches find the same messages
 except that a word spelt like an owner's key (a hex string) also matches that owner's messages.
