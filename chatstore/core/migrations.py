@@ -10,7 +10,8 @@ here, never configured by an ``alembic.ini``:
 - **All or nothing.** Every revision of one upgrade runs in that transaction, which commits once
   at the end, so a failed upgrade leaves the revision the database had. SQLite's connection for it
   has foreign keys off, as a table changed in batch mode is copied and the old one dropped (a drop
-  would cascade); ``PRAGMA foreign_key_check`` must come back empty before the commit.
+  would cascade); ``PRAGMA foreign_key_check`` must come back empty before the commit. Its renames
+  are SQLite's legacy ones, which do not check the views and triggers that name the table.
 - **0.1.0 databases** have chatstore's tables but no version table: revision 0001 creates only
   what is missing, so running it records them as 0001 and changes nothing else.
 - **A database newer than the code** (the program was downgraded) is refused before anything is
@@ -221,6 +222,10 @@ def _on_sqlite(settings: Settings, work: Work[T], write: bool) -> T:
             switch_to_wal(dbapi_connection, timeout)
             # Off outside the transaction (it cannot change inside one): see the module's docstring.
             dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            # A table copied in batch mode is renamed into place after the old one is dropped;
+            # SQLite's own rename checks every view and trigger then, and refuses those that name
+            # the table (the search index's, revision 0005). The legacy rename leaves them be.
+            dbapi_connection.execute("PRAGMA legacy_alter_table=ON")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -1,8 +1,11 @@
 """Full-text search of messages, on the database's own index.
 
-- **SQLite**: an FTS5 table over ``messages.content`` (external content, keyed by the messages'
-  rowid, so the text is stored once), kept in sync by triggers on insert, on update of ``content``
-  (a reply's text is written when it ends) and on delete (``ON DELETE CASCADE`` fires it too).
+- **SQLite**: an FTS5 table over ``messages.content`` and the owner of each message's session
+  (external content, read through a view keyed by the messages' rowid, so the text is stored once),
+  kept in sync by triggers on insert, on update of ``content`` (a reply's text is written when it
+  ends), on delete, on a session's delete and on a change of its owner. The user's words are
+  matched in ``content`` only; a user's search adds their owner key (``owner_key``), so that FTS5
+  intersects the word's rows with the owner's.
   The ``unicode61 remove_diacritics 2`` tokenizer folds case and accents: ``cafe`` finds ``café``.
   Trigram would find parts of words and of unspaced CJK text, but triples the index, cannot fold
   accents on the SQLite versions Python ships and matches nothing under three characters.
@@ -30,7 +33,14 @@ from typing import Any
 from sqlalchemy import Connection, Float, text
 
 from chatstore.core.db import Database
-from chatstore.models.search_index import PG_DOCUMENT, PG_LESS_THAN, TS_CONFIG
+from chatstore.models.search_index import (
+    PG_DOCUMENT,
+    PG_LESS_THAN,
+    SQLITE_CONTENT_COLUMN,
+    SQLITE_OWNER_COLUMN,
+    TS_CONFIG,
+    sqlite_owner_key,
+)
 from chatstore.models.tables import UTCTimestamp
 from chatstore.schemas import SearchHit, SearchPage
 from chatstore.services.errors import InvalidInput
@@ -124,25 +134,20 @@ def parse_query(q: str) -> SearchQuery:
     return SearchQuery(clauses)
 
 
-_SQLITE_ANCHOR = """SELECT bm25(messages_search) FROM messages_search
-WHERE messages_search MATCH :query AND messages_search.rowid = :doc {scope}"""
-# For one owner: the hits among the owner's messages, found from the sessions by the index that
-# starts with the owner. The full-text index drives (the unary + keeps SQLite from handing the list
-# to FTS5 a rowid at a time): a rowid looked up in a MATCH reads the term's whole doclist, so
-# starting from the owner's messages would cost that once per message (see the README's Performance).
-_SQLITE_OWNER_SCOPE = """AND +messages_search.rowid IN (
-        SELECT om.rowid FROM sessions AS o JOIN messages AS om ON om.session_id = o.id WHERE o.owner = :owner
-    )"""
-_SQLITE_PAGE = """
+# The owner column counts for nothing in a score (its key is not one of the user's words).
+_SQLITE_SCORE = "bm25(messages_search, 1.0, 0.0)"
+_SQLITE_ANCHOR = f"""SELECT {_SQLITE_SCORE} FROM messages_search
+WHERE messages_search MATCH :query AND messages_search.rowid = :doc {{scope}}"""
+_SQLITE_PAGE = f"""
 WITH page AS MATERIALIZED (
-    SELECT messages_search.rowid AS doc, bm25(messages_search) AS score
+    SELECT messages_search.rowid AS doc, {_SQLITE_SCORE} AS score
     FROM messages_search
-    WHERE messages_search MATCH :query {scope} {after}
+    WHERE messages_search MATCH :query {{scope}} {{after}}
     ORDER BY score, doc
     LIMIT :limit
 )
 SELECT page.doc, page.score, m.id, m.session_id, m.seq, m.role, m.created_at, s.name,
-       snippet(messages_search, 0, :open, :close, '…', {words}) AS snippet
+       snippet(messages_search, 0, :open, :close, '…', {{words}}) AS snippet
 FROM page
 JOIN messages_search ON messages_search.rowid = page.doc AND messages_search MATCH :query
 JOIN messages AS m ON m.rowid = page.doc
@@ -152,8 +157,8 @@ ORDER BY page.score, page.doc
 # Typed so that timestamps are read as on every other path.
 _RESULT_TYPES = {"score": Float(), "created_at": UTCTimestamp()}
 # bm25 is lower for better matches.
-_SQLITE_AFTER = """AND (bm25(messages_search) > :score
-    OR (bm25(messages_search) = :score AND messages_search.rowid > :doc))"""
+_SQLITE_AFTER = f"""AND ({_SQLITE_SCORE} > :score
+    OR ({_SQLITE_SCORE} = :score AND messages_search.rowid > :doc))"""
 
 _POSTGRES_QUERY = f"websearch_to_tsquery('{TS_CONFIG}'::regconfig, :query)"
 _POSTGRES_RANK = f"ts_rank_cd(m.search_vector, {_POSTGRES_QUERY}, 1)"
@@ -207,9 +212,12 @@ async def search(
     Messages stored after the first page appear on later pages if they rank below the cursor.
 
     On PostgreSQL a score depends on the message alone, and a user's search starts from the user's
-    sessions. On SQLite bm25's statistics are those of the whole index, every owner's messages
-    included: they move the scores of a user's hits a little, never which messages are hits; and
-    the index is read for every owner's matches, which the owner's then filter.
+    sessions. On SQLite the match is the user's query in ``content`` AND the owner's key in
+    ``owner_key``, so FTS5 scores only the owner's matches; the owner column weighs nothing in bm25.
+    bm25's statistics are still those of the whole index, every owner's messages included: the
+    document count, the average length (which the owner token adds one to), and how many messages
+    hold each word, which FTS5 counts by reading the word's whole list of rows once per query.
+    They move the scores of a user's hits a little, never which messages are hits.
     """
     query = parse_query(q)
     dialect = db.dialect
@@ -225,9 +233,9 @@ async def search(
 
     def select_page(connection: Connection) -> SearchPage:
         params: dict[str, Any] = {"query": rendered, "limit": limit + 1}
-        if scope.owner is not None:
-            params["owner"] = scope.owner
         if dialect == "postgresql":
+            if scope.owner is not None:
+                params["owner"] = scope.owner
             params["options"] = (
                 f'StartSel="{open_marker}", StopSel="{close_marker}", '
                 f"MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}, MaxFragments=2, "
@@ -236,9 +244,10 @@ async def search(
             anchor_sql, page_sql, after_sql = _POSTGRES_ANCHOR, _POSTGRES_PAGE, _POSTGRES_AFTER
             parts = {"scope": _scope_condition(scope, _POSTGRES_OWNER_SCOPE)}
         else:
+            params["query"] = _sqlite_match(rendered, scope.owner)
             params["open"], params["close"] = open_marker, close_marker
             anchor_sql, page_sql, after_sql = _SQLITE_ANCHOR, _SQLITE_PAGE, _SQLITE_AFTER
-            parts = {"scope": _scope_condition(scope, _SQLITE_OWNER_SCOPE)}
+            parts = {"scope": _scope_condition(scope, "")}  # the owner is in the match
         if after is None:
             statement = page_sql.format(after="", words=SNIPPET_WORDS, **parts)
         else:
@@ -269,6 +278,15 @@ async def search(
         return SearchPage(results=hits, next_cursor=next_cursor)
 
     return await db.read(select_page)
+
+
+def _sqlite_match(rendered: str, owner: str | None) -> str:
+    """The user's query, in the content column only (an owner key is never one of their words), and
+    for an owner, that owner's key too: FTS5 intersects the two."""
+    match = f"{SQLITE_CONTENT_COLUMN} : ({rendered})"
+    if owner is None:
+        return match
+    return f'{match} AND {SQLITE_OWNER_COLUMN} : "{sqlite_owner_key(owner)}"'
 
 
 def _scope_condition(scope: OwnerScope, owner_condition: str) -> str:

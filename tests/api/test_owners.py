@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 
 from chatstore.__main__ import main
 from tests.conftest import ClientFactory
-from tests.helpers import DatabaseView, ScriptedResponder, parse_sse
+from tests.helpers import DatabaseView, ScriptedResponder, assert_search_index_whole, parse_sse
 
 KEY = "owners-service-key-0123456789"
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -239,6 +239,87 @@ def test_search_finds_the_callers_messages_only(client: TestClient[Litestar], al
     assert hits(OPERATOR, "zanzibar&owner=bob") == {bobs}
 
 
+def searched(
+    client: TestClient[Litestar], headers: dict[str, str], q: str, owner: str | None = None
+) -> list[str]:
+    """The ids of every hit, page by page (pages of two, so that the cursors are followed too)."""
+    params = {"q": q, "limit": "2", **({"owner": owner} if owner else {})}
+    found: list[str] = []
+    while True:
+        response = client.get("/api/search", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        found += [hit["message_id"] for hit in response.json()["results"]]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return found
+        params["cursor"] = cursor
+
+
+def test_a_users_search_holds_exactly_their_matches_on_every_page(
+    client: TestClient[Litestar], backend: str, db: DatabaseView
+) -> None:
+    callers = {"alice": ALICE, "bob": BOB, "carol": user("carol"), None: OPERATOR}
+    theirs: dict[str | None, set[str]] = {name: set() for name in callers}
+    for round_ in range(3):
+        for name, headers in callers.items():
+            session_id = create(client, headers)
+            started = chat(client, headers, session_id, f"zanzibar trip {round_} of {name}")
+            theirs[name].add(started["message_ids"][0])
+            chat(client, headers, session_id, "something else")
+
+    everyone = set().union(*theirs.values())
+    for name in ("alice", "bob", "carol"):
+        found = searched(client, callers[name], "zanzibar")
+        assert len(found) == len(set(found)) and set(found) == theirs[name], name
+        assert set(searched(client, OPERATOR, "zanzibar", owner=name)) == theirs[name]
+        assert set(searched(client, callers[name], "zanzibar or trip -else", owner=name)) == set(found)
+    assert sorted(searched(client, OPERATOR, "zanzibar")) == sorted(everyone)
+    assert searched(client, OPERATOR, "zanzibar", owner="dan") == []
+    if backend == "sqlite":
+        assert_search_index_whole(db)
+
+
+def test_an_owners_key_in_the_index_is_never_a_users_word(
+    client: TestClient[Litestar], alices: dict[str, str]
+) -> None:
+    # The SQLite index holds each message's owner as the hex of its id: a query for that hex finds
+    # only the messages that say it.
+    alice_in_hex = b"alice".hex()
+    assert searched(client, ALICE, alice_in_hex) == []
+    assert searched(client, OPERATOR, alice_in_hex) == []
+    assert searched(client, OPERATOR, f"zanzibar {alice_in_hex}") == []
+    said = chat(client, ALICE, alices["s"], f"my key is {alice_in_hex}")["message_ids"]
+    assert searched(client, ALICE, alice_in_hex) == said
+    assert searched(client, OPERATOR, alice_in_hex) == said
+    assert searched(client, BOB, alice_in_hex) == []
+
+
+def test_the_index_follows_every_write_to_an_owners_messages(
+    client: TestClient[Litestar], backend: str, db: DatabaseView
+) -> None:
+    def check() -> None:
+        if backend == "sqlite":
+            assert_search_index_whole(db)
+
+    session_id = create(client, ALICE)
+    started = chat(client, ALICE, session_id, "a question about the okapi")
+    question, reply = started["message_ids"][0], started["assistant_message_id"]
+    check()
+    # The reply is stored empty and its text written when it ends: an update of its content.
+    assert searched(client, ALICE, "okapi") == [question]
+    assert searched(client, ALICE, "answer") == [reply]
+    assert searched(client, BOB, "answer") == []
+    check()
+    assert client.delete(f"/api/messages/{reply}", headers=ALICE).status_code == 204
+    assert searched(client, ALICE, "answer") == []
+    check()
+    other = create(client, ALICE)
+    kept = chat(client, ALICE, other, "the okapi again")["message_ids"]
+    assert client.delete(f"/api/sessions/{session_id}", headers=ALICE).status_code == 204
+    assert searched(client, ALICE, "okapi") == kept
+    check()
+
+
 def test_a_cursor_naming_another_users_hit_reveals_nothing(
     client: TestClient[Litestar], alices: dict[str, str]
 ) -> None:
@@ -327,7 +408,7 @@ def test_without_a_key_the_user_header_proves_nothing(client: TestClient[Litesta
 
 
 def test_two_users_interleaved_at_random_never_see_each_other(
-    client: TestClient[Litestar], db: DatabaseView
+    client: TestClient[Litestar], backend: str, db: DatabaseView
 ) -> None:
     """Random operations by Alice and Bob; after each, neither's lists, reads, exports or searches
     hold an id or a word of the other's."""
@@ -393,6 +474,8 @@ def test_two_users_interleaved_at_random_never_see_each_other(
     stored_owners = owners(db)
     for name, own in mine.items():
         assert {stored_owners[s] for s in own["sessions"]} <= {name}
+    if backend == "sqlite":  # after forks and deletes of messages and sessions
+        assert_search_index_whole(db)
 
 
 # --- python -m chatstore db set-owner -------------------------------------------------------------
@@ -411,6 +494,7 @@ def set_owner_command(
 
 def test_db_set_owner_gives_sessions_without_an_owner_to_a_user(
     make_client: ClientFactory,
+    backend: str,
     db: DatabaseView,
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -419,6 +503,12 @@ def test_db_set_owner_gives_sessions_without_an_owner_to_a_user(
     with make_client(api_key=KEY) as client:
         before_users = [create(client, OPERATOR, name=f"open mode {n}") for n in range(2)]
         alices = create(client, ALICE)
+        # The mock's reply repeats the question: both hold the word.
+        turns = [chat(client, OPERATOR, s, "the quokka") for s in before_users]
+        unowned_words = [id_ for t in turns for id_ in [*t["message_ids"], t["assistant_message_id"]]]
+        alices_turn = chat(client, ALICE, alices, "alice's quokka")
+        alices_words = [*alices_turn["message_ids"], alices_turn["assistant_message_id"]]
+        assert searched(client, user("carol"), "quokka") == []
 
     status, out, _ = set_owner_command(monkeypatch, capsys, database_url, "--owner", "carol", "--unowned")
     assert (status, out) == (0, "2 sessions without an owner now belong to 'carol'\n")
@@ -443,6 +533,13 @@ def test_db_set_owner_gives_sessions_without_an_owner_to_a_user(
             before_users
         )
         assert client.get(f"/api/sessions/{alices}", headers=ALICE).status_code == 404
+        # Their messages moved in the search too: into the new owner's, out of the old one's.
+        assert sorted(searched(client, user("carol"), "quokka")) == sorted(unowned_words)
+        assert sorted(searched(client, user("dan"), "quokka")) == sorted(alices_words)
+        assert searched(client, ALICE, "quokka") == []
+        assert sorted(searched(client, OPERATOR, "quokka")) == sorted(unowned_words + alices_words)
+    if backend == "sqlite":
+        assert_search_index_whole(db)
 
 
 # --- The schema and browsers --------------------------------------------------------------------------

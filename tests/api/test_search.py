@@ -310,6 +310,24 @@ def test_a_deleted_sessions_messages_are_no_longer_found(
         db.execute("INSERT INTO messages_search (messages_search, rank) VALUES ('integrity-check', 1)")
 
 
+def test_the_sqlite_index_reads_a_message_by_its_primary_key(
+    client: TestClient[Litestar], backend: str, db: DatabaseView
+) -> None:
+    """FTS5 reads a hit's text (for its snippet) through the view of messages and their owners, one
+    row by its rowid, as it asks for it: that must stay two primary-key look-ups, not a scan."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL's index is a column of messages")
+    plan = db.rows(
+        "EXPLAIN QUERY PLAN SELECT T.doc, T.content, T.owner_key FROM messages_search_source AS T "
+        "WHERE T.doc = :doc",
+        doc=1,
+    )
+    assert [row["detail"] for row in plan] == [
+        "SEARCH m USING INTEGER PRIMARY KEY (rowid=?)",
+        "SEARCH s USING INDEX sqlite_autoindex_sessions_1 (id=?) LEFT-JOIN",
+    ]
+
+
 def test_a_reply_is_found_by_the_content_it_ends_with(
     make_client: ClientFactory, make_session: Any, client: TestClient[Litestar]
 ) -> None:
@@ -338,9 +356,10 @@ def test_messages_stored_before_the_index_existed_are_found(
     # (which came later still), so that start-up takes it for the 0.1.0 schema's first state.
     db.execute("DROP TABLE chatstore_alembic_version")
     if backend == "sqlite":
-        for trigger in ("insert", "update", "delete"):
+        for trigger in ("insert", "update", "delete", "owner", "session_delete"):
             db.execute(f"DROP TRIGGER messages_search_{trigger}")
         db.execute("DROP TABLE messages_search")
+        db.execute("DROP VIEW messages_search_source")
     else:
         db.execute("ALTER TABLE messages DROP COLUMN search_vector")
         db.execute("DROP TEXT SEARCH CONFIGURATION chatstore_search")

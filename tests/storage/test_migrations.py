@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from alembic import command
 from litestar.testing import TestClient
 from sqlalchemy import BigInteger, Column, DateTime, Engine, MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
@@ -26,27 +27,30 @@ from sqlmodel import SQLModel
 
 from chatstore.__main__ import EXIT_DATABASE, main
 from chatstore.app import create_app
-from chatstore.core.db import resolve_url
+from chatstore.core.db import open_database, resolve_url
 from chatstore.core.migrations import (
     _SCHEMA_LOCK_KEY,
     MIGRATIONS,
     SchemaError,
     SchemaState,
     Upgrade,
+    _config,
     differences_from_models,
     read_schema_state,
     upgrade_schema,
 )
 from chatstore.core.settings import Settings, SettingsError
+from chatstore.services.owners import OwnerScope
+from chatstore.services.search import search
 from tests.conftest import postgres_url, skip_or_fail_in_ci
-from tests.helpers import DatabaseView, parse_sse
+from tests.helpers import DatabaseView, assert_search_index_whole, parse_sse
 from tests.servers import ServerProcess, running_servers, start_server
 
 DATA = Path(__file__).parents[1] / "data" / "0.1.0"
 UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
 NOTHING_TO_DO = "nothing to upgrade"
 # This code's newest revision, and the one a later release would add after it.
-NEWEST = "0004"
+NEWEST = "0005"
 NEXT = f"{int(NEWEST) + 1:04}"
 
 
@@ -195,7 +199,7 @@ def scripts_until_revision_1(tmp_path: Path) -> Path:
 
 # One file, as the README says, after this code's newest revision: archive a session (a
 # column on a table messages refer to, so that SQLite copies the table: its messages must survive
-# the copy), and index by it.
+# the copy, and the search index's triggers on it are made again), and index by it.
 NEXT_REVISION = f'''"""Sessions can be archived.
 
 Revision ID: {NEXT}
@@ -212,10 +216,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    recreate = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
-    with op.batch_alter_table("sessions", recreate=recreate) as batch:
+    connection = op.get_bind()
+    sqlite = connection.dialect.name == "sqlite"
+    # SQLite drops the triggers on the table it copies (the search index's): they are made again.
+    triggers = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'sessions'"
+    ).scalars().all() if sqlite else []
+    with op.batch_alter_table("sessions", recreate="always" if sqlite else "auto") as batch:
         batch.add_column(sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_sessions_archived", ["archived_at"])
+    for trigger in triggers:
+        op.execute(trigger)
     op.execute("UPDATE sessions SET archived_at = created_at WHERE name = 'Imported'")
 
 
@@ -258,6 +269,21 @@ ADDED_SESSION_FIELDS = {"preview", "owner"}
 
 def as_0_1_0(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in session.items() if k not in ADDED_SESSION_FIELDS} for session in sessions]
+
+
+# The SQLite search index's triggers since revision 0005: on messages, and on sessions.
+SEARCH_TRIGGERS = {
+    "messages_search_insert",
+    "messages_search_update",
+    "messages_search_delete",
+    "messages_search_owner",
+    "messages_search_session_delete",
+}
+
+
+def downgrade_to(db_engine: Engine, revision: str) -> None:
+    with db_engine.begin() as connection:
+        command.downgrade(_config(MIGRATIONS, connection), revision)
 
 
 def upgrade(settings: Settings, script_location: Path = MIGRATIONS) -> Upgrade:
@@ -537,7 +563,8 @@ def test_revision_4_keeps_every_row_and_leaves_every_session_without_an_owner(
     upgrade(settings, scripts_until(tmp_path, "0003"))
     before = snapshot(db_engine)
 
-    assert upgrade(settings).describe() == "upgraded the database from revision 0003 to 0004, the newest"
+    done = upgrade(settings, scripts_until(tmp_path, "0004"))
+    assert done.describe() == "upgraded the database from revision 0003 to 0004, the newest"
 
     after = snapshot(db_engine)
     assert after["messages"] == before["messages"]
@@ -549,6 +576,87 @@ def test_revision_4_keeps_every_row_and_leaves_every_session_without_an_owner(
     if backend == "sqlite":  # added in place: the search triggers are still on the table
         triggers = {row[1] for row in after["schema"]["objects"] if row[0] == "trigger"}
         assert triggers == {"messages_search_insert", "messages_search_update", "messages_search_delete"}
+
+
+# --- Revision 0005: the owner in the search index ----------------------------------------------
+
+
+def hits(settings: Settings, q: str, owner: str | None) -> set[str]:
+    async def run() -> set[str]:
+        database = await open_database(settings)
+        try:
+            page = await search(database, q, scope=OwnerScope(owner), limit=100)
+        finally:
+            await database.close()
+        return {hit.message_id for hit in page.results}
+
+    return asyncio.run(run())
+
+
+def test_revision_5_indexes_each_message_under_its_sessions_owner(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, db: DatabaseView, tmp_path: Path
+) -> None:
+    load_0_1_0(backend, database_url)
+    upgrade(settings, scripts_until(tmp_path, "0004"))
+    # Owners given at revision 0004, whose index knows none.
+    sessions = [row["id"] for row in db.rows("SELECT id FROM sessions ORDER BY id")]
+    db.execute("UPDATE sessions SET owner = 'alice' WHERE id = :id", id=sessions[0])
+    db.execute("UPDATE sessions SET owner = 'bob' WHERE id <> :id", id=sessions[0])
+    words = {row["id"]: row["session_id"] for row in db.rows("SELECT id, session_id FROM messages")}
+    before = snapshot(db_engine)
+
+    assert upgrade(settings).describe() == f"upgraded the database from revision 0004 to {NEWEST}, the newest"
+
+    after = snapshot(db_engine)
+    assert after["messages"] == before["messages"] and after["sessions"] == before["sessions"]
+    if backend == "postgres":  # nothing changes there
+        assert after["schema"] == before["schema"]
+    else:
+        triggers = {row[1] for row in after["schema"]["objects"] if row[0] == "trigger"}
+        assert triggers == SEARCH_TRIGGERS
+        assert_search_index_whole(db)
+    # Every 0.1.0 message holds the word "the" or not; each owner finds only theirs.
+    every = hits(settings, "the", None)
+    assert every
+    assert hits(settings, "the", "alice") == {m for m in every if words[m] == sessions[0]}
+    assert hits(settings, "the", "bob") == {m for m in every if words[m] != sessions[0]}
+    assert hits(settings, "the", "carol") == set()
+
+
+def test_revision_5_downgrades_to_the_index_of_revision_4(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, db: DatabaseView, tmp_path: Path
+) -> None:
+    load_0_1_0(backend, database_url)
+    upgrade(settings, scripts_until(tmp_path, "0004"))
+    at_revision_4 = snapshot(db_engine)
+    found_at_revision_4 = hits(settings, "the", None)
+    upgrade(settings)
+
+    downgrade_to(db_engine, "0004")
+
+    assert snapshot(db_engine) == at_revision_4  # the same objects, written the same way, and rows
+    if backend == "sqlite":
+        assert_search_index_whole(db)
+        found = db.rows(
+            "SELECT m.id FROM messages_search JOIN messages AS m ON m.rowid = messages_search.rowid "
+            "WHERE messages_search MATCH 'the'"
+        )
+        assert {row["id"] for row in found} == found_at_revision_4
+    # And up again.
+    assert upgrade(settings).describe() == f"upgraded the database from revision 0004 to {NEWEST}, the newest"
+
+
+def test_at_the_newest_revision_every_search_trigger_is_there(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, db: DatabaseView
+) -> None:
+    """A later revision that copies ``sessions`` or ``messages`` must make their triggers again."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL's index is a generated column, kept by no trigger")
+    load_0_1_0(backend, database_url)
+    upgrade(settings)
+    triggers = {row[1] for row in describe_schema(db_engine)["objects"] if row[0] == "trigger"}
+    assert triggers == SEARCH_TRIGGERS
+    assert_search_index_whole(db)
 
 
 # --- The revisions against the 0.1.0 schema and the models -------------------------------------
@@ -641,7 +749,7 @@ def test_a_foreign_key_whose_on_delete_differs_from_the_model_fails_the_comparis
 
 
 def test_the_next_revision_is_one_file_and_keeps_every_row(
-    backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, db: DatabaseView, tmp_path: Path
 ) -> None:
     load_0_1_0(backend, database_url)
     upgrade(settings)
@@ -657,9 +765,12 @@ def test_the_next_revision_is_one_file_and_keeps_every_row(
     assert after["messages"] == before["messages"]
     archived = [row for row in after["sessions"] if row[-1] != "None"]
     assert [row[1] for row in archived] == ["Imported"]
-    if backend == "sqlite":  # the table SQLite copied is not the one the search triggers are on
+    if backend == "sqlite":  # the search index's triggers are all there, and keep it whole
         triggers = {row[1] for row in after["schema"]["objects"] if row[0] == "trigger"}
-        assert triggers == {"messages_search_insert", "messages_search_update", "messages_search_delete"}
+        assert triggers == SEARCH_TRIGGERS
+        db.execute("UPDATE sessions SET owner = 'alice' WHERE name = 'Imported'")
+        db.execute("DELETE FROM sessions WHERE name <> 'Imported'")
+        assert_search_index_whole(db)
 
 
 def test_a_failed_upgrade_leaves_the_revision_it_had(
@@ -766,8 +877,9 @@ def test_history_lists_the_revisions(
         "0002  Conversations as trees: each message's parent, and the message a session shows last "
         "(stop 0.1.0 first).\n"
         "0003  Each message's depth on its branch, so that a branch's length is known before it is read.\n"
-        "0004  Session owners: the user a session belongs to, and the list's orders per owner."
-        "  (newest)\n"
+        "0004  Session owners: the user a session belongs to, and the list's orders per owner.\n"
+        "0005  The full-text index knows each message's owner, so that a user's search reads only their "
+        "matches.  (newest)\n"
     )
     assert not (tmp_path / "none.db").exists()  # history reads no database
 
