@@ -2,6 +2,7 @@
 SQLAlchemy's: its body must be, byte for byte, what msgspec makes of the structs built from
 SQLAlchemy's rows, on both engines and for every kind of value a message or a session holds."""
 
+import gc
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, select
 from chatstore.models import messages_table, sessions_table
 from chatstore.schemas import SessionDetail
 from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_branch_messages, to_session
+from tests.conftest import AppFactory
 
 # Every character below U+0020 but NUL (refused on the way in), and what JSON encoders disagree on.
 AWKWARD_TEXTS = [
@@ -164,3 +166,14 @@ def test_an_empty_session_reads_as_before(client: TestClient[Litestar], db_engin
         session = connection.execute(select(*SESSION_COLUMNS).where(sessions_table.c.id == session_id)).one()
     assert response.content == msgspec.json.encode(SessionDetail(session=to_session(session), messages=[]))
     assert client.get(f"/api/sessions/{uuid.uuid4()}").status_code == 404
+
+
+def test_what_start_up_made_is_left_out_of_garbage_collection_while_the_app_runs(
+    make_app: AppFactory,
+) -> None:
+    # A full collection would otherwise walk it all, in the middle of some request, every few long reads.
+    assert gc.get_freeze_count() == 0
+    with TestClient(make_app()) as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
