@@ -3,6 +3,7 @@ SQLAlchemy's: its body must be, byte for byte, what msgspec makes of the structs
 SQLAlchemy's rows, on both engines and for every kind of value a message or a session holds."""
 
 import gc
+import sqlite3
 import uuid
 from typing import Any
 
@@ -10,11 +11,18 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 
 from chatstore.models import messages_table, sessions_table
 from chatstore.schemas import SessionDetail
-from chatstore.services.rows import MESSAGE_COLUMNS, SESSION_COLUMNS, to_branch_messages, to_session
+from chatstore.services.rows import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    driver_rows,
+    to_branch_messages,
+    to_session,
+)
 from tests.conftest import AppFactory
 
 # Every character below U+0020 but NUL (refused on the way in), and what JSON encoders disagree on.
@@ -177,3 +185,16 @@ def test_what_start_up_made_is_left_out_of_garbage_collection_while_the_app_runs
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0
+
+
+def test_an_error_while_the_driver_fetches_rows_is_sqlalchemys_as_ever(db_engine: Engine) -> None:
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite steps through the rows as they are fetched; asyncpg has them all at once")
+    # The first row comes with the statement; the second fails as it is fetched (integer overflow).
+    overflows = text(
+        "SELECT CASE WHEN value = 1 THEN 1 ELSE abs(-9223372036854775807 - 1) END "
+        "FROM (SELECT 1 AS value UNION ALL SELECT 2)"
+    )
+    with db_engine.connect() as connection, pytest.raises(DBAPIError) as raised:
+        driver_rows(connection, overflows)
+    assert isinstance(raised.value.orig, sqlite3.Error)
