@@ -1,10 +1,16 @@
 """Rows to wire structs: the columns a session and a message are read with, and the one mapping of
-each to ``SessionRead`` and ``MessageRead``."""
+each to ``SessionRead`` and ``MessageRead``.
 
-from collections.abc import Iterable
+A long read (a branch of thousands of messages) fetches the driver's own rows (``driver_rows``) and
+maps them with ``driver_times``, which reads their ``created_at`` as SQLAlchemy would have.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Connection, Executable, Row, func, select
+from sqlalchemy.exc import DBAPIError
 
 from chatstore.models import messages_table, sessions_table
 from chatstore.schemas import BranchMessage, ForkedFrom, MessageRead, SessionRead
@@ -12,12 +18,18 @@ from chatstore.schemas import BranchMessage, ForkedFrom, MessageRead, SessionRea
 __all__ = [
     "MESSAGE_COLUMNS",
     "SESSION_COLUMNS",
+    "driver_rows",
+    "driver_times",
     "to_branch_messages",
     "to_message",
     "to_messages",
     "to_session",
     "to_sessions",
 ]
+
+# How a mapping reads a row's ``created_at``: as it is (a SQLAlchemy row's, already a datetime), or
+# from what the driver gave (``driver_times``).
+TimeReader = Callable[[Any], datetime]
 
 # How much of a session's first user message its ``preview`` holds (a line's worth, or more).
 PREVIEW_LENGTH = 200
@@ -81,11 +93,40 @@ def to_sessions(rows: Any) -> list[SessionRead]:
     return [to_session(row) for row in rows]
 
 
+def driver_rows(connection: Connection, statement: Executable) -> list[Sequence[Any]]:
+    """The rows of ``statement`` as the driver returns them: tuples, without SQLAlchemy's ``Row``
+    objects and result processing (``created_at`` is SQLite's text, or asyncpg's datetime: map them
+    with ``driver_times``). SQLAlchemy runs the statement and raises its errors, as ever.
+
+    For long reads only: on a 10,000-message branch the ``Row`` objects and their processing cost
+    about a fifth of the whole read, on either engine.
+    """
+    result = connection.execute(statement)
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        return list(result.cursor.fetchall())
+    except driver_error as error:  # SQLite reads rows as they are fetched: its errors too are wrapped
+        raise DBAPIError.instance(None, None, error, driver_error) from error
+    finally:
+        result.close()
+
+
+def driver_times(connection: Connection) -> TimeReader:
+    """What SQLAlchemy would make of a driver's ``created_at`` on this connection's database."""
+    reader: TimeReader = messages_table.c.created_at.type.result_processor(connection.dialect, None)
+    return reader
+
+
+def _as_read(value: datetime) -> datetime:
+    return value
+
+
 def to_message(row: Row[Any]) -> MessageRead:
     return to_messages([row])[0]
 
 
-def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
+def to_messages(rows: Iterable[Sequence[Any]], read_time: TimeReader = _as_read) -> list[MessageRead]:
+    """Rows of ``MESSAGE_COLUMNS`` (by position) as structs; ``read_time`` reads ``created_at``."""
     # Built directly: rows of MESSAGE_COLUMNS come from the database's checked columns, and this
     # is the hot path of reading a long session (several times faster than msgspec.convert on rows).
     return [
@@ -96,7 +137,7 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
             role=role,
             content=content,
             status=status,
-            created_at=created_at,
+            created_at=read_time(created_at),
             finish_reason=finish_reason,
             error=error,
             client_id=client_id,
@@ -119,8 +160,9 @@ def to_messages(rows: Iterable[Row[Any]]) -> list[MessageRead]:
 
 
 def to_branch_messages(
-    rows: Iterable[Row[Any]], siblings: dict[str | None, list[str]]
+    rows: Iterable[Sequence[Any]], siblings: dict[str | None, list[str]], read_time: TimeReader = _as_read
 ) -> list[BranchMessage]:
+    """As ``to_messages``, each message with the children of its parent in ``siblings``."""
     # Built directly, as in to_messages: a long branch is read this way.
     return [
         BranchMessage(
@@ -130,7 +172,7 @@ def to_branch_messages(
             role=role,
             content=content,
             status=status,
-            created_at=created_at,
+            created_at=read_time(created_at),
             finish_reason=finish_reason,
             error=error,
             client_id=client_id,

@@ -304,8 +304,8 @@ async def get_session_detail(
             if not is_message_of_session(connection, session_id, message_id):
                 raise InvalidInput("message_id", NOT_A_MESSAGE, source="query")
             leaf = newest_below(connection, message_id)
-        rows, siblings = branch_with_siblings(connection, session_id, leaf)
-        return SessionDetail(session=to_session(row), messages=to_branch_messages(rows, siblings))
+        branch = branch_with_siblings(connection, session_id, leaf)
+        return SessionDetail(session=to_session(row), messages=branch)
 
     detail = await db.read(select_session_and_branch)
     if detail is None:

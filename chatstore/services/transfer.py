@@ -14,7 +14,7 @@ from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_message_row, new_session_row, utc_now
 from chatstore.schemas import ExportedMessage, ExportedSession, MessageRead, SessionExport, SessionRead
-from chatstore.services.branches import NOT_A_MESSAGE, branch_rows, is_message_of_session
+from chatstore.services.branches import NOT_A_MESSAGE, branch_messages, is_message_of_session
 from chatstore.services.errors import InvalidInput, SessionNotFound
 from chatstore.services.owners import OwnerScope
 from chatstore.services.replies.turns import assign_seqs
@@ -132,7 +132,7 @@ async def fork_session(
             raise SessionNotFound(session_id)
         if not is_message_of_session(connection, session_id, message_id):
             raise InvalidInput("message_id", NOT_A_MESSAGE)
-        branch = branch_rows(connection, message_id)
+        branch = branch_messages(connection, message_id)
         now = utc_now()
         copies = [new_id() for _ in branch]
         connection.execute(

@@ -21,11 +21,10 @@ from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_message_row, utc_now
 from chatstore.schemas import MessageIn, MessageRead, ReplyStarted
-from chatstore.services.branches import NOT_A_MESSAGE, ancestors, branch_rows, message_of_session
+from chatstore.services.branches import NOT_A_MESSAGE, ancestors, branch_messages, message_of_session
 from chatstore.services.errors import InvalidInput, NothingToRegenerate, SessionNotFound
 from chatstore.services.owners import OwnerScope
 from chatstore.services.replies.reply_store import new_reply_row
-from chatstore.services.rows import to_messages
 
 __all__ = ["CANNOT_RESUME", "Turn", "assign_seqs", "load_history", "start_regeneration", "start_turn"]
 
@@ -250,4 +249,4 @@ def _last_user_message(connection: Connection, leaf_id: str | None) -> str | Non
 
 async def load_history(db: Database, reply_parent_id: str | None) -> list[MessageRead]:
     """The branch down to ``reply_parent_id``, root first: what a responder answers."""
-    return await db.read(lambda connection: to_messages(branch_rows(connection, reply_parent_id)))
+    return await db.read(lambda connection: branch_messages(connection, reply_parent_id))
