@@ -236,6 +236,7 @@ def test_without_keep_generating_a_departed_client_stops_the_reply(
 
 def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: DatabaseView) -> None:
     app, responder = slow_app(make_app, delay_s=0.05)
+    chunks_before: list[dict[str, Any]] = []
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         stopped: list[Any] = []
@@ -244,6 +245,7 @@ def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: Dat
             seen[0] += chunk.count(b"event: delta")
             if seen[0] >= 3 and not stopped:
                 reply_id = db.messages(session_id)[1]["id"]
+                chunks_before.extend(stored_chunks(db, reply_id))
                 status, raw = await call_asgi(app, "POST", f"/api/messages/{reply_id}/stop")
                 stopped.append((status, raw))
             return False
@@ -262,9 +264,45 @@ def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: Dat
     assert events[-1].data["content"] == deltas_text(events)
     assert b'"finish_reason":"stopped"' in stop_body
     assert responder.produced < len(PIECES)
-    assert db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'") == [
-        {"status": "incomplete", "finish_reason": "stopped"}
+    assert db.rows("SELECT status, finish_reason, content FROM messages WHERE role = 'assistant'") == [
+        {"status": "incomplete", "finish_reason": "stopped", "content": deltas_text(events)}
     ]
+    # Its progress was stored as chunks, which the stop's final write replaced by the whole text.
+    assert chunks_before, "progress writes stored chunks before the stop"
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+
+
+@pytest.mark.parametrize("deleted", ["session", "question"])
+def test_deleting_a_streaming_reply_deletes_its_chunks(
+    make_app: AppFactory, db: DatabaseView, deleted: str
+) -> None:
+    app, _ = slow_app(make_app, delay_s=0.03)
+    chunks_before: list[dict[str, Any]] = []
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+
+        async def delete_once_progress_is_stored(chunk: bytes) -> bool:
+            [question, reply] = db.messages(session_id) or [None, None]
+            if reply is None or chunks_before or not stored_chunks(db, reply["id"]):
+                return False
+            chunks_before.extend(stored_chunks(db, reply["id"]))
+            path = (
+                f"/api/sessions/{session_id}" if deleted == "session" else f"/api/messages/{question['id']}"
+            )
+            status, _ = await call_asgi(app, "DELETE", path)
+            assert status == 204
+            return False
+
+        _, raw = client.blocking_portal.call(
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q"), on_body=delete_once_progress_is_stored
+            )
+        )
+
+    assert chunks_before
+    assert parse_sse(raw.decode())[-1].event == "error"
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+    assert db.messages(session_id) == []
 
 
 def test_stopping_a_finished_reply_returns_it_unchanged(

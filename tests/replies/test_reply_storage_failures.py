@@ -9,6 +9,7 @@ fills (mounting it needs root). Both kinds run in CI, which runs as root; elsewh
 cases skip without root.
 """
 
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -239,6 +240,75 @@ def test_writes_failing_while_the_reply_streams_do_not_stop_it(
     assert reply_row(db, events[0].data["assistant_message_id"])["content"] == TEXT
 
 
+class AcknowledgementsLost(FailingWrites):
+    """A real database whose writes that ``faults`` pick commit, and then fail as a connection lost
+    during COMMIT does: the caller cannot tell that they are stored."""
+
+    async def _write(self, fn: Callable[..., Any], priority: bool) -> Any:
+        result = await self._database.write(fn, priority=priority)
+        if self._faults.refuses(fn):
+            raise self._faults.error()
+        return result
+
+
+def test_progress_writes_stored_but_not_acknowledged_store_no_text_twice(
+    make_app: AppFactory, db: DatabaseView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each retry starts where the last acknowledged write ended: it replaces the chunk that the
+    unacknowledged one stored, so readers see the text once, in order, and so does the final row."""
+    faults = WriteFaults()
+
+    async def open_losing_acknowledgements(settings: Settings) -> Database:
+        return AcknowledgementsLost(await open_database(settings), faults)
+
+    monkeypatch.setattr(app_module, "open_database", open_losing_acknowledgements)
+    app = scripted_app(make_app, delay_s=0.02)
+    # (whether the writes failed then, the reply as a reader saw it, the chunks stored)
+    seen: list[tuple[bool, dict[str, Any], list[dict[str, Any]]]] = []
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        deltas_seen = [0]
+
+        async def fail_for_a_while_and_read(chunk: bytes) -> bool:
+            deltas_seen[0] += chunk.count(b"event: delta")
+            if deltas_seen[0] == 3:
+                faults.fail(written_by("flush"))
+            elif deltas_seen[0] >= 20:
+                faults.heal()
+            _, page = await call_asgi(app, "GET", f"/api/sessions/{session_id}")
+            reply = json.loads(page)["messages"][-1]
+            chunks = db.rows(
+                "SELECT position, content FROM reply_chunks WHERE reply_id = :id ORDER BY position",
+                id=reply["id"],
+            )
+            seen.append((3 <= deltas_seen[0] < 20, reply, chunks))
+            return False
+
+        _, raw = client.blocking_portal.call(
+            lambda: call_asgi(
+                app, "POST", "/api/chat", chat_body(session_id, "q"), on_body=fail_for_a_while_and_read
+            )
+        )
+        events = parse_sse(raw.decode())
+
+    assert faults.failed >= 3, "progress writes were stored without being acknowledged"
+    streaming = [(failing, r["content"], c) for failing, r, c in seen if r["status"] == "in_progress"]
+    for _, content, chunks in streaming:
+        assert TEXT.startswith(content), content
+        assert TEXT.startswith("".join(chunk["content"] for chunk in chunks)), chunks
+        assert [chunk["position"] for chunk in chunks] == [
+            sum(len(before["content"]) for before in chunks[:index]) for index in range(len(chunks))
+        ], chunks
+    assert [len(content) for _, content, _ in streaming] == sorted(len(c) for _, c, _ in streaming)
+    longest_while_failing = max(len(content) for failing, content, _ in streaming if failing)
+    assert any(len(content) > longest_while_failing for failing, content, _ in streaming if not failing), (
+        "the progress writes went on once acknowledged again"
+    )
+    assert events[-1].event == "done" and events[-1].data["content"] == TEXT
+    assert reply_row(db, events[0].data["assistant_message_id"])["content"] == TEXT
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+
+
 def test_shutdown_makes_a_last_attempt_to_store_a_kept_reply(
     make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
@@ -364,6 +434,12 @@ def ended_kept(background: BackgroundChat) -> str:
     return text
 
 
+def progress_stored(db: DatabaseView, reply_id: str) -> str:
+    """What the progress writes of a streaming reply have stored: the chunks beside its row."""
+    chunks = db.rows("SELECT content FROM reply_chunks WHERE reply_id = :id ORDER BY position", id=reply_id)
+    return "".join(chunk["content"] for chunk in chunks)
+
+
 def stored_rows(db: DatabaseView, chats: list[BackgroundChat]) -> dict[str, dict[str, Any]]:
     return {c.reply_id: reply_row(db, c.reply_id) for c in chats}
 
@@ -437,10 +513,13 @@ def test_an_outage_shorter_than_the_reply_loses_nothing(outage: Outage, tmp_path
 def test_a_server_stopped_while_the_database_is_away_says_what_it_could_not_store(
     outage: Outage, tmp_path: Path
 ) -> None:
-    """One last attempt at shutdown fails too: the row keeps its last progress write, and is marked
-    ``incomplete`` by the next process; what was lost is logged by name."""
+    """One last attempt at shutdown fails too: the row keeps what its progress writes stored, folded
+    in by the next process, which marks it ``incomplete``; what was lost is logged by name."""
     with running_servers(1, outage.server_url, tmp_path, ENV) as [server], ExitStack() as stack:
         chats = stream_chats(stack, server, 2)
+        for background in chats:
+            wait_for("a progress write", lambda b=background: progress_stored(outage.db, b.reply_id) != "")
+        stored_before = {c.reply_id: progress_stored(outage.db, c.reply_id) for c in chats}
         outage.begin()
         texts = {c.reply_id: ended_kept(c) for c in chats}
         server.stop()
@@ -458,7 +537,9 @@ def test_a_server_stopped_while_the_database_is_away_says_what_it_could_not_stor
             None,
         )
         assert texts[reply_id].startswith(row["content"])
+        assert row["content"].startswith(stored_before[reply_id])
         assert len(row["content"]) < len(texts[reply_id])
+    assert outage.db.rows("SELECT reply_id FROM reply_chunks") == []
 
 
 @pytest.mark.server
