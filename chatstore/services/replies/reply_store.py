@@ -34,6 +34,7 @@ __all__ = [
     "read_reply",
     "release_replies_of",
     "session_exists",
+    "store_final_state",
     "sweep_replies_of_dead_workers",
     "write_progress",
 ]
@@ -102,24 +103,37 @@ async def finish_reply(
     state; None if it is gone (its session was deleted)."""
 
     def store(connection: Connection) -> MessageRead | None:
-        row = connection.execute(
-            update(messages_table)
-            .where(messages_table.c.id == reply_id)
-            .values(
-                content=content,
-                status=status,
-                finish_reason=reason,
-                error=error,
-                worker_id=None,
-                stop_requested=False,
-                updated_at=utc_now(),
-            )
-            .returning(*MESSAGE_COLUMNS)
-        ).first()
-        connection.execute(delete(reply_chunks_table).where(reply_chunks_table.c.reply_id == reply_id))
-        return None if row is None else to_message(row)
+        return store_final_state(connection, reply_id, content, status, reason, error)
 
     return await db.write(store)
+
+
+def store_final_state(
+    connection: Connection,
+    reply_id: str,
+    content: str,
+    status: Status,
+    reason: FinishReason,
+    error: str | None,
+) -> MessageRead | None:
+    """``finish_reply``'s transaction."""
+    row = connection.execute(
+        update(messages_table)
+        .where(messages_table.c.id == reply_id)
+        .values(
+            content=content,
+            status=status,
+            finish_reason=reason,
+            error=error,
+            worker_id=None,
+            stop_requested=False,
+            updated_at=utc_now(),
+        )
+        .returning(*MESSAGE_COLUMNS)
+    ).first()
+    # A new statement: on PostgreSQL it sees a chunk that a progress write holding the row committed.
+    connection.execute(delete(reply_chunks_table).where(reply_chunks_table.c.reply_id == reply_id))
+    return None if row is None else to_message(row)
 
 
 async def session_exists(db: Database, session_id: str) -> bool:
@@ -150,26 +164,30 @@ def write_progress(
     (where that text starts in the reply, the text)) as a chunk; returns, for each of ``reply_ids``
     still stored, whether it was asked to stop.
 
-    A reply that is no longer ``in_progress`` (swept meanwhile) or no longer stored gets no chunk.
-    On PostgreSQL the rows are locked (``FOR SHARE``, in id order as the fold locks them) for the
-    rest of the transaction, so that a fold of the same reply (``_end_as_server_stopped``) waits for
-    the chunk and folds it, or the chunk waits for the fold and is not written.
+    A reply that is no longer ``in_progress`` (ended or swept meanwhile) or no longer stored gets no
+    chunk. On PostgreSQL the rows that get one are locked first (``FOR SHARE``, in id order as a
+    fold locks them), so that a write that ends the reply, on another connection (its final write,
+    a sweep), either waits for the chunk and deletes or folds it, or makes this write wait and find
+    the reply ended: a chunk is never left beside an ended reply.
     """
     m = messages_table
-    rows = connection.execute(
-        select(m.c.id, m.c.status, m.c.stop_requested)
-        .where(m.c.id.in_(reply_ids))
-        .order_by(m.c.id)
-        .with_for_update(read=True)
-    ).all()
-    streaming = {row.id for row in rows if row.status == "in_progress"}
-    chunks = [
-        {"reply_id": reply_id, "position": position, "content": text}
-        for reply_id, (position, text) in progress.items()
-        if reply_id in streaming
-    ]
-    if chunks:
-        connection.execute(_upsert_chunk(connection.dialect.name), chunks)
+    if progress:
+        streaming = set(
+            connection.execute(
+                select(m.c.id)
+                .where(m.c.id.in_(list(progress)), IN_PROGRESS)
+                .order_by(m.c.id)
+                .with_for_update(read=True)
+            ).scalars()
+        )
+        chunks = [
+            {"reply_id": reply_id, "position": position, "content": text}
+            for reply_id, (position, text) in progress.items()
+            if reply_id in streaming
+        ]
+        if chunks:
+            connection.execute(_upsert_chunk(connection.dialect.name), chunks)
+    rows = connection.execute(select(m.c.id, m.c.stop_requested).where(m.c.id.in_(reply_ids))).all()
     return {row.id: row.stop_requested for row in rows}
 
 
