@@ -3,10 +3,21 @@
 from chatstore.models.tables import (
     ChatSession,
     Message,
+    ReplyChunk,
     Worker,
     messages_table,
+    reply_chunks_table,
     sessions_table,
     workers_table,
 )
 
-__all__ = ["ChatSession", "Message", "Worker", "messages_table", "sessions_table", "workers_table"]
+__all__ = [
+    "ChatSession",
+    "Message",
+    "ReplyChunk",
+    "Worker",
+    "messages_table",
+    "reply_chunks_table",
+    "sessions_table",
+    "workers_table",
+]

@@ -26,6 +26,7 @@ from chatstore.vocabulary import FINISH_REASONS, ROLES, STATUSES
 __all__ = [
     "ChatSession",
     "Message",
+    "ReplyChunk",
     "UTCTimestamp",
     "Worker",
     "is_id",
@@ -192,6 +193,25 @@ class Message(SQLModel, table=True):
     session: ChatSession | None = Relationship(back_populates="messages")
 
 
+class ReplyChunk(SQLModel, table=True):
+    """Text a streaming reply added since its previous progress write; only what is new is written.
+
+    A reply's text so far is its row's ``content`` followed by its chunks in ``position`` order.
+    Every write that ends the reply folds them into ``content`` and deletes them in the same
+    transaction, so only replies still ``in_progress`` have chunks.
+    """
+
+    __tablename__ = "reply_chunks"
+    # SQLite: the rows live in the primary key's b-tree, one page written per insert rather than two.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    reply_id: str = Field(foreign_key="messages.id", ondelete="CASCADE", primary_key=True)
+    # Where the chunk starts in the reply's text, in characters: a write retried after a commit that
+    # was not acknowledged replaces its chunk rather than adding it twice.
+    position: int = Field(primary_key=True)
+    content: str = Field(sa_type=Text)
+
+
 class Worker(SQLModel, table=True):
     """A running chatstore process and its lease, renewed by a heartbeat."""
 
@@ -209,6 +229,7 @@ class Worker(SQLModel, table=True):
 # The tables as SQLAlchemy Core sees them, for the services' statements.
 sessions_table = ChatSession.__table__  # type: ignore[attr-defined]
 messages_table = Message.__table__  # type: ignore[attr-defined]
+reply_chunks_table = ReplyChunk.__table__  # type: ignore[attr-defined]
 workers_table = Worker.__table__  # type: ignore[attr-defined]
 
 

@@ -9,15 +9,20 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Executable, Row, Text, case, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from chatstore.models import messages_table, sessions_table
+from chatstore.models import messages_table, reply_chunks_table, sessions_table
 from chatstore.schemas import BranchMessage, ForkedFrom, MessageRead, SessionRead
 
 __all__ = [
     "MESSAGE_COLUMNS",
     "SESSION_COLUMNS",
+    "ChunksInOrder",
     "driver_rows",
     "driver_times",
     "to_branch_messages",
@@ -55,12 +60,56 @@ SESSION_COLUMNS = (
     sessions_table.c.forked_from_message_id,
     sessions_table.c.owner,
 )
+
+
+class ChunksInOrder(FunctionElement[str]):
+    """``ChunksInOrder(reply_id)``: the text of the reply's chunks (``reply_chunks``), joined in
+    ``position`` order; NULL when it has none."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(ChunksInOrder, "postgresql")
+def _chunks_in_order_on_postgres(element: ChunksInOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    [reply_id] = element.clauses
+    c = reply_chunks_table.c
+    joined = func.string_agg(c.content, aggregate_order_by(literal_column("''"), c.position))
+    return compiler.process(select(joined).where(c.reply_id == reply_id).scalar_subquery(), **kw)
+
+
+@compiles(ChunksInOrder, "sqlite")
+def _chunks_in_order_on_sqlite(element: ChunksInOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite 3.40 has no ORDER BY inside an aggregate; it keeps the ORDER BY of a FROM subquery
+    # whose outer query aggregates with group_concat (select.c, "the ORDER BY clause may not be
+    # safely omitted" when the outer query uses an aggregate other than count, min or max).
+    [reply_id] = element.clauses
+    c = reply_chunks_table.c
+    ordered = (
+        select(c.content)
+        .where(c.reply_id == reply_id)
+        .order_by(c.position)
+        .correlate(messages_table)
+        .subquery("chunk")
+    )
+    return compiler.process(select(func.group_concat(ordered.c.content, "")).scalar_subquery(), **kw)
+
+
+# A reply's text so far: the row's content, then the chunks its progress writes added. Only rows
+# still in_progress have chunks, so every other row is read as it is, without the look-up.
+_CONTENT: ColumnElement[str] = case(
+    (
+        messages_table.c.status == "in_progress",
+        messages_table.c.content + func.coalesce(ChunksInOrder(messages_table.c.id), ""),
+    ),
+    else_=messages_table.c.content,
+).label("content")
 MESSAGE_COLUMNS = (
     messages_table.c.id,
     messages_table.c.session_id,
     messages_table.c.seq,
     messages_table.c.role,
-    messages_table.c.content,
+    _CONTENT,
     messages_table.c.status,
     messages_table.c.created_at,
     messages_table.c.finish_reason,

@@ -1,6 +1,7 @@
 """Resume and stop across real server processes on one database, and a client re-attaching to the
 reply of a process that was killed."""
 
+import time
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,42 @@ def test_a_client_re_attaches_through_another_process(
     assert all(e.id > last_id for e in after)
     stored = db.scalar("SELECT content FROM messages WHERE id = :id", id=chat.reply_id)
     assert reply_text(seen) + reply_text(after) == after[-1].data["content"] == stored
+
+
+@pytest.mark.server
+def test_a_reader_and_a_follower_on_another_process_see_the_reply_grow(
+    database_url: str, db: DatabaseView, tmp_path: Path
+) -> None:
+    """Process B has only the database: the row and the chunks A's progress writes add to it. What
+    B shows grows while A generates, in order, and B's follower gets it in pieces with exact ids."""
+    with running_servers(2, database_url, tmp_path, ENV) as [server_a, server_b]:
+        session_id = httpx.post(f"{server_a.base_url}/api/sessions", timeout=HTTP_TIMEOUT_S).json()["id"]
+        with BackgroundChat(server_a, chat_body(session_id, QUESTION, keep_generating=True)) as chat:
+            chat.wait_until("two deltas", deltas(2))
+            with BackgroundChat.following(server_b, chat.reply_id) as follower:
+                shown = []
+                while not chat.finished:
+                    page = httpx.get(f"{server_b.base_url}/api/sessions/{session_id}", timeout=HTTP_TIMEOUT_S)
+                    reply = page.json()["messages"][-1]
+                    if reply["status"] == "in_progress":
+                        shown.append(reply["content"])
+                    time.sleep(0.1)
+                follower.wait_until_finished()
+            chat.wait_until_finished()
+
+    final = chat.events[-1].data
+    assert final["status"] == "complete"
+    assert len({content for content in shown if content}) >= 3, "B showed the reply growing"
+    assert all(final["content"].startswith(content) for content in shown)
+    assert [len(content) for content in shown] == sorted(len(content) for content in shown)
+    followed = follower.events
+    assert followed[0].event == "start" and followed[-1].event == "done"
+    pieces = [e for e in followed if e.event == "delta"]
+    assert len(pieces) >= 3, "followed live, in several pieces"
+    assert "".join(e.data["content"] for e in pieces) == final["content"]
+    ends = [len("".join(e.data["content"] for e in pieces[: index + 1])) for index in range(len(pieces))]
+    assert [e.id for e in pieces] == ends
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
 
 
 @pytest.mark.server

@@ -114,6 +114,68 @@ def test_a_reply_whose_process_lease_expired_is_marked_incomplete_at_start_up(
         assert (message["status"], message["content"]) == ("incomplete", "half a rep")
 
 
+def add_chunks(db: DatabaseView, reply_id: str, *chunks: tuple[int, str]) -> None:
+    """What progress writes store: each piece of text new since the previous one, where it starts."""
+    for position, content in chunks:
+        db.execute(
+            "INSERT INTO reply_chunks (reply_id, position, content) VALUES (:id, :position, :content)",
+            id=reply_id,
+            position=position,
+            content=content,
+        )
+
+
+def test_a_swept_reply_keeps_the_text_its_progress_writes_stored_in_order(
+    make_client: ClientFactory, db: DatabaseView, session_id: str
+) -> None:
+    add_worker(db, "dead", pid=1, lease_left=timedelta(seconds=-1), hostname="elsewhere")
+    reply_id = insert_in_progress_reply(db, session_id, "dead")
+    add_chunks(db, reply_id, (18, " rest"), (10, "ly, the"))  # stored out of order
+
+    with make_client() as client:
+        message = client.get(f"/api/sessions/{session_id}").json()["messages"][0]
+
+    assert (message["status"], message["content"]) == ("incomplete", "half a reply, the rest")
+    assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == "half a reply, the rest"
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+
+
+def test_a_streaming_reply_of_another_process_is_read_with_its_chunks(
+    make_client: ClientFactory, db: DatabaseView, session_id: str
+) -> None:
+    add_worker(db, "alive", pid=1, lease_left=timedelta(minutes=5), hostname="another-host")
+    reply_id = insert_in_progress_reply(db, session_id, "alive")
+    add_chunks(db, reply_id, (17, " so far"), (10, "ly, and"))
+
+    with make_client() as client:
+        [message] = client.get(f"/api/sessions/{session_id}").json()["messages"]
+        [paged] = client.get(f"/api/sessions/{session_id}/messages").json()
+        exported = client.get(f"/api/sessions/{session_id}/export?format=json").json()["messages"]
+
+    assert (message["status"], message["content"]) == ("in_progress", "half a reply, and so far")
+    assert paged == {k: v for k, v in message.items() if k != "sibling_ids"}
+    assert [(m["status"], m["content"]) for m in exported] == [("in_progress", "half a reply, and so far")]
+    assert len(db.rows("SELECT reply_id FROM reply_chunks")) == 2, "reading changes nothing"
+
+
+def test_chunks_left_by_a_sweep_of_an_older_release_are_folded_in(
+    make_client: ClientFactory, db: DatabaseView, session_id: str
+) -> None:
+    """A process of a release before chunks sweeps a reply without folding them: the next sweep does."""
+    reply_id = insert_in_progress_reply(db, session_id, None)
+    add_chunks(db, reply_id, (10, "ly"))
+    db.execute(
+        "UPDATE messages SET status = 'incomplete', finish_reason = 'server_stopped' WHERE id = :id",
+        id=reply_id,
+    )
+
+    with make_client():
+        pass
+
+    assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == "half a reply"
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+
+
 def a_pid_that_is_gone() -> int:
     finished = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True

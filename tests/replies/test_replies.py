@@ -3,6 +3,7 @@ reasons, idempotent retries and regeneration, in one process (see processes/test
 several)."""
 
 import dataclasses
+import json
 import random
 from typing import Any
 
@@ -50,27 +51,56 @@ def cut_after(count: int) -> Any:
     return hook
 
 
-def test_a_streaming_reply_shows_its_progress_in_the_database(make_app: AppFactory, db: DatabaseView) -> None:
+def stored_chunks(db: DatabaseView, reply_id: str) -> list[dict[str, Any]]:
+    return db.rows(
+        "SELECT position, content FROM reply_chunks WHERE reply_id = :id ORDER BY position", id=reply_id
+    )
+
+
+def assert_follow_each_other(chunks: list[dict[str, Any]], start: int = 0) -> None:
+    """Each chunk starts where the one before it ended."""
+    for chunk in chunks:
+        assert chunk["position"] == start, chunks
+        start += len(chunk["content"])
+
+
+def test_a_streaming_reply_shows_its_progress_to_readers(make_app: AppFactory, db: DatabaseView) -> None:
+    """While a reply streams, another reader sees its text so far; the database holds only what each
+    progress write added (chunks beside an unchanged row), and the final write folds them in."""
     app, _ = slow_app(make_app, delay_s=0.03)
-    seen_in_db: list[tuple[str, str]] = []
+    seen: list[tuple[str, str]] = []
+    in_database: list[tuple[str, list[dict[str, Any]]]] = []
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
 
         async def watch(chunk: bytes) -> bool:
             if b"event: delta" in chunk:
-                [_, reply] = db.messages(session_id)
-                seen_in_db.append((reply["status"], reply["content"]))
+                _, page = await call_asgi(app, "GET", f"/api/sessions/{session_id}")
+                reply = json.loads(page)["messages"][1]
+                seen.append((reply["status"], reply["content"]))
+                [_, row] = db.messages(session_id)
+                if row["status"] == "in_progress":
+                    in_database.append((row["content"], stored_chunks(db, row["id"])))
             return False
 
         _, raw = client.blocking_portal.call(
             lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "go"), on_body=watch)
         )
+        reply_id = parse_sse(raw.decode())[0].data["assistant_message_id"]
 
     full = deltas_text(parse_sse(raw.decode()))
-    growing = [content for status, content in seen_in_db if status == "in_progress"]
+    growing = [content for status, content in seen if status == "in_progress"]
     assert any(growing), "another reader sees the reply grow while it streams"
     assert all(full.startswith(content) for content in growing)
     assert [len(c) for c in growing] == sorted(len(c) for c in growing)
+    # The row is not rewritten while the reply streams: its progress is the chunks, in order.
+    assert {row_content for row_content, _ in in_database} == {""}
+    for _, chunks in in_database:
+        assert_follow_each_other(chunks)
+        assert full.startswith("".join(chunk["content"] for chunk in chunks))
+    assert max(len(chunks) for _, chunks in in_database) >= 3, "several progress writes, each a chunk"
+    assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == full
+    assert stored_chunks(db, reply_id) == []
 
 
 def test_re_attaching_from_random_positions_gives_exactly_the_rest(
@@ -206,6 +236,7 @@ def test_without_keep_generating_a_departed_client_stops_the_reply(
 
 def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: DatabaseView) -> None:
     app, responder = slow_app(make_app, delay_s=0.05)
+    chunks_before: list[dict[str, Any]] = []
     with TestClient(app) as client:
         session_id = client.post("/api/sessions").json()["id"]
         stopped: list[Any] = []
@@ -214,6 +245,7 @@ def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: Dat
             seen[0] += chunk.count(b"event: delta")
             if seen[0] >= 3 and not stopped:
                 reply_id = db.messages(session_id)[1]["id"]
+                chunks_before.extend(stored_chunks(db, reply_id))
                 status, raw = await call_asgi(app, "POST", f"/api/messages/{reply_id}/stop")
                 stopped.append((status, raw))
             return False
@@ -232,9 +264,45 @@ def test_the_stop_endpoint_ends_a_reply_as_stopped(make_app: AppFactory, db: Dat
     assert events[-1].data["content"] == deltas_text(events)
     assert b'"finish_reason":"stopped"' in stop_body
     assert responder.produced < len(PIECES)
-    assert db.rows("SELECT status, finish_reason FROM messages WHERE role = 'assistant'") == [
-        {"status": "incomplete", "finish_reason": "stopped"}
+    assert db.rows("SELECT status, finish_reason, content FROM messages WHERE role = 'assistant'") == [
+        {"status": "incomplete", "finish_reason": "stopped", "content": deltas_text(events)}
     ]
+    # Its progress was stored as chunks, which the stop's final write replaced by the whole text.
+    assert chunks_before, "progress writes stored chunks before the stop"
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+
+
+@pytest.mark.parametrize("deleted", ["session", "question"])
+def test_deleting_a_streaming_reply_deletes_its_chunks(
+    make_app: AppFactory, db: DatabaseView, deleted: str
+) -> None:
+    app, _ = slow_app(make_app, delay_s=0.03)
+    chunks_before: list[dict[str, Any]] = []
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+
+        async def delete_once_progress_is_stored(chunk: bytes) -> bool:
+            [question, reply] = db.messages(session_id) or [None, None]
+            if reply is None or chunks_before or not stored_chunks(db, reply["id"]):
+                return False
+            chunks_before.extend(stored_chunks(db, reply["id"]))
+            path = (
+                f"/api/sessions/{session_id}" if deleted == "session" else f"/api/messages/{question['id']}"
+            )
+            status, _ = await call_asgi(app, "DELETE", path)
+            assert status == 204
+            return False
+
+        _, raw = client.blocking_portal.call(
+            lambda: call_asgi(
+                app, "POST", "/api/chat", body(session_id, "q"), on_body=delete_once_progress_is_stored
+            )
+        )
+
+    assert chunks_before
+    assert parse_sse(raw.decode())[-1].event == "error"
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+    assert db.messages(session_id) == []
 
 
 def test_stopping_a_finished_reply_returns_it_unchanged(

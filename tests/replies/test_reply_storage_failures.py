@@ -9,6 +9,8 @@ fills (mounting it needs root). Both kinds run in CI, which runs as root; elsewh
 cases skip without root.
 """
 
+import json
+import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -239,6 +241,76 @@ def test_writes_failing_while_the_reply_streams_do_not_stop_it(
     assert reply_row(db, events[0].data["assistant_message_id"])["content"] == TEXT
 
 
+class AcknowledgementsLost(FailingWrites):
+    """A real database whose writes that ``faults`` pick commit, and then fail as a connection lost
+    during COMMIT does: the caller cannot tell that they are stored."""
+
+    async def _write(self, fn: Callable[..., Any], priority: bool) -> Any:
+        result = await self._database.write(fn, priority=priority)
+        if self._faults.refuses(fn):
+            raise self._faults.error()
+        return result
+
+
+def test_progress_writes_stored_but_not_acknowledged_store_no_text_twice(
+    make_app: AppFactory, db: DatabaseView, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each retry starts where the last acknowledged write ended: it replaces the chunk that the
+    unacknowledged one stored, so readers see the text once, in order, and so does the final row."""
+    faults = WriteFaults()
+
+    async def open_losing_acknowledgements(settings: Settings) -> Database:
+        return AcknowledgementsLost(await open_database(settings), faults)
+
+    monkeypatch.setattr(app_module, "open_database", open_losing_acknowledgements)
+    app = scripted_app(make_app, delay_s=0.02)
+    # (the reply as a reader saw it, the chunks stored)
+    seen: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    # The app's logging set-up replaces the root handlers, caplog's among them: listen directly.
+    logger = logging.getLogger("chatstore.replies")
+    logger.addHandler(caplog.handler)
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        flush = written_by("flush")
+
+        async def fail_for_a_while_and_read(chunk: bytes) -> bool:
+            if b"event: start" in chunk:  # the next three progress writes are not acknowledged
+                faults.fail(lambda fn: flush(fn) and faults.failed < 3)
+            _, page = await call_asgi(app, "GET", f"/api/sessions/{session_id}")
+            reply = json.loads(page)["messages"][-1]
+            chunks = db.rows(
+                "SELECT position, content FROM reply_chunks WHERE reply_id = :id ORDER BY position",
+                id=reply["id"],
+            )
+            seen.append((reply, chunks))
+            return False
+
+        try:
+            _, raw = client.blocking_portal.call(
+                lambda: call_asgi(
+                    app, "POST", "/api/chat", chat_body(session_id, "q"), on_body=fail_for_a_while_and_read
+                )
+            )
+        finally:
+            logger.removeHandler(caplog.handler)
+        events = parse_sse(raw.decode())
+
+    assert faults.failed == 3, "progress writes were stored without being acknowledged"
+    streaming = [(r["content"], c) for r, c in seen if r["status"] == "in_progress"]
+    for content, chunks in streaming:
+        assert TEXT.startswith(content), content
+        assert TEXT.startswith("".join(chunk["content"] for chunk in chunks)), chunks
+        assert [chunk["position"] for chunk in chunks] == [
+            sum(len(before["content"]) for before in chunks[:index]) for index in range(len(chunks))
+        ], chunks
+    assert [len(content) for content, _ in streaming] == sorted(len(c) for c, _ in streaming)
+    # The retry from the same position replaced the chunk the unacknowledged write had stored.
+    assert "writing the progress of streaming replies works again" in caplog.text
+    assert events[-1].event == "done" and events[-1].data["content"] == TEXT
+    assert reply_row(db, events[0].data["assistant_message_id"])["content"] == TEXT
+    assert db.rows("SELECT reply_id FROM reply_chunks") == []
+
+
 def test_shutdown_makes_a_last_attempt_to_store_a_kept_reply(
     make_app: AppFactory, faults: WriteFaults, db: DatabaseView
 ) -> None:
@@ -364,6 +436,12 @@ def ended_kept(background: BackgroundChat) -> str:
     return text
 
 
+def progress_stored(db: DatabaseView, reply_id: str) -> str:
+    """What the progress writes of a streaming reply have stored: the chunks beside its row."""
+    chunks = db.rows("SELECT content FROM reply_chunks WHERE reply_id = :id ORDER BY position", id=reply_id)
+    return "".join(chunk["content"] for chunk in chunks)
+
+
 def stored_rows(db: DatabaseView, chats: list[BackgroundChat]) -> dict[str, dict[str, Any]]:
     return {c.reply_id: reply_row(db, c.reply_id) for c in chats}
 
@@ -437,10 +515,13 @@ def test_an_outage_shorter_than_the_reply_loses_nothing(outage: Outage, tmp_path
 def test_a_server_stopped_while_the_database_is_away_says_what_it_could_not_store(
     outage: Outage, tmp_path: Path
 ) -> None:
-    """One last attempt at shutdown fails too: the row keeps its last progress write, and is marked
-    ``incomplete`` by the next process; what was lost is logged by name."""
+    """One last attempt at shutdown fails too: the row keeps what its progress writes stored, folded
+    in by the next process, which marks it ``incomplete``; what was lost is logged by name."""
     with running_servers(1, outage.server_url, tmp_path, ENV) as [server], ExitStack() as stack:
         chats = stream_chats(stack, server, 2)
+        for background in chats:
+            wait_for("a progress write", lambda b=background: progress_stored(outage.db, b.reply_id) != "")
+        stored_before = {c.reply_id: progress_stored(outage.db, c.reply_id) for c in chats}
         outage.begin()
         texts = {c.reply_id: ended_kept(c) for c in chats}
         server.stop()
@@ -458,7 +539,9 @@ def test_a_server_stopped_while_the_database_is_away_says_what_it_could_not_stor
             None,
         )
         assert texts[reply_id].startswith(row["content"])
+        assert row["content"].startswith(stored_before[reply_id])
         assert len(row["content"]) < len(texts[reply_id])
+    assert outage.db.rows("SELECT reply_id FROM reply_chunks") == []
 
 
 @pytest.mark.server

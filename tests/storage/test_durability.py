@@ -3,10 +3,12 @@
 What a client was told must hold after the crash: every user message whose ``start`` event arrived is
 stored, every reply whose ``done`` arrived is stored complete with that content, the file passes
 ``PRAGMA integrity_check``, the replies the kill cut short end up ``incomplete`` (the restarted
-process sweeps them: same host, dead process), and the service answers as before.
+process sweeps them: same host, dead process) with the text their progress writes stored, and the
+service answers as before.
 """
 
 import sqlite3
+import time
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,22 @@ def stored_messages(server: ServerProcess, session_id: str) -> dict[str, dict[st
     return {message["id"]: message for message in response.json()["messages"]}
 
 
+def progress_stored(database: Path, reply_id: str) -> str:
+    """The text the progress writes of a streaming reply have stored: the chunks beside its row."""
+    with closing(sqlite3.connect(database)) as connection:
+        chunks = connection.execute(
+            "SELECT content FROM reply_chunks WHERE reply_id = ? ORDER BY position", (reply_id,)
+        ).fetchall()
+    return "".join(content for (content,) in chunks)
+
+
+def wait_for_progress(database: Path, reply_id: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not progress_stored(database, reply_id):
+        assert time.monotonic() < deadline, f"no progress write of {reply_id} within {timeout_s} s"
+        time.sleep(0.05)
+
+
 def test_a_killed_server_keeps_what_it_confirmed_and_sweeps_what_it_cut(tmp_path: Path) -> None:
     database = tmp_path / "app.db"
     url = f"sqlite:///{database}"
@@ -58,6 +76,10 @@ def test_a_killed_server_keeps_what_it_confirmed_and_sweeps_what_it_cut(tmp_path
                 streaming.append((session_id, chat))
             for _, chat in streaming:
                 chat.wait_until("a few deltas", deltas(3))
+            progress_before_kill = {}
+            for _, chat in streaming:
+                wait_for_progress(database, chat.reply_id)
+                progress_before_kill[chat.reply_id] = progress_stored(database, chat.reply_id)
             server.kill()
             for _, chat in streaming:
                 chat.wait_until_finished()
@@ -88,6 +110,10 @@ def test_a_killed_server_keeps_what_it_confirmed_and_sweeps_what_it_cut(tmp_path
                 assert reply["status"] == "incomplete", reply
                 # What was stored and what was received are the same text, one as far as the other.
                 assert reply["content"].startswith(received) or received.startswith(reply["content"])
+                # The chunks its progress writes stored before the kill, folded in by the sweep.
+                assert reply["content"].startswith(progress_before_kill[reply["id"]]), reply
+        with closing(sqlite3.connect(database)) as connection:
+            assert connection.execute("SELECT count(*) FROM reply_chunks").fetchone() == (0,)
         assert cut >= 1, "the kill cut no reply short"
 
         session_id = new_session(restarted, "after the crash")

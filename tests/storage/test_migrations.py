@@ -50,7 +50,9 @@ DATA = Path(__file__).parents[1] / "data" / "0.1.0"
 UPGRADE_LINES = ("created the schema at revision", "recorded the chatstore 0.1.0 database", "upgraded the")
 NOTHING_TO_DO = "nothing to upgrade"
 # This code's newest revision, and the one a later release would add after it.
-NEWEST = "0005"
+NEWEST = "0006"
+# The revision before it.
+PREVIOUS = "0005"
 NEXT = f"{int(NEWEST) + 1:04}"
 
 
@@ -659,6 +661,72 @@ def test_at_the_newest_revision_every_search_trigger_is_there(
     assert_search_index_whole(db)
 
 
+# --- Revision 0006: reply chunks ----------------------------------------------------------------
+
+
+def test_revision_6_adds_the_reply_chunks_and_keeps_every_row(
+    backend: str, database_url: str, settings: Settings, db_engine: Engine, tmp_path: Path
+) -> None:
+    load_0_1_0(backend, database_url)
+    upgrade(settings, scripts_until(tmp_path, PREVIOUS))
+    before = snapshot(db_engine)
+
+    done = upgrade(settings)
+
+    assert done.describe() == f"upgraded the database from revision {PREVIOUS} to 0006, the newest"
+    after = snapshot(db_engine)
+    for table in ("sessions", "messages", "workers"):
+        assert after[table] == before[table]
+    assert len(after["messages"]) == 22
+    with db_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM reply_chunks").scalar() == 0
+    if backend == "sqlite":  # a table of its own: the search triggers are still on messages
+        objects = after["schema"]["objects"]
+        triggers = {row[1] for row in objects if row[0] == "trigger"}
+        assert triggers == SEARCH_TRIGGERS
+        [chunks_sql] = [row[3] for row in objects if row[0] == "table" and row[1] == "reply_chunks"]
+        assert chunks_sql.rstrip().endswith("WITHOUT ROWID")
+
+
+def test_revision_6_downgraded_folds_the_chunks_into_their_replies(
+    database_url: str, settings: Settings, db: DatabaseView, db_engine: Engine
+) -> None:
+    upgrade(settings)
+    at = "2026-12-01 12:00:00+00:00"
+    db.execute(
+        "INSERT INTO sessions (id, name, metadata, created_at, updated_at, last_seq, activity_at) "
+        "VALUES ('s', 'streaming', '{}', :at, :at, 2, :at)",
+        at=at,
+    )
+    for seq, (message_id, status, content) in enumerate(
+        [("question", "complete", "a question"), ("reply", "in_progress", "")], start=1
+    ):
+        db.execute(
+            "INSERT INTO messages (id, session_id, seq, role, content, status, created_at, updated_at, "
+            "stop_requested) VALUES (:id, 's', :seq, 'user', :content, :status, :at, :at, false)",
+            id=message_id,
+            seq=seq,
+            content=content,
+            status=status,
+            at=at,
+        )
+    for position, chunk in [(7, "long "), (0, "Half "), (12, "reply"), (5, "a ")]:  # stored out of order
+        db.execute(
+            "INSERT INTO reply_chunks (reply_id, position, content) VALUES ('reply', :position, :chunk)",
+            position=position,
+            chunk=chunk,
+        )
+
+    downgrade_to(db_engine, "-1")
+
+    assert state_of(settings).revision == PREVIOUS
+    assert not inspect(db_engine).has_table("reply_chunks")
+    assert db.rows("SELECT id, content, status FROM messages ORDER BY seq") == [
+        {"id": "question", "content": "a question", "status": "complete"},
+        {"id": "reply", "content": "Half a long reply", "status": "in_progress"},
+    ]
+
+
 # --- The revisions against the 0.1.0 schema and the models -------------------------------------
 
 
@@ -879,7 +947,9 @@ def test_history_lists_the_revisions(
         "0003  Each message's depth on its branch, so that a branch's length is known before it is read.\n"
         "0004  Session owners: the user a session belongs to, and the list's orders per owner.\n"
         "0005  The full-text index knows each message's owner, so that a user's search reads only their "
-        "matches.  (newest)\n"
+        "matches.\n"
+        "0006  Reply chunks: live progress writes only the text a streaming reply added since its last "
+        "write.  (newest)\n"
     )
     assert not (tmp_path / "none.db").exists()  # history reads no database
 

@@ -58,6 +58,7 @@ class Generation:
         self._pieces = responder.reply(conversation)
         self._parts: list[str] = []
         self.length = 0
+        # How much of the text its progress writes have stored: the next chunk starts there.
         self.flushed_length = 0
         self._changed = asyncio.Event()
         self._stop_reason: FinishReason = "server_stopped"
@@ -83,6 +84,14 @@ class Generation:
     @property
     def content(self) -> str:
         return "".join(self._parts)
+
+    def text_from(self, position: int) -> str:
+        """The reply's text from ``position`` on, joined from the pieces past it only."""
+        start, count = self.length, 0
+        while start > position:
+            count += 1
+            start -= len(self._parts[-count])
+        return "".join(self._parts[len(self._parts) - count :])[position - start :]
 
     def start(self, on_finished: Callable[["Generation"], None]) -> None:
         self._task = asyncio.create_task(self._run(on_finished), name=f"reply-{self.turn.reply_id}")

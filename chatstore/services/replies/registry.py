@@ -3,9 +3,10 @@
 ``Replies.begin`` starts a ``Generation``; ``Replies.follow`` gives a reply's events after a
 position, whichever process generates it: live from memory when it is generated here, else by
 tailing its row in the database (every ``poll_interval_s``) until it ends, or until this process
-takes over its generation. Every ``progress_interval_s`` the registry writes what each reply has so
-far to its row, in one transaction for all, learns which replies were asked to stop from another
-process, and retries the final write of the replies kept since the database failed it.
+takes over its generation. Every ``progress_interval_s`` the registry writes the text each reply
+added since the last time (a chunk beside its row), in one transaction for all, learns which replies
+were asked to stop from another process, and retries the final write of the replies kept since the
+database failed it.
 """
 
 import asyncio
@@ -234,24 +235,28 @@ class Replies:
             self._active.pop(generation.turn.reply_id, None)
 
     async def flush(self) -> bool:
-        """Write each streaming reply's new text to its row, and stop those asked to stop elsewhere;
-        False if no reply is streaming, so there was nothing to write."""
+        """Write the text each streaming reply added since its last progress write, and stop those
+        asked to stop elsewhere; False if no reply is streaming, so there was nothing to write."""
         active = [g for g in self._active.values() if not g.finished.is_set()]
         if not active:
             return False
-        progress = {g.turn.reply_id: (g.content, g.length) for g in active if g.length != g.flushed_length}
-        contents = {reply_id: content for reply_id, (content, _) in progress.items()}
+        flushed_to = {g.turn.reply_id: g.length for g in active if g.length != g.flushed_length}
+        chunks = {
+            g.turn.reply_id: (g.flushed_length, g.text_from(g.flushed_length))
+            for g in active
+            if g.turn.reply_id in flushed_to
+        }
         ids = [g.turn.reply_id for g in active]
 
         def write(connection: Connection) -> dict[str, bool]:
-            return write_progress(connection, contents, ids)
+            return write_progress(connection, chunks, ids)
 
         # One transaction for all, ahead of the requests' writes (see ``Database.write``).
         stop_requested = await self.db.write(write, priority=True)
         for generation in active:
             reply_id = generation.turn.reply_id
-            if reply_id in progress:
-                generation.flushed_length = progress[reply_id][1]
+            if reply_id in flushed_to:
+                generation.flushed_length = flushed_to[reply_id]
             if stop_requested.get(reply_id, True):  # asked to stop, or its session is gone
                 generation.stop("stopped")
         return True

@@ -1,25 +1,29 @@
 """The reply store: every change of a reply row's status, and the progress written in between.
 
 A reply row is created ``in_progress`` with the id of the process generating it (``new_reply_row``);
-while it streams, ``write_progress`` stores its text so far and ``flag_stop`` marks it asked to
-stop. It leaves ``in_progress`` exactly once, here: ``finish_reply`` (``complete``, ``error`` or
-``incomplete`` with the reason, written by the process that generated it), or, ``incomplete`` with
-``server_stopped``, ``release_replies_of`` (its process shut down) or
-``sweep_replies_of_dead_workers`` (its process died; another process's ``WorkerLease`` sweeps).
+while it streams, ``write_progress`` stores the text it added since the previous write as a chunk
+(``reply_chunks``: the text so far is the row's content followed by its chunks, which is how
+``rows.MESSAGE_COLUMNS`` reads it), and ``flag_stop`` marks it asked to stop. It leaves
+``in_progress`` exactly once, here: ``finish_reply`` (``complete``, ``error`` or ``incomplete`` with
+the reason, written by the process that generated it), or, ``incomplete`` with ``server_stopped``,
+``release_replies_of`` (its process shut down) or ``sweep_replies_of_dead_workers`` (its process
+died; another process's ``WorkerLease`` sweeps). Each of them folds the chunks into the content and
+deletes them in the same transaction.
 """
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, Select, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore.core.db import Database
-from chatstore.models import messages_table, sessions_table
+from chatstore.models import messages_table, reply_chunks_table, sessions_table
 from chatstore.models.tables import new_message_row, utc_now
 from chatstore.schemas import MessageRead
 from chatstore.services.branches import ancestors
 from chatstore.services.errors import ReplyNotFound
-from chatstore.services.rows import MESSAGE_COLUMNS, to_message
+from chatstore.services.rows import MESSAGE_COLUMNS, ChunksInOrder, to_message
 from chatstore.vocabulary import FinishReason, Status
 
 __all__ = [
@@ -30,11 +34,14 @@ __all__ = [
     "read_reply",
     "release_replies_of",
     "session_exists",
+    "store_final_state",
     "sweep_replies_of_dead_workers",
     "write_progress",
 ]
 
 IN_PROGRESS = messages_table.c.status == "in_progress"
+# Replies folded by one statement: well under both engines' limits on bound parameters.
+FOLD_BATCH = 500
 
 
 def new_reply_row(
@@ -92,26 +99,41 @@ async def is_session_stored(db: Database, session_id: str) -> bool:
 async def finish_reply(
     db: Database, reply_id: str, content: str, status: Status, reason: FinishReason, error: str | None
 ) -> MessageRead | None:
-    """Store the reply's content and final state; None if it is gone (its session was deleted)."""
+    """Store the reply's content (its whole text: the chunks of its progress are dropped) and final
+    state; None if it is gone (its session was deleted)."""
 
     def store(connection: Connection) -> MessageRead | None:
-        row = connection.execute(
-            update(messages_table)
-            .where(messages_table.c.id == reply_id)
-            .values(
-                content=content,
-                status=status,
-                finish_reason=reason,
-                error=error,
-                worker_id=None,
-                stop_requested=False,
-                updated_at=utc_now(),
-            )
-            .returning(*MESSAGE_COLUMNS)
-        ).first()
-        return None if row is None else to_message(row)
+        return store_final_state(connection, reply_id, content, status, reason, error)
 
     return await db.write(store)
+
+
+def store_final_state(
+    connection: Connection,
+    reply_id: str,
+    content: str,
+    status: Status,
+    reason: FinishReason,
+    error: str | None,
+) -> MessageRead | None:
+    """``finish_reply``'s transaction."""
+    row = connection.execute(
+        update(messages_table)
+        .where(messages_table.c.id == reply_id)
+        .values(
+            content=content,
+            status=status,
+            finish_reason=reason,
+            error=error,
+            worker_id=None,
+            stop_requested=False,
+            updated_at=utc_now(),
+        )
+        .returning(*MESSAGE_COLUMNS)
+    ).first()
+    # A new statement: on PostgreSQL it sees a chunk that a progress write holding the row committed.
+    connection.execute(delete(reply_chunks_table).where(reply_chunks_table.c.reply_id == reply_id))
+    return None if row is None else to_message(row)
 
 
 async def session_exists(db: Database, session_id: str) -> bool:
@@ -135,38 +157,110 @@ async def flag_stop(db: Database, reply_id: str) -> None:
     await db.write(flag)
 
 
-def write_progress(connection: Connection, progress: dict[str, str], reply_ids: list[str]) -> dict[str, bool]:
-    """Store each reply's text so far (``progress``: id → content); returns, for each of
-    ``reply_ids`` still stored, whether it was asked to stop."""
-    now = utc_now()
-    for reply_id, content in progress.items():
-        connection.execute(
-            update(messages_table)
-            .where(messages_table.c.id == reply_id, IN_PROGRESS)
-            .values(content=content, updated_at=now)
+def write_progress(
+    connection: Connection, progress: dict[str, tuple[int, str]], reply_ids: list[str]
+) -> dict[str, bool]:
+    """Store the text each reply added since its previous progress write (``progress``: id →
+    (where that text starts in the reply, the text)) as a chunk; returns, for each of ``reply_ids``
+    still stored, whether it was asked to stop.
+
+    A reply that is no longer ``in_progress`` (ended or swept meanwhile) or no longer stored gets no
+    chunk. On PostgreSQL the rows that get one are locked first (``FOR SHARE``, in id order as a
+    fold locks them), so that a write that ends the reply, on another connection (its final write,
+    a sweep), either waits for the chunk and deletes or folds it, or makes this write wait and find
+    the reply ended: a chunk is never left beside an ended reply.
+    """
+    m = messages_table
+    if progress:
+        streaming = set(
+            connection.execute(
+                select(m.c.id)
+                .where(m.c.id.in_(list(progress)), IN_PROGRESS)
+                .order_by(m.c.id)
+                .with_for_update(read=True)
+            ).scalars()
         )
-    rows = connection.execute(
-        select(messages_table.c.id, messages_table.c.stop_requested).where(messages_table.c.id.in_(reply_ids))
-    ).all()
+        chunks = [
+            {"reply_id": reply_id, "position": position, "content": text}
+            for reply_id, (position, text) in progress.items()
+            if reply_id in streaming
+        ]
+        if chunks:
+            connection.execute(_upsert_chunk(connection.dialect.name), chunks)
+    rows = connection.execute(select(m.c.id, m.c.stop_requested).where(m.c.id.in_(reply_ids))).all()
     return {row.id: row.stop_requested for row in rows}
 
 
-def _mark_incomplete_where(connection: Connection, *which: ColumnElement[bool]) -> int:
+def _upsert_chunk(dialect: str) -> Insert:
+    """A chunk's INSERT that replaces the chunk stored at the same position: a write whose commit
+    was not acknowledged is retried from the same position, with the same text and what came since."""
+    chunks = reply_chunks_table
+    statement = postgresql.insert(chunks) if dialect == "postgresql" else sqlite.insert(chunks)
+    return statement.on_conflict_do_update(
+        index_elements=[chunks.c.reply_id, chunks.c.position], set_={"content": statement.excluded.content}
+    )
+
+
+def _end_as_server_stopped(connection: Connection, *which: ColumnElement[bool]) -> int:
     """End the ``in_progress`` replies ``which`` selects as ``incomplete``, ``server_stopped``: their
-    process is gone, so nobody will finish them. Keeps what their last progress write stored."""
-    return connection.execute(
-        update(messages_table)
-        .where(IN_PROGRESS, *which)
-        .values(status="incomplete", finish_reason="server_stopped", worker_id=None, updated_at=utc_now())
-    ).rowcount
+    process is gone, so nobody will finish them. Keeps what their progress writes stored: the row's
+    content and its chunks, folded in."""
+    m = messages_table
+    # Locked first (PostgreSQL), then folded by statements that see every chunk committed before.
+    reply_ids = list(
+        connection.execute(select(m.c.id).where(IN_PROGRESS, *which).order_by(m.c.id).with_for_update())
+        .scalars()
+        .all()
+    )
+    _fold_chunks(
+        connection,
+        reply_ids,
+        status="incomplete",
+        finish_reason="server_stopped",
+        worker_id=None,
+        updated_at=utc_now(),
+    )
+    return len(reply_ids)
+
+
+def _fold_chunks(connection: Connection, reply_ids: list[str], **values: Any) -> None:
+    """Append each reply's chunks to its content, delete them, and set ``values`` on its row."""
+    m, chunks = messages_table, reply_chunks_table
+    for start in range(0, len(reply_ids), FOLD_BATCH):
+        batch = reply_ids[start : start + FOLD_BATCH]
+        connection.execute(
+            update(m)
+            .where(m.c.id.in_(batch))
+            .values(content=m.c.content + func.coalesce(ChunksInOrder(m.c.id), ""), **values)
+        )
+        connection.execute(delete(chunks).where(chunks.c.reply_id.in_(batch)))
+
+
+def _fold_chunks_of_ended_replies(connection: Connection) -> None:
+    """Fold the chunks of replies that ended without folding them: a process of a release before
+    chunks swept them. Nothing else leaves any."""
+    m, chunks = messages_table, reply_chunks_table
+    reply_ids = list(
+        connection.execute(
+            select(m.c.id)
+            .where(m.c.id.in_(select(chunks.c.reply_id)), ~IN_PROGRESS)
+            .order_by(m.c.id)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    _fold_chunks(connection, reply_ids)
 
 
 def sweep_replies_of_dead_workers(connection: Connection, live_workers: Select[Any]) -> int:
     """The crash sweep: end the replies of every process not among ``live_workers`` (ids)."""
     worker_id = messages_table.c.worker_id
-    return _mark_incomplete_where(connection, or_(worker_id.is_(None), worker_id.not_in(live_workers)))
+    swept = _end_as_server_stopped(connection, or_(worker_id.is_(None), worker_id.not_in(live_workers)))
+    _fold_chunks_of_ended_replies(connection)
+    return swept
 
 
 def release_replies_of(connection: Connection, worker_id: str) -> int:
     """At shutdown: end the replies this process still had open, instead of when its lease expires."""
-    return _mark_incomplete_where(connection, messages_table.c.worker_id == worker_id)
+    return _end_as_server_stopped(connection, messages_table.c.worker_id == worker_id)
