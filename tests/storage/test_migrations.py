@@ -607,8 +607,9 @@ def test_revision_5_indexes_each_message_under_its_sessions_owner(
     words = {row["id"]: row["session_id"] for row in db.rows("SELECT id, session_id FROM messages")}
     before = snapshot(db_engine)
 
-    assert upgrade(settings).describe() == f"upgraded the database from revision 0004 to {NEWEST}, the newest"
+    done = upgrade(settings, scripts_until(tmp_path, "0005"))
 
+    assert done.describe() == "upgraded the database from revision 0004 to 0005, the newest"
     after = snapshot(db_engine)
     assert after["messages"] == before["messages"] and after["sessions"] == before["sessions"]
     if backend == "postgres":  # nothing changes there
