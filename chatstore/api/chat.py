@@ -31,7 +31,7 @@ name and one line of JSON `data:`.
 | event | schema | data |
 | --- | --- | --- |
 | `start` | `StreamStart` | `{"session_id", "message_ids", "assistant_message_id"}`: all committed |
-| `delta` | `StreamDelta` | `{"content"}`: the next piece of the reply |
+| `delta` | `StreamDelta` | `{"content"}`: the next piece of the reply (pieces a slow client missed: joined) |
 | `done` | `StreamDone` | the stored reply (`MessageRead`), its content all deltas joined |
 | `error` | `StreamError` | `{"detail"}`: the reply failed; what was generated is stored, status `error` |
 | `failure` | `StreamFailure` | the same as `error`, when `error_event` is `failure` |

@@ -210,16 +210,20 @@ class Generation:
         if position is None:
             yield StreamEvent("start", 0, started or self.turn.started)
             position = 0
+        # The parts before ``index`` end at ``offset``; the client has the reply up to ``position``.
         index = offset = 0
         while True:
             changed = self._changed
-            while index < len(self._parts):
-                piece = self._parts[index]
-                end = offset + len(piece)
-                if end > position:
-                    yield StreamEvent("delta", end, ReplyDelta(content=piece[max(position - offset, 0) :]))
-                    position = end
-                index, offset = index + 1, end
+            if index < len(self._parts):
+                # Every piece the client has not had yet, as one delta: a client that fell behind
+                # (a slow connection, a busy loop) catches up in one event, whose id is still the
+                # position after it.
+                start, text = offset, "".join(self._parts[index:])
+                index, offset = len(self._parts), start + len(text)
+                if offset > position:
+                    yield StreamEvent("delta", offset, ReplyDelta(content=text[max(position - start, 0) :]))
+                    position = offset
+                continue
             if self.finished.is_set():
                 if ends_after(position, self.length):
                     end = self.length + 1
