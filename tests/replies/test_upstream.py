@@ -169,11 +169,10 @@ def test_what_real_servers_send_besides_text_is_passed_over(
         session_id = new_session(client)
         events = chat(client, session_id, "hi")
 
-    assert [(e.event, e.data.get("content")) for e in events[1:]] == [
-        ("delta", "Hel"),
-        ("delta", "lo"),
-        ("done", "Hello"),
-    ]
+    # "Hel" and "lo", or both as one delta when they reach the server together.
+    assert {e.event for e in events[1:-1]} == {"delta"}
+    assert [e.data["content"] for e in events[1:-1]] in (["Hel", "lo"], ["Hello"])
+    assert (events[-1].event, events[-1].data["content"]) == ("done", "Hello")
     assert stored(db, session_id)[1] == ("assistant", "Hello", "complete")
 
 
