@@ -14,6 +14,7 @@ with a message above it (``MESSAGE_DELETED``).
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 
@@ -53,7 +54,7 @@ class Generation:
             session_id=turn.session_id,
             new_messages=turn.new_messages,
             load_history=lambda: load_history(db, turn.reply_parent_id),
-            load_session_metadata=lambda: read_session_metadata(db, turn.session_id),
+            load_session_metadata=self._session_metadata,
         )
         self._pieces = responder.reply(conversation)
         self._parts: list[str] = []
@@ -79,6 +80,13 @@ class Generation:
         self._retry_delay_s = first_retry_s
         self.finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    async def _session_metadata(self) -> dict[str, Any]:
+        # The turn's own write read it with the session row; a retry's turn did not.
+        metadata = self.turn.session_metadata()
+        return (
+            metadata if metadata is not None else await read_session_metadata(self._db, self.turn.session_id)
+        )
 
     @property
     def content(self) -> str:

@@ -10,13 +10,14 @@ stores a reply only, as a sibling of the one it regenerates. A responder sees th
 root to the reply's parent, never a message of another branch.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, insert, select, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
@@ -51,6 +52,12 @@ class Turn:
     new_messages: Sequence[MessageIn] = ()
     # Every message of the request was stored by an earlier attempt: its reply already exists.
     is_retry: bool = False
+    # The session's ``metadata`` (JSON text) as the turn's write found it; None: not read.
+    session_metadata_json: str | None = None
+
+    def session_metadata(self) -> dict[str, Any] | None:
+        """The session's ``metadata`` as the turn's write found it; None if it was not read."""
+        return None if self.session_metadata_json is None else json.loads(self.session_metadata_json)
 
     @property
     def started(self) -> ReplyStarted:
@@ -65,6 +72,8 @@ class Seqs(NamedTuple):
     last: int
     current_message_id: str | None
     current_depth: int | None
+    # The session's ``metadata`` as JSON text, decoded only by a responder that asks for it.
+    metadata_json: str
 
 
 # Built once: SQLAlchemy takes several times longer to build a statement anew than to run it
@@ -86,6 +95,7 @@ _TAKE_SEQS = (
         .where(messages_table.c.id == sessions_table.c.current_message_id)
         .scalar_subquery()
         .label("current_depth"),
+        cast(sessions_table.c.metadata, Text).label("metadata_json"),
     )
 )
 _MAKE_CURRENT = (
@@ -110,7 +120,7 @@ def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: 
     ).first()
     if row is None:
         raise SessionNotFound(session_id)
-    return Seqs(row.last_seq, row.current_message_id, row.current_depth)
+    return Seqs(row.last_seq, row.current_message_id, row.current_depth, row.metadata_json)
 
 
 def _make_current(connection: Connection, session_id: str, message_id: str) -> None:
@@ -167,7 +177,9 @@ async def start_turn(
                 raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
         now = utc_now()
         new = [message for message in messages if message.id not in stored]
-        reply_seq, current, current_depth = assign_seqs(connection, session_id, len(new) + 1, now)
+        reply_seq, current, current_depth, metadata_json = assign_seqs(
+            connection, session_id, len(new) + 1, now
+        )
         if parent_id is UNSET:
             parent = current
             depth = 0 if current_depth is None else current_depth + 1
@@ -202,7 +214,16 @@ async def start_turn(
         reply = new_reply_row(session_id, parent, depth, reply_seq, worker_id, now)
         connection.execute(_INSERT_MESSAGES, [*rows, reply])
         _make_current(connection, session_id, str(reply["id"]))
-        return Turn(session_id, message_ids, str(reply["id"]), parent, reply_seq, now, new_messages=new)
+        return Turn(
+            session_id,
+            message_ids,
+            str(reply["id"]),
+            parent,
+            reply_seq,
+            now,
+            new_messages=new,
+            session_metadata_json=metadata_json,
+        )
 
     return await db.write(append)
 
@@ -233,7 +254,7 @@ async def start_regeneration(
     def store_reply(connection: Connection) -> Turn:
         scope.require_session(connection, session_id)
         now = utc_now()
-        reply_seq, current, _ = assign_seqs(connection, session_id, 1, now)
+        reply_seq, current, _, metadata_json = assign_seqs(connection, session_id, 1, now)
         if message_id is UNSET:
             question_id = _last_user_message(connection, current)
             if question_id is None:
@@ -247,7 +268,9 @@ async def start_regeneration(
         reply = new_reply_row(session_id, question_id, depth, reply_seq, worker_id, now)
         connection.execute(insert(messages_table).values(**reply))
         _make_current(connection, session_id, str(reply["id"]))
-        return Turn(session_id, [], str(reply["id"]), question_id, reply_seq, now)
+        return Turn(
+            session_id, [], str(reply["id"]), question_id, reply_seq, now, session_metadata_json=metadata_json
+        )
 
     return await db.write(store_reply)
 
