@@ -36,6 +36,24 @@ __all__ = [
 
 IN_PROGRESS = messages_table.c.status == "in_progress"
 
+# Built once: these run for every reply (a follower polls the first), and building a statement
+# anew costs SQLAlchemy more than running it from its cache.
+_SELECT_MESSAGE = select(*MESSAGE_COLUMNS).where(messages_table.c.id == bindparam("message_id"))
+_FINISH_REPLY = (
+    update(messages_table)
+    .where(messages_table.c.id == bindparam("reply_id"))
+    .values(
+        content=bindparam("content"),
+        status=bindparam("status"),
+        finish_reason=bindparam("finish_reason"),
+        error=bindparam("error"),
+        worker_id=None,
+        stop_requested=False,
+        updated_at=bindparam("updated_at", type_=messages_table.c.updated_at.type),
+    )
+    .returning(*MESSAGE_COLUMNS)
+)
+
 
 def new_reply_row(
     session_id: str, parent_id: str | None, depth: int, seq: int, worker_id: str, now: datetime
@@ -54,24 +72,25 @@ def new_reply_row(
     )
 
 
-async def read_reply(db: Database, reply_id: str) -> tuple[MessageRead, list[str]]:
+async def read_reply(db: Database, reply_id: str, *, asked: bool = True) -> tuple[MessageRead, list[str]]:
     """A stored reply, and the ids of the messages it answers (those above it on its branch, up to
-    the previous reply)."""
+    the previous reply). ``asked=False`` leaves those out (an empty list): a stream that has sent its
+    ``start`` polls the row alone, without walking up its branch every time."""
 
     def select_reply(connection: Connection) -> tuple[MessageRead, list[str]] | None:
-        row = connection.execute(select(*MESSAGE_COLUMNS).where(messages_table.c.id == reply_id)).first()
+        row = connection.execute(_SELECT_MESSAGE, {"message_id": reply_id}).first()
         if row is None or row.role != "assistant":
             return None
         before = []
-        if row.parent_id is not None:
+        if asked and row.parent_id is not None:
             branch = ancestors(row.parent_id, max_distance=100)
             before = connection.execute(select(branch.c.id, branch.c.role).order_by(branch.c.distance)).all()
-        asked: list[str] = []
+        found: list[str] = []
         for message_id, role in before:
             if role == "assistant":
                 break
-            asked.append(message_id)
-        return to_message(row), asked[::-1]
+            found.append(message_id)
+        return to_message(row), found[::-1]
 
     found = await db.read(select_reply)
     if found is None:
@@ -87,23 +106,6 @@ async def is_session_stored(db: Database, session_id: str) -> bool:
             is not None
         )
     )
-
-
-# Built once, as it runs for every reply: building it anew costs more than running it.
-_FINISH_REPLY = (
-    update(messages_table)
-    .where(messages_table.c.id == bindparam("reply_id"))
-    .values(
-        content=bindparam("content"),
-        status=bindparam("status"),
-        finish_reason=bindparam("finish_reason"),
-        error=bindparam("error"),
-        worker_id=None,
-        stop_requested=False,
-        updated_at=bindparam("updated_at", type_=messages_table.c.updated_at.type),
-    )
-    .returning(*MESSAGE_COLUMNS)
-)
 
 
 async def finish_reply(
