@@ -60,7 +60,8 @@ class Generation:
         self._parts: list[str] = []
         self.length = 0
         self.flushed_length = 0
-        self._changed = asyncio.Event()
+        # Followers waiting for the next piece (or the end): woken once each, then forgotten.
+        self._waiters: list[asyncio.Future[None]] = []
         self._stop_reason: FinishReason = "server_stopped"
         self._stopping = False
         self._started = False
@@ -210,8 +211,16 @@ class Generation:
         )
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        # A piece nobody waits for costs nothing here; an Event made anew for every piece did.
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a follower cancelled while it waited
+                waiter.set_result(None)
+
+    async def _changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     async def follow(self, position: int | None, started: ReplyStarted | None) -> AsyncIterator[StreamEvent]:
         """The reply's events after ``position`` (everything, ``start`` included, if None), live."""
@@ -221,7 +230,6 @@ class Generation:
         # The parts before ``index`` end at ``offset``; the client has the reply up to ``position``.
         index = offset = 0
         while True:
-            changed = self._changed
             if index < len(self._parts):
                 # Every piece the client has not had yet, as one delta: a client that fell behind
                 # (a slow connection, a busy loop) catches up in one event, whose id is still the
@@ -242,4 +250,5 @@ class Generation:
                     else:
                         yield final_event(end, self.outcome, session_gone=self.session_gone)
                 return
-            await changed.wait()
+            # Nothing runs between the checks above and this: no piece can slip by unseen.
+            await self._changed()
