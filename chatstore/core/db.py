@@ -432,6 +432,23 @@ def _resolve_future(future: asyncio.Future[Any], result: Any, error: BaseExcepti
         future.set_exception(error)
 
 
+def _resolve_futures(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        _resolve_future(future, result, error)
+
+
+def _resolve_batch(batch: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    """Hand each job of a batch its outcome: one wake-up of each event loop for the whole batch,
+    where a call per job wrote to the loop's wake-up pipe once per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for job, (result, error) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, result, error))
+    for loop, resolved in by_loop.items():
+        # A closed loop (RuntimeError) means nobody waits for these results any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve_futures, resolved)
+
+
 _PRIORITY, _NORMAL, _STOP = 0, 1, 2
 
 
@@ -519,11 +536,9 @@ class _GroupCommitWriter:
             # BEGIN or COMMIT failed (the database is busy past the timeout, or broken), or a job met a
             # full disk or a lost file: the same would happen to each job alone, so they all fail now.
             # (A job alone in its batch that raised gets its own error.)
-            for job in batch:
-                job.resolve(error=exc)
+            _resolve_batch(batch, [(None, exc)] * len(batch))
             return
-        for job, (result, error) in zip(batch, outcomes, strict=True):
-            job.resolve(result, error)
+        _resolve_batch(batch, outcomes)
 
     @staticmethod
     def _run_job(connection: Connection, job: _Job) -> tuple[Any, BaseException | None]:
