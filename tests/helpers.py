@@ -194,8 +194,10 @@ async def call_asgi(
     *,
     on_body: Callable[[bytes], Awaitable[bool] | bool] | None = None,
 ) -> tuple[int, bytes]:
-    """Call the app as a server would. ``on_body`` sees each body chunk; when it returns True the
-    client disconnects (the app's next ``receive`` says ``http.disconnect``)."""
+    """Call the app as a server would (``path`` may end with a query). ``on_body`` sees each body
+    chunk; when it returns True the client disconnects (the app's next ``receive`` says
+    ``http.disconnect``)."""
+    path, _, query = path.partition("?")
     payload = json.dumps(body).encode() if body is not None else b""
     gone = anyio.Event()
     request_sent = False
@@ -234,7 +236,7 @@ async def call_asgi(
         "path": path,
         "raw_path": path.encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
         "client": ("127.0.0.1", 1),
         "server": ("test", 80),

@@ -11,10 +11,10 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chatstore.api.access_log import note_session_id
 from chatstore.api.callers import Caller
+from chatstore.api.event_stream import EventStream, sse_event
 from chatstore.api.limits import INTEGER, check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.core.db import Database
@@ -31,7 +31,7 @@ name and one line of JSON `data:`.
 | event | schema | data |
 | --- | --- | --- |
 | `start` | `StreamStart` | `{"session_id", "message_ids", "assistant_message_id"}`: all committed |
-| `delta` | `StreamDelta` | `{"content"}`: the next piece of the reply |
+| `delta` | `StreamDelta` | `{"content"}`: the next piece of the reply (pieces a slow client missed: joined) |
 | `done` | `StreamDone` | the stored reply (`MessageRead`), its content all deltas joined |
 | `error` | `StreamError` | `{"detail"}`: the reply failed; what was generated is stored, status `error` |
 | `failure` | `StreamFailure` | the same as `error`, when `error_event` is `failure` |
@@ -70,27 +70,23 @@ TOO_LARGE = error_response("The body is larger than the configured limit.")
 
 async def _to_server_sent_events(
     events: AsyncIterator[StreamEvent], error_event: ErrorEventName
-) -> AsyncIterator[ServerSentEventMessage]:
+) -> AsyncIterator[bytes]:
+    names = {"start": b"start", "delta": b"delta", "done": b"done", "error": error_event.encode()}
+    encode = msgspec.json.encode
     async for event in events:
-        yield ServerSentEventMessage(
-            id=event.id,
-            event=error_event if event.event == "error" else event.event,
-            data=msgspec.json.encode(event.data).decode(),
-        )
+        yield sse_event(event.id, names[event.event], encode(event.data))
 
 
 def _stream(events: AsyncIterator[StreamEvent] | None, error_event: ErrorEventName) -> Response[Any]:
     if events is None:
         return Response(None, status_code=204)
-    return ServerSentEvent(_to_server_sent_events(events, error_event))
+    return EventStream(_to_server_sent_events(events, error_event))
 
 
-def _stream_new_reply(
-    replies: Replies, generation: Generation, error_event: ErrorEventName
-) -> ServerSentEvent:
+def _stream_new_reply(replies: Replies, generation: Generation, error_event: ErrorEventName) -> EventStream:
     # The background task runs after the body, also when the client went away: a reply that is not
     # kept going is stopped and stored before the request is over.
-    return ServerSentEvent(
+    return EventStream(
         _to_server_sent_events(replies.stream_to_requester(generation), error_event),
         background=BackgroundTask(replies.wait_until_stored, generation),
     )
@@ -180,7 +176,7 @@ class ChatController(Controller):
             RegenerateRequest | None,
             Body(description="Optional: `message_id`, `keep_generating`, `error_event`."),
         ] = None,
-    ) -> ServerSentEvent:
+    ) -> EventStream:
         options = data if data is not None else RegenerateRequest()
         turn = await start_regeneration(
             db, str(session_id), replies.worker_id, scope=caller.scope, message_id=options.message_id

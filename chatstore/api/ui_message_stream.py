@@ -21,8 +21,8 @@ from typing import Any, Literal
 import msgspec
 from litestar import Response
 from litestar.background_tasks import BackgroundTask
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from chatstore.api.event_stream import EventStream, data_only_event
 from chatstore.schemas import (
     ErrorEvent,
     MessageRead,
@@ -103,19 +103,17 @@ async def _chunks(events: AsyncIterator[StreamEvent], facts: ReplyFacts) -> Asyn
             return
 
 
-async def _server_sent_events(
-    events: AsyncIterator[StreamEvent], facts: ReplyFacts
-) -> AsyncIterator[ServerSentEventMessage]:
+async def _server_sent_events(events: AsyncIterator[StreamEvent], facts: ReplyFacts) -> AsyncIterator[bytes]:
     async for chunk in _chunks(events, facts):
-        yield ServerSentEventMessage(data=msgspec.json.encode(chunk).decode())
-    yield ServerSentEventMessage(data="[DONE]")
+        yield data_only_event(msgspec.json.encode(chunk))
+    yield data_only_event(b"[DONE]")
 
 
 def to_ui_message_stream(
     events: AsyncIterator[StreamEvent], facts: ReplyFacts, *, background: BackgroundTask | None = None
 ) -> Response[Any]:
     """The response streaming ``events`` as UI message chunks; ``background`` runs after its body."""
-    return ServerSentEvent(
+    return EventStream(
         _server_sent_events(events, facts), headers=UI_MESSAGE_STREAM_HEADERS, background=background
     )
 

@@ -7,8 +7,8 @@ event loop:
 - SQLite's driver blocks, so the functions run in worker threads: one thread hop per transaction,
   not per statement. SQLite has a single writer however many connections ask, so every write of
   this process goes through one writer thread that commits whatever is queued in one transaction
-  (group commit), each write in a SAVEPOINT of its own so that one that raises fails alone; each
-  caller still gets its own durable commit before its ``await`` returns.
+  (group commit), each write that shares it in a SAVEPOINT of its own so that one that raises
+  fails alone; each caller still gets its own durable commit before its ``await`` returns.
   Reads use a small pool of connections, which WAL lets run beside the writer.
 - PostgreSQL runs them on asyncpg through SQLAlchemy's ``run_sync``, each in its own transaction
   on a pool, with no thread at all.
@@ -432,12 +432,29 @@ def _resolve_future(future: asyncio.Future[Any], result: Any, error: BaseExcepti
         future.set_exception(error)
 
 
+def _resolve_futures(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        _resolve_future(future, result, error)
+
+
+def _resolve_batch(batch: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    """Hand each job of a batch its outcome: one wake-up of each event loop for the whole batch,
+    where a call per job wrote to the loop's wake-up pipe once per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for job, (result, error) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, result, error))
+    for loop, resolved in by_loop.items():
+        # A closed loop (RuntimeError) means nobody waits for these results any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve_futures, resolved)
+
+
 _PRIORITY, _NORMAL, _STOP = 0, 1, 2
 
 
 class _GroupCommitWriter:
     """One thread, one connection: runs queued write jobs, many to a transaction, each job in a
-    SAVEPOINT of its own so that one that raises fails alone.
+    SAVEPOINT of its own (unless it is alone) so that one that raises fails alone.
 
     Jobs queue by priority, then in order: a priority job (the lease, the progress of replies) goes
     into the next transaction however many requests' writes wait. ``connected`` runs once the
@@ -506,18 +523,22 @@ class _GroupCommitWriter:
         try:
             self._check()
             with connection.begin():
-                for job in batch:
-                    outcomes.append(self._run_job(connection, job))
+                if len(batch) == 1:
+                    # Alone in its transaction a job needs no SAVEPOINT: if it raises, the rollback
+                    # of the transaction is its own, and the error reaches its caller below.
+                    outcomes.append((batch[0].fn(connection), None))
+                else:
+                    for job in batch:
+                        outcomes.append(self._run_job(connection, job))
             # Committed into a file deleted meanwhile is not stored: say so rather than acknowledge.
             self._check()
         except Exception as exc:
             # BEGIN or COMMIT failed (the database is busy past the timeout, or broken), or a job met a
             # full disk or a lost file: the same would happen to each job alone, so they all fail now.
-            for job in batch:
-                job.resolve(error=exc)
+            # (A job alone in its batch that raised gets its own error.)
+            _resolve_batch(batch, [(None, exc)] * len(batch))
             return
-        for job, (result, error) in zip(batch, outcomes, strict=True):
-            job.resolve(result, error)
+        _resolve_batch(batch, outcomes)
 
     @staticmethod
     def _run_job(connection: Connection, job: _Job) -> tuple[Any, BaseException | None]:

@@ -233,6 +233,22 @@ reply_chunks_table = ReplyChunk.__table__  # type: ignore[attr-defined]
 workers_table = Worker.__table__  # type: ignore[attr-defined]
 
 
+_TIMESTAMPS = ("created_at", "updated_at", "activity_at")
+_UNSET = object()  # a field that is required: no default to fill in
+
+
+def _columns_of(model: type[SQLModel]) -> list[tuple[str, str, Any, Any]]:
+    """Each column of ``model``'s table: its attribute name, its column key, and its default
+    factory or default (``_UNSET`` if it has none)."""
+    columns = []
+    for attribute in inspect_model(model).column_attrs:
+        name, column = attribute.key, attribute.columns[0].key
+        field = model.model_fields[name]
+        default = _UNSET if field.default_factory is not None or field.is_required() else field.default
+        columns.append((name, column, field.default_factory, default))
+    return columns
+
+
 def _new_row(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
     """A new row of ``model``'s table for a Core insert: ``values`` (by attribute name) over the
     defaults the model declares, keyed by column; its timestamps all default to one time.
@@ -242,19 +258,20 @@ def _new_row(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
     """
     now = values.get("created_at") or utc_now()
     row: dict[str, Any] = {}
-    for attribute in inspect_model(model).column_attrs:
-        name, column = attribute.key, attribute.columns[0].key
+    for name, column, factory, default in _COLUMNS[model]:
         if name in values:
             row[column] = values[name]
-        elif name in ("created_at", "updated_at", "activity_at"):
+        elif name in _TIMESTAMPS:
             row[column] = now
-        else:
-            field = model.model_fields[name]
-            if field.default_factory is not None:
-                row[column] = field.default_factory()  # type: ignore[call-arg]
-            elif not field.is_required():
-                row[column] = field.default
+        elif factory is not None:
+            row[column] = factory()
+        elif default is not _UNSET:
+            row[column] = default
     return row
+
+
+# Read from the models once: inspecting them for every row cost more than the row's INSERT.
+_COLUMNS = {model: _columns_of(model) for model in (ChatSession, Message)}
 
 
 def new_message_row(**values: Any) -> dict[str, Any]:

@@ -58,21 +58,23 @@ SessionOrder = Literal["created", "activity"]
 Direction = Literal["forward", "backward"]
 
 
+_INSERT_SESSION = insert(sessions_table)
+
+
 async def create_session(db: Database, data: SessionCreate, *, scope: OwnerScope) -> SessionRead:
     """A new session, owned by the scope's owner."""
     now = utc_now()
     session = SessionRead(
         id=new_id(), name=data.name, meta=data.meta, created_at=now, updated_at=now, owner=scope.owner
     )
+    row = new_session_row(
+        id=session.id, name=session.name, meta=session.meta, created_at=now, owner=scope.owner
+    )
 
     def insert_session(connection: Connection) -> None:
-        connection.execute(
-            insert(sessions_table).values(
-                new_session_row(
-                    id=session.id, name=session.name, meta=session.meta, created_at=now, owner=scope.owner
-                )
-            )
-        )
+        # The row as parameters of a statement built once: ``.values(row)`` would build a new
+        # statement, with a bound parameter per column, for every session.
+        connection.execute(_INSERT_SESSION, row)
 
     await db.write(insert_session)
     return session

@@ -90,7 +90,7 @@ async def import_session(db: Database, export: SessionExport, *, scope: OwnerSco
             )
         )
         if last is not None:
-            last_seq, _ = assign_seqs(connection, session_id, len(export.messages), last)
+            last_seq = assign_seqs(connection, session_id, len(export.messages), last).last
             first_seq = last_seq - len(export.messages) + 1
             connection.execute(
                 insert(messages_table),
@@ -151,7 +151,7 @@ async def fork_session(
                 )
             )
         )
-        last_seq, _ = assign_seqs(connection, fork_id, len(branch), branch[-1].created_at)
+        last_seq = assign_seqs(connection, fork_id, len(branch), branch[-1].created_at).last
         first_seq = last_seq - len(branch) + 1
         connection.execute(
             insert(messages_table),

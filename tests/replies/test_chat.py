@@ -248,6 +248,28 @@ def test_the_responder_gets_the_stored_history(make_app: AppFactory) -> None:
     assert [m.content for m in responder.conversations[-1].new_messages] == ["two"]
 
 
+def test_the_responder_gets_the_session_metadata_the_turn_read_without_reading_again(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn's write touches the session row anyway: it brings the metadata along, for a chat and
+    for a regeneration, so that a responder that asks for it costs no read of its own."""
+
+    async def no_second_read(*_: Any) -> Any:
+        raise AssertionError("the session's metadata was read again")
+
+    monkeypatch.setattr("chatstore.services.replies.generation.read_session_metadata", no_second_read)
+    responder = ScriptedResponder(["ok"])
+    metadata = {"model": "m", "nested": {"list": [1, 2.5, "x", None, True]}, "text": "line\nbreak"}
+    with TestClient(make_app(responder=responder)) as client:
+        session_id = client.post("/api/sessions", json={"metadata": metadata}).json()["id"]
+        chat(client, session_id, "one")
+        patched = client.patch(f"/api/sessions/{session_id}", json={"metadata": {"model": "n"}}).json()
+        client.post(f"/api/sessions/{session_id}/regenerate")
+        seen = [client.blocking_portal.call(c.session_metadata) for c in responder.conversations]
+
+    assert seen == [metadata, patched["metadata"]] and patched["metadata"]["model"] == "n"
+
+
 def test_deleting_the_session_while_its_reply_streams_ends_the_stream_with_an_error(
     make_app: AppFactory, db: DatabaseView
 ) -> None:

@@ -5,8 +5,10 @@ several)."""
 import dataclasses
 import json
 import random
+from itertools import accumulate
 from typing import Any
 
+import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -135,6 +137,63 @@ def test_re_attaching_from_random_positions_gives_exactly_the_rest(
             stored = after[-1].data
             assert deltas_text(before) + deltas_text(after) == stored["content"] == "".join(PIECES)
             assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == stored["content"]
+
+
+def test_a_slow_reader_gets_the_pieces_waiting_for_it_as_one_delta_and_resumes_exactly(
+    make_app: AppFactory, db: DatabaseView
+) -> None:
+    """A client that falls behind is sent every piece waiting for it as one delta, whose id is the
+    position after it: fewer, larger deltas, and re-attaching from any id it saw, live or once the
+    reply has ended, gives exactly the rest."""
+    app, responder = slow_app(make_app, delay_s=0.002)
+    full = "".join(PIECES)
+    reply_ids: list[str] = []
+    live_rests: list[tuple[int, int, bytes]] = []
+
+    async def read_slowly(chunk: bytes) -> bool:
+        for event in parse_sse(chunk.decode()):
+            if event.event == "start":
+                reply_ids.append(event.data["assistant_message_id"])
+            elif event.event == "delta" and not live_rests:
+                # The client stalls on its first delta until the responder has written every piece.
+                with anyio.fail_after(10):
+                    while responder.produced < len(PIECES):
+                        await anyio.sleep(0.005)
+                # Meanwhile another client re-attaches from the id this one has, live.
+                path = f"/api/messages/{reply_ids[0]}/stream?last_event_id={event.id}"
+                live_rests.append((event.id, *await call_asgi(app, "GET", path)))
+        return False
+
+    with TestClient(app) as client:
+        session_id = client.post("/api/sessions").json()["id"]
+        status, raw = client.blocking_portal.call(
+            lambda: call_asgi(app, "POST", "/api/chat", body(session_id, "go"), on_body=read_slowly)
+        )
+        events = parse_sse(raw.decode())
+        deltas = [e for e in events if e.event == "delta"]
+        resumed = {
+            seen.id: client.get(
+                f"/api/messages/{reply_ids[0]}/stream", headers={"Last-Event-ID": str(seen.id)}
+            )
+            for seen in events
+        }
+
+    assert status == 200
+    assert len(deltas) == 2, "the first delta, then all the pieces that waited behind it in one"
+    assert "".join(e.data["content"] for e in deltas) == full == events[-1].data["content"]
+    assert [e.id for e in deltas] == list(accumulate(len(e.data["content"]) for e in deltas))
+    assert events[-1].event == "done" and events[-1].id == len(full) + 1
+    [(live_from, live_status, live_raw)] = live_rests
+    live = parse_sse(live_raw.decode())
+    assert live_status == 200 and deltas_text(live) == full[live_from:] and live[-1] == events[-1]
+    for position, response in resumed.items():
+        if position == events[-1].id:
+            assert response.status_code == 204, "nothing comes after the final event"
+            continue
+        rest = parse_sse(response.text)
+        assert deltas_text(rest) == full[position:]
+        assert all(e.id > position for e in rest) and rest[-1] == events[-1]
+    assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_ids[0]) == full
 
 
 @pytest.mark.parametrize("position", [0, 1, 7, 100, 149, 150])

@@ -14,6 +14,7 @@ with a message above it (``MESSAGE_DELETED``).
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 
@@ -53,14 +54,15 @@ class Generation:
             session_id=turn.session_id,
             new_messages=turn.new_messages,
             load_history=lambda: load_history(db, turn.reply_parent_id),
-            load_session_metadata=lambda: read_session_metadata(db, turn.session_id),
+            load_session_metadata=self._session_metadata,
         )
         self._pieces = responder.reply(conversation)
         self._parts: list[str] = []
         self.length = 0
         # How much of the text its progress writes have stored: the next chunk starts there.
         self.flushed_length = 0
-        self._changed = asyncio.Event()
+        # Followers waiting for the next piece (or the end): woken once each, then forgotten.
+        self._waiters: list[asyncio.Future[None]] = []
         self._stop_reason: FinishReason = "server_stopped"
         self._stopping = False
         self._started = False
@@ -80,6 +82,13 @@ class Generation:
         self._retry_delay_s = first_retry_s
         self.finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    async def _session_metadata(self) -> dict[str, Any]:
+        # The turn's own write read it with the session row; a retry's turn did not.
+        metadata = self.turn.session_metadata()
+        return (
+            metadata if metadata is not None else await read_session_metadata(self._db, self.turn.session_id)
+        )
 
     @property
     def content(self) -> str:
@@ -211,24 +220,35 @@ class Generation:
         )
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        # A piece nobody waits for costs nothing here; an Event made anew for every piece did.
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a follower cancelled while it waited
+                waiter.set_result(None)
+
+    async def _changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     async def follow(self, position: int | None, started: ReplyStarted | None) -> AsyncIterator[StreamEvent]:
         """The reply's events after ``position`` (everything, ``start`` included, if None), live."""
         if position is None:
             yield StreamEvent("start", 0, started or self.turn.started)
             position = 0
+        # The parts before ``index`` end at ``offset``; the client has the reply up to ``position``.
         index = offset = 0
         while True:
-            changed = self._changed
-            while index < len(self._parts):
-                piece = self._parts[index]
-                end = offset + len(piece)
-                if end > position:
-                    yield StreamEvent("delta", end, ReplyDelta(content=piece[max(position - offset, 0) :]))
-                    position = end
-                index, offset = index + 1, end
+            if index < len(self._parts):
+                # Every piece the client has not had yet, as one delta: a client that fell behind
+                # (a slow connection, a busy loop) catches up in one event, whose id is still the
+                # position after it.
+                start, text = offset, "".join(self._parts[index:])
+                index, offset = len(self._parts), start + len(text)
+                if offset > position:
+                    yield StreamEvent("delta", offset, ReplyDelta(content=text[max(position - start, 0) :]))
+                    position = offset
+                continue
             if self.finished.is_set():
                 if ends_after(position, self.length):
                     end = self.length + 1
@@ -239,4 +259,5 @@ class Generation:
                     else:
                         yield final_event(end, self.outcome, session_gone=self.session_gone)
                 return
-            await changed.wait()
+            # Nothing runs between the checks above and this: no piece can slip by unseen.
+            await self._changed()

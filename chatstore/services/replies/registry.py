@@ -131,7 +131,9 @@ class Replies:
         come, which the client is told before any stream (SSE clients stop on a 204)."""
         await require_reply_in_scope(self.db, reply_id, scope)
         local = self._generated_here(reply_id)
-        stored = None if local is not None else await read_reply(self.db, reply_id)
+        # The messages it answers are read only for the ``start`` event, if it is sent and not given.
+        asked = position is None and started is None
+        stored = None if local is not None else await read_reply(self.db, reply_id, asked=asked)
         if position is not None:
             if local is not None:
                 ended, length = local.finished.is_set(), local.length
@@ -158,7 +160,7 @@ class Replies:
                 return
             if stored is None:
                 try:
-                    stored = await read_reply(self.db, reply_id)
+                    stored = await read_reply(self.db, reply_id, asked=position is None and started is None)
                 except ReplyNotFound:
                     # Deleted with its session, or with a message above it.
                     session_gone = session_id is None or not await is_session_stored(self.db, session_id)
@@ -204,7 +206,7 @@ class Replies:
         await flag_stop(self.db, reply_id)
         deadline = anyio.current_time() + wait_s
         while True:
-            reply, _ = await read_reply(self.db, reply_id)
+            reply, _ = await read_reply(self.db, reply_id, asked=False)
             if reply.status != "in_progress" or anyio.current_time() >= deadline:
                 return reply
             await asyncio.sleep(self.poll_interval_s)

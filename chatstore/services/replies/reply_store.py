@@ -14,7 +14,7 @@ deletes them in the same transaction.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore.core.db import Database
@@ -43,6 +43,25 @@ IN_PROGRESS = messages_table.c.status == "in_progress"
 # Replies folded by one statement: well under both engines' limits on bound parameters.
 FOLD_BATCH = 500
 
+# Built once: these run for every reply (a follower polls the first), and building a statement
+# anew costs SQLAlchemy more than running it from its cache.
+_SELECT_MESSAGE = select(*MESSAGE_COLUMNS).where(messages_table.c.id == bindparam("message_id"))
+_FINISH_REPLY = (
+    update(messages_table)
+    .where(messages_table.c.id == bindparam("reply_id"))
+    .values(
+        content=bindparam("content"),
+        status=bindparam("status"),
+        finish_reason=bindparam("finish_reason"),
+        error=bindparam("error"),
+        worker_id=None,
+        stop_requested=False,
+        updated_at=bindparam("updated_at", type_=messages_table.c.updated_at.type),
+    )
+    .returning(*MESSAGE_COLUMNS)
+)
+_DROP_CHUNKS = delete(reply_chunks_table).where(reply_chunks_table.c.reply_id == bindparam("reply_id"))
+
 
 def new_reply_row(
     session_id: str, parent_id: str | None, depth: int, seq: int, worker_id: str, now: datetime
@@ -61,24 +80,25 @@ def new_reply_row(
     )
 
 
-async def read_reply(db: Database, reply_id: str) -> tuple[MessageRead, list[str]]:
+async def read_reply(db: Database, reply_id: str, *, asked: bool = True) -> tuple[MessageRead, list[str]]:
     """A stored reply, and the ids of the messages it answers (those above it on its branch, up to
-    the previous reply)."""
+    the previous reply). ``asked=False`` leaves those out (an empty list): a stream that has sent its
+    ``start`` polls the row alone, without walking up its branch every time."""
 
     def select_reply(connection: Connection) -> tuple[MessageRead, list[str]] | None:
-        row = connection.execute(select(*MESSAGE_COLUMNS).where(messages_table.c.id == reply_id)).first()
+        row = connection.execute(_SELECT_MESSAGE, {"message_id": reply_id}).first()
         if row is None or row.role != "assistant":
             return None
         before = []
-        if row.parent_id is not None:
+        if asked and row.parent_id is not None:
             branch = ancestors(row.parent_id, max_distance=100)
             before = connection.execute(select(branch.c.id, branch.c.role).order_by(branch.c.distance)).all()
-        asked: list[str] = []
+        found: list[str] = []
         for message_id, role in before:
             if role == "assistant":
                 break
-            asked.append(message_id)
-        return to_message(row), asked[::-1]
+            found.append(message_id)
+        return to_message(row), found[::-1]
 
     found = await db.read(select_reply)
     if found is None:
@@ -117,22 +137,10 @@ def store_final_state(
     error: str | None,
 ) -> MessageRead | None:
     """``finish_reply``'s transaction."""
-    row = connection.execute(
-        update(messages_table)
-        .where(messages_table.c.id == reply_id)
-        .values(
-            content=content,
-            status=status,
-            finish_reason=reason,
-            error=error,
-            worker_id=None,
-            stop_requested=False,
-            updated_at=utc_now(),
-        )
-        .returning(*MESSAGE_COLUMNS)
-    ).first()
+    values = {"reply_id": reply_id, "content": content, "status": status, "finish_reason": reason}
+    row = connection.execute(_FINISH_REPLY, {**values, "error": error, "updated_at": utc_now()}).first()
     # A new statement: on PostgreSQL it sees a chunk that a progress write holding the row committed.
-    connection.execute(delete(reply_chunks_table).where(reply_chunks_table.c.reply_id == reply_id))
+    connection.execute(_DROP_CHUNKS, {"reply_id": reply_id})
     return None if row is None else to_message(row)
 
 

@@ -10,12 +10,14 @@ stores a reply only, as a sibling of the one it regenerates. A responder sees th
 root to the reply's parent, never a message of another branch.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, insert, select, update
 
 from chatstore.core.db import Database
 from chatstore.models import messages_table, sessions_table
@@ -26,7 +28,7 @@ from chatstore.services.errors import InvalidInput, NothingToRegenerate, Session
 from chatstore.services.owners import OwnerScope
 from chatstore.services.replies.reply_store import new_reply_row
 
-__all__ = ["CANNOT_RESUME", "Turn", "assign_seqs", "load_history", "start_regeneration", "start_turn"]
+__all__ = ["CANNOT_RESUME", "Seqs", "Turn", "assign_seqs", "load_history", "start_regeneration", "start_turn"]
 
 CANNOT_RESUME = (
     "continues an earlier attempt of this request, but none is stored: a retry resumes a stream "
@@ -49,6 +51,12 @@ class Turn:
     new_messages: Sequence[MessageIn] = ()
     # Every message of the request was stored by an earlier attempt: its reply already exists.
     is_retry: bool = False
+    # The session's ``metadata`` (JSON text) as the turn's write found it; None: not read.
+    session_metadata_json: str | None = None
+
+    def session_metadata(self) -> dict[str, Any] | None:
+        """The session's ``metadata`` as the turn's write found it; None if it was not read."""
+        return None if self.session_metadata_json is None else json.loads(self.session_metadata_json)
 
     @property
     def started(self) -> ReplyStarted:
@@ -57,51 +65,65 @@ class Turn:
         )
 
 
-def assign_seqs(
-    connection: Connection, session_id: str, count: int, newest_at: datetime
-) -> tuple[int, str | None]:
+class Seqs(NamedTuple):
+    """The seq numbers taken, and the session's current message (with its depth) under the lock."""
+
+    last: int
+    current_message_id: str | None
+    current_depth: int | None
+    # The session's ``metadata`` as JSON text, decoded only by a responder that asks for it.
+    metadata_json: str
+
+
+# Built once: SQLAlchemy takes several times longer to build a statement anew than to run it
+# from its cache, and these run in every turn.
+_TAKE_SEQS = (
+    update(sessions_table)
+    .where(sessions_table.c.id == bindparam("session_id"))
+    .values(
+        last_seq=sessions_table.c.last_seq + bindparam("count"),
+        message_count=sessions_table.c.message_count + bindparam("count"),
+        last_message_at=bindparam("newest_at", type_=sessions_table.c.last_message_at.type),
+        activity_at=bindparam("newest_at", type_=sessions_table.c.activity_at.type),
+    )
+    .returning(
+        sessions_table.c.last_seq,
+        sessions_table.c.current_message_id,
+        # The current message is not changed here: its depth is read in the same statement.
+        select(messages_table.c.depth)
+        .where(messages_table.c.id == sessions_table.c.current_message_id)
+        .scalar_subquery()
+        .label("current_depth"),
+        cast(sessions_table.c.metadata, Text).label("metadata_json"),
+    )
+)
+_MAKE_CURRENT = (
+    update(sessions_table)
+    .where(sessions_table.c.id == bindparam("session_id"))
+    .values(current_message_id=bindparam("message_id"))
+)
+_INSERT_MESSAGES = insert(messages_table)
+
+
+def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: datetime) -> Seqs:
     """Take the session's next ``count`` seq numbers for messages whose newest is from ``newest_at``;
-    returns the last of them and the session's current message, as it is under the lock. Raises
-    ``SessionNotFound``.
+    returns the last of them and the session's current message and its depth, as they are under
+    the lock. Raises ``SessionNotFound``.
 
     The only place a seq is given out (a turn, a regeneration, an import). Bumping
     ``sessions.last_seq`` takes the session row's write lock, so two processes appending to one
     session never get the same numbers; the messages get ``last - count + 1`` … ``last``.
     """
     row = connection.execute(
-        update(sessions_table)
-        .where(sessions_table.c.id == session_id)
-        .values(
-            last_seq=sessions_table.c.last_seq + count,
-            message_count=sessions_table.c.message_count + count,
-            last_message_at=newest_at,
-            activity_at=newest_at,
-        )
-        .returning(sessions_table.c.last_seq, sessions_table.c.current_message_id)
+        _TAKE_SEQS, {"session_id": session_id, "count": count, "newest_at": newest_at}
     ).first()
     if row is None:
         raise SessionNotFound(session_id)
-    return row.last_seq, row.current_message_id
-
-
-def _depth_below(connection: Connection, parent_id: str | None) -> int:
-    """The depth of a new child of ``parent_id`` (a stored message, or None for a first message)."""
-    if parent_id is None:
-        return 0
-    return (
-        int(
-            connection.execute(
-                select(messages_table.c.depth).where(messages_table.c.id == parent_id)
-            ).scalar_one()
-        )
-        + 1
-    )
+    return Seqs(row.last_seq, row.current_message_id, row.current_depth, row.metadata_json)
 
 
 def _make_current(connection: Connection, session_id: str, message_id: str) -> None:
-    connection.execute(
-        update(sessions_table).where(sessions_table.c.id == session_id).values(current_message_id=message_id)
-    )
+    connection.execute(_MAKE_CURRENT, {"session_id": session_id, "message_id": message_id})
 
 
 async def start_turn(
@@ -154,9 +176,12 @@ async def start_turn(
                 raise InvalidInput("Last-Event-ID", CANNOT_RESUME, source="header")
         now = utc_now()
         new = [message for message in messages if message.id not in stored]
-        reply_seq, current = assign_seqs(connection, session_id, len(new) + 1, now)
+        reply_seq, current, current_depth, metadata_json = assign_seqs(
+            connection, session_id, len(new) + 1, now
+        )
         if parent_id is UNSET:
-            parent, depth = current, _depth_below(connection, current)
+            parent = current
+            depth = 0 if current_depth is None else current_depth + 1
         elif parent_id is None:
             parent, depth = None, 0
         else:
@@ -186,9 +211,18 @@ async def start_turn(
             depth += 1
             seq += 1
         reply = new_reply_row(session_id, parent, depth, reply_seq, worker_id, now)
-        connection.execute(insert(messages_table), [*rows, reply])
+        connection.execute(_INSERT_MESSAGES, [*rows, reply])
         _make_current(connection, session_id, str(reply["id"]))
-        return Turn(session_id, message_ids, str(reply["id"]), parent, reply_seq, now, new_messages=new)
+        return Turn(
+            session_id,
+            message_ids,
+            str(reply["id"]),
+            parent,
+            reply_seq,
+            now,
+            new_messages=new,
+            session_metadata_json=metadata_json,
+        )
 
     return await db.write(append)
 
@@ -219,12 +253,12 @@ async def start_regeneration(
     def store_reply(connection: Connection) -> Turn:
         scope.require_session(connection, session_id)
         now = utc_now()
-        reply_seq, current = assign_seqs(connection, session_id, 1, now)
+        reply_seq, current, _, metadata_json = assign_seqs(connection, session_id, 1, now)
         if message_id is UNSET:
             question_id = _last_user_message(connection, current)
             if question_id is None:
                 raise NothingToRegenerate(session_id)
-            depth = _depth_below(connection, question_id)
+            depth = _depth_of_child(connection, question_id)
         else:
             replaced = message_of_session(connection, session_id, message_id) if is_id(message_id) else None
             if replaced is None or replaced.role != "assistant":
@@ -233,9 +267,19 @@ async def start_regeneration(
         reply = new_reply_row(session_id, question_id, depth, reply_seq, worker_id, now)
         connection.execute(insert(messages_table).values(**reply))
         _make_current(connection, session_id, str(reply["id"]))
-        return Turn(session_id, [], str(reply["id"]), question_id, reply_seq, now)
+        return Turn(
+            session_id, [], str(reply["id"]), question_id, reply_seq, now, session_metadata_json=metadata_json
+        )
 
     return await db.write(store_reply)
+
+
+def _depth_of_child(connection: Connection, parent_id: str) -> int:
+    """The depth of a new child of the stored message ``parent_id``."""
+    depth = connection.execute(
+        select(messages_table.c.depth).where(messages_table.c.id == parent_id)
+    ).scalar_one()
+    return int(depth) + 1
 
 
 def _last_user_message(connection: Connection, leaf_id: str | None) -> str | None:
