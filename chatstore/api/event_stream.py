@@ -5,16 +5,17 @@ each field of each event went through a regular expression, and every response f
 through a worker thread for a preamble chatstore never sends. Here an event is one ``bytes``
 formatting of what msgspec encoded. msgspec writes JSON on one line (a line break inside a string is
 escaped as ``\\n``), so ``data:`` is always a single line, as the SSE format needs.
+
+``EventStream`` is still Litestar's ``ServerSentEvent`` (its headers, its media type, how handlers
+and the OpenAPI schema see it); only the framing of each event is done here, once.
 """
 
 from collections.abc import AsyncIterable
 
 from litestar.background_tasks import BackgroundTask
-from litestar.response import Stream
+from litestar.response import ServerSentEvent
 
 __all__ = ["EventStream", "data_only_event", "sse_event"]
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
 def sse_event(event_id: int, event: bytes, data: bytes) -> bytes:
@@ -27,9 +28,9 @@ def data_only_event(data: bytes) -> bytes:
     return b"data: %b\r\n\r\n" % data
 
 
-class EventStream(Stream):
-    """A ``text/event-stream`` response of ready-made events, with the headers that keep proxies
-    from buffering it."""
+class EventStream(ServerSentEvent):
+    """Litestar's ``ServerSentEvent`` (``text/event-stream``, with the headers that keep proxies from
+    buffering it) over events that are framed already: they are sent as they are."""
 
     def __init__(
         self,
@@ -38,9 +39,7 @@ class EventStream(Stream):
         background: BackgroundTask | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(
-            events,
-            background=background,
-            headers={**SSE_HEADERS, **(headers or {})},
-            media_type="text/event-stream",
-        )
+        super().__init__(events, background=background, headers=headers)
+        # In place of ServerSentEvent's own iterator, which would frame each item again, through a
+        # worker thread for its (empty) preamble.
+        self.iterator = events
