@@ -20,8 +20,8 @@ from chatstore.api import ChatController, MessageController, SessionController, 
 from chatstore.api.access_log import AccessLog
 from chatstore.api.allow import CompleteAllowHeader
 from chatstore.api.auth import api_security, cors_config, security_schemes
-from chatstore.api.callers import USER_PARAMETER, caller_guard, provide_caller
-from chatstore.api.dependencies import provide_db, provide_replies, provide_settings
+from chatstore.api.callers import USER_PARAMETER, caller_guard
+from chatstore.api.dependencies import provide_context, provide_db
 from chatstore.api.docs import SCHEMA_PATH, SwaggerDocs, docs_router
 from chatstore.api.errors import exception_handlers
 from chatstore.api.health import health
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         ],
         guards=[caller_guard(settings, verifier)],
         security=api_security(required=bool(settings.api_keys) or verifier is not None),
-        dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
+        dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
         parameters={"chatstore_user": USER_PARAMETER},
         before_request=strict_query_integers,
     )
@@ -109,11 +109,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
         route_handlers=[api, web_router, health],
         lifespan=[lifespan],
         state=State({"settings": settings}),
-        dependencies={
-            "db": Provide(provide_db, sync_to_thread=False),
-            "settings": Provide(provide_settings, sync_to_thread=False),
-            "replies": Provide(provide_replies, sync_to_thread=False),
-        },
+        dependencies={"db": Provide(provide_db, sync_to_thread=False)},  # for /healthz
         exception_handlers=exception_handlers,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_request_body_bytes,

@@ -7,14 +7,14 @@
 - **User token** (``Authorization: Bearer <JWT>``): the user its claim names. A bearer that is a
   service key is a key; anything else is tried as a token, when tokens are configured.
 
-Handlers take ``caller: NamedDependency[Caller]`` and hand ``caller.scope`` to the services.
+Handlers get it in their ``RequestContext`` (``chatstore.api.dependencies``) and hand its ``scope`` to
+the services.
 """
 
 import hmac
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
@@ -32,7 +32,7 @@ from chatstore.services.owners import (
 )
 from chatstore.services.tokens import TokenVerifier
 
-__all__ = ["USER_HEADER", "USER_PARAMETER", "Caller", "caller_guard", "provide_caller"]
+__all__ = ["USER_HEADER", "USER_PARAMETER", "Caller", "caller_guard"]
 
 USER_HEADER = "X-Chatstore-User"
 MISSING_KEY = "this API needs a key: send the header `Authorization: Bearer <key>`"
@@ -80,7 +80,7 @@ class Caller:
 
 def caller_guard(settings: Settings, verifier: TokenVerifier | None) -> Guard:
     """The ``/api`` router's guard: it resolves the request's ``Caller`` (or refuses the request with
-    401) and keeps it for ``provide_caller``."""
+    401) and keeps it for ``provide_context``."""
     keys = [key.encode() for key in settings.api_keys]
     open_mode = not keys and verifier is None
 
@@ -111,11 +111,6 @@ def caller_guard(settings: Settings, verifier: TokenVerifier | None) -> Guard:
         connection.state.caller = Caller(user, "token")
 
     return resolve_caller
-
-
-def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    """The caller the guard resolved for this request."""
-    return request.state.caller  # type: ignore[no-any-return]
 
 
 def _is_a_key(presented: bytes, keys: list[bytes]) -> bool:

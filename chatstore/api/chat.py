@@ -13,12 +13,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from chatstore.api.access_log import note_session_id
-from chatstore.api.callers import Caller
+from chatstore.api.dependencies import RequestContext
 from chatstore.api.event_stream import EventStream, sse_event
 from chatstore.api.limits import INTEGER, check_chat_request
 from chatstore.api.openapi import OptionalBodyOperation, error_response
-from chatstore.core.db import Database
-from chatstore.core.settings import Settings
 from chatstore.schemas import ChatRequest, ErrorEventName, MessageRead, RegenerateRequest, ReplyEvent
 from chatstore.services.errors import InvalidInput
 from chatstore.services.replies import Generation, Replies, StreamEvent, start_regeneration, start_turn
@@ -120,32 +118,29 @@ class ChatController(Controller):
     async def chat(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        replies: NamedDependency[Replies],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         data: JSONBody[ChatRequest],
         last_event_id: Annotated[str | None, LAST_EVENT_ID] = None,
     ) -> Response[Any]:
         note_session_id(request, data.session_id)  # for the access log: the body is read once, here
-        check_chat_request(data, settings)
+        check_chat_request(data, ctx.settings)
         position = _position(last_event_id, None)
         turn = await start_turn(
-            db,
+            ctx.db,
             data.session_id,
             data.messages,
-            replies.worker_id,
-            scope=caller.scope,
+            ctx.replies.worker_id,
+            scope=ctx.scope,
             parent_id=data.parent_id,
             resuming=position is not None,
         )
         if turn.is_retry:
             return _stream(
-                await replies.follow(turn.reply_id, position, turn.started, scope=caller.scope),
+                await ctx.replies.follow(turn.reply_id, position, turn.started, scope=ctx.scope),
                 data.error_event,
             )
-        generation = replies.begin(turn, keep_generating=data.keep_generating)
-        return _stream_new_reply(replies, generation, data.error_event)
+        generation = ctx.replies.begin(turn, keep_generating=data.keep_generating)
+        return _stream_new_reply(ctx.replies, generation, data.error_event)
 
     @post(
         "/sessions/{session_id:uuid}/regenerate",
@@ -168,9 +163,7 @@ class ChatController(Controller):
     )
     async def regenerate(
         self,
-        db: NamedDependency[Database],
-        replies: NamedDependency[Replies],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         session_id: FromPath[UUID],
         data: Annotated[
             RegenerateRequest | None,
@@ -179,10 +172,10 @@ class ChatController(Controller):
     ) -> EventStream:
         options = data if data is not None else RegenerateRequest()
         turn = await start_regeneration(
-            db, str(session_id), replies.worker_id, scope=caller.scope, message_id=options.message_id
+            ctx.db, str(session_id), ctx.replies.worker_id, scope=ctx.scope, message_id=options.message_id
         )
-        generation = replies.begin(turn, keep_generating=options.keep_generating)
-        return _stream_new_reply(replies, generation, options.error_event)
+        generation = ctx.replies.begin(turn, keep_generating=options.keep_generating)
+        return _stream_new_reply(ctx.replies, generation, options.error_event)
 
     @get(
         "/messages/{message_id:uuid}/stream",
@@ -198,8 +191,7 @@ class ChatController(Controller):
     )
     async def follow(
         self,
-        replies: NamedDependency[Replies],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         message_id: FromPath[UUID],
         last_event_id_header: Annotated[str | None, LAST_EVENT_ID] = None,
         last_event_id: Annotated[
@@ -219,7 +211,7 @@ class ChatController(Controller):
     ) -> Response[Any]:
         position = _position(last_event_id_header, last_event_id)
         # An unknown reply is a plain 404; None means there is nothing more to send.
-        return _stream(await replies.follow(str(message_id), position, scope=caller.scope), error_event)
+        return _stream(await ctx.replies.follow(str(message_id), position, scope=ctx.scope), error_event)
 
     @post(
         "/messages/{message_id:uuid}/stop",
@@ -233,13 +225,11 @@ class ChatController(Controller):
     )
     async def stop(
         self,
-        replies: NamedDependency[Replies],
-        settings: NamedDependency[Settings],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         message_id: FromPath[UUID],
     ) -> MessageRead:
-        wait_s = max(2.0, 4 * settings.progress_interval_ms / 1000)
-        return await replies.stop(str(message_id), wait_s=wait_s, scope=caller.scope)
+        wait_s = max(2.0, 4 * ctx.settings.progress_interval_ms / 1000)
+        return await ctx.replies.stop(str(message_id), wait_s=wait_s, scope=ctx.scope)
 
 
 def _position(header: str | None, query: int | None) -> int | None:

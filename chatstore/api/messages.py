@@ -8,8 +8,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
-from chatstore.api.callers import Caller
-from chatstore.core.db import Database
+from chatstore.api.dependencies import RequestContext
 from chatstore.services.messages import delete_message
 
 __all__ = ["MessageController"]
@@ -30,7 +29,5 @@ class MessageController(Controller):
         "session's current branch went through the message, `current_message_id` moves to its parent.",
         raises=[NotFoundException],
     )
-    async def delete_message(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], message_id: FromPath[UUID]
-    ) -> None:
-        await delete_message(db, str(message_id), scope=caller.scope)
+    async def delete_message(self, ctx: NamedDependency[RequestContext], message_id: FromPath[UUID]) -> None:
+        await delete_message(ctx.db, str(message_id), scope=ctx.scope)

@@ -6,11 +6,9 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from chatstore.api.callers import Caller
+from chatstore.api.dependencies import RequestContext
 from chatstore.api.openapi import error_response
 from chatstore.api.pagination import NEXT_PAGE_HEADERS, next_page_headers, page_size
-from chatstore.core.db import Database
-from chatstore.core.settings import Settings
 from chatstore.schemas import SearchPage
 from chatstore.services import search
 from chatstore.services.owners import MAX_USER_ID_LENGTH, USER_ID_PATTERN
@@ -46,10 +44,8 @@ class SearchController(Controller):
     )
     async def search_messages(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
+        ctx: NamedDependency[RequestContext],
         request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
         q: Annotated[str, QueryParameter(name="q", description=QUERY_DESCRIPTION)],
         limit: Annotated[
             int | None,
@@ -78,6 +74,10 @@ class SearchController(Controller):
         ] = None,
     ) -> Response[SearchPage]:
         page = await search.search(
-            db, q, scope=caller.scope_for_listing(owner), limit=page_size(limit, settings), cursor=cursor
+            ctx.db,
+            q,
+            scope=ctx.caller.scope_for_listing(owner),
+            limit=page_size(limit, ctx.settings),
+            cursor=cursor,
         )
         return Response(page, headers=next_page_headers(page.next_cursor, request))

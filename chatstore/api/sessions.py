@@ -11,12 +11,10 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
-from chatstore.api.callers import Caller
+from chatstore.api.dependencies import RequestContext
 from chatstore.api.limits import check_metadata, check_session_create, check_session_import, check_text
 from chatstore.api.openapi import OptionalBodyOperation, error_response
 from chatstore.api.pagination import NEXT_PAGE_HEADERS, page_response, page_size
-from chatstore.core.db import Database
-from chatstore.core.settings import Settings
 from chatstore.schemas import (
     ForkRequest,
     MessageRead,
@@ -86,9 +84,7 @@ class SessionController(Controller):
     )
     async def create_session(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         data: Annotated[
             SessionCreate | None,
             Body(
@@ -98,8 +94,8 @@ class SessionController(Controller):
         ] = None,
     ) -> Response[SessionRead]:
         data = data or SessionCreate()
-        check_session_create(data, settings)
-        session = await sessions.create_session(db, data, scope=caller.scope)
+        check_session_create(data, ctx.settings)
+        session = await sessions.create_session(ctx.db, data, scope=ctx.scope)
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @get(
@@ -113,10 +109,8 @@ class SessionController(Controller):
     )
     async def list_sessions(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
+        ctx: NamedDependency[RequestContext],
         request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
         limit: Limit = None,
         cursor: Cursor = None,
         owner: Owner = None,
@@ -126,9 +120,9 @@ class SessionController(Controller):
         ] = "created",
     ) -> Response[list[SessionRead]]:
         page = await sessions.list_sessions(
-            db,
-            scope=caller.scope_for_listing(owner),
-            limit=page_size(limit, settings),
+            ctx.db,
+            scope=ctx.caller.scope_for_listing(owner),
+            limit=page_size(limit, ctx.settings),
             cursor=cursor,
             order=order,
         )
@@ -150,10 +144,8 @@ class SessionController(Controller):
     )
     async def list_messages(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
+        ctx: NamedDependency[RequestContext],
         request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
         session_id: FromPath[UUID],
         limit: Limit = None,
         cursor: Cursor = None,
@@ -168,20 +160,20 @@ class SessionController(Controller):
             ),
         ] = None,
     ) -> Response[list[MessageRead]]:
-        size = page_size(limit, settings)
+        size = page_size(limit, ctx.settings)
         if branch is not None:
             along = await sessions.list_branch_messages(
-                db,
+                ctx.db,
                 str(session_id),
                 branch,
-                scope=caller.scope,
+                scope=ctx.scope,
                 limit=size,
                 cursor=cursor,
                 direction=direction,
             )
             return page_response(along, request)  # type: ignore[arg-type]
         page = await sessions.list_messages(
-            db, str(session_id), scope=caller.scope, limit=size, cursor=cursor, direction=direction
+            ctx.db, str(session_id), scope=ctx.scope, limit=size, cursor=cursor, direction=direction
         )
         return page_response(page, request)
 
@@ -196,15 +188,14 @@ class SessionController(Controller):
     )
     async def get_session(
         self,
-        db: NamedDependency[Database],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         session_id: FromPath[UUID],
         message_id: Annotated[
             str | None,
             QueryParameter(name="message_id", description="Read the branch through this message instead."),
         ] = None,
     ) -> SessionDetail:
-        return await sessions.get_session_detail(db, str(session_id), message_id, scope=caller.scope)
+        return await sessions.get_session_detail(ctx.db, str(session_id), message_id, scope=ctx.scope)
 
     @get(
         "/{session_id:uuid}/export",
@@ -217,15 +208,14 @@ class SessionController(Controller):
     )
     async def export_session(
         self,
-        db: NamedDependency[Database],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         session_id: FromPath[UUID],
         format: Annotated[
             Literal["json", "markdown"],
             QueryParameter(name="format", description="`json` (default) or `markdown`."),
         ] = "json",
     ) -> Response[SessionExport]:
-        export = await transfer.export_session(db, str(session_id), scope=caller.scope)
+        export = await transfer.export_session(ctx.db, str(session_id), scope=ctx.scope)
         stem = _file_stem(export.session.name, str(session_id))
         if format == "markdown":
             return Response(
@@ -248,13 +238,11 @@ class SessionController(Controller):
     )
     async def import_session(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         data: JSONBody[SessionExport],
     ) -> Response[SessionRead]:
-        check_session_import(data, settings)
-        session = await transfer.import_session(db, data, scope=caller.scope)
+        check_session_import(data, ctx.settings)
+        session = await transfer.import_session(ctx.db, data, scope=ctx.scope)
         return Response(session, status_code=201, headers={"Location": f"{SESSIONS_URL}/{session.id}"})
 
     @post(
@@ -273,16 +261,14 @@ class SessionController(Controller):
     )
     async def fork_session(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         session_id: FromPath[UUID],
         data: JSONBody[ForkRequest],
     ) -> Response[SessionRead]:
         if isinstance(data.name, str):
-            check_text("name", data.name, settings.max_name_length)
+            check_text("name", data.name, ctx.settings.max_name_length)
         fork = await transfer.fork_session(
-            db, str(session_id), data.message_id, data.name, scope=caller.scope
+            ctx.db, str(session_id), data.message_id, data.name, scope=ctx.scope
         )
         return Response(fork, status_code=201, headers={"Location": f"{SESSIONS_URL}/{fork.id}"})
 
@@ -300,20 +286,18 @@ class SessionController(Controller):
     )
     async def update_session(
         self,
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         session_id: FromPath[UUID],
         data: JSONBody[SessionUpdate],
     ) -> SessionRead:
         if isinstance(data.name, str):
-            check_text("name", data.name, settings.max_name_length)
+            check_text("name", data.name, ctx.settings.max_name_length)
         return await sessions.update_session(
-            db,
+            ctx.db,
             str(session_id),
             data,
-            lambda merged: check_metadata("metadata", merged, settings),
-            scope=caller.scope,
+            lambda merged: check_metadata("metadata", merged, ctx.settings),
+            scope=ctx.scope,
         )
 
     @delete(
@@ -323,10 +307,8 @@ class SessionController(Controller):
         summary="Delete a session and its messages",
         raises=[NotFoundException],
     )
-    async def delete_session(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], session_id: FromPath[UUID]
-    ) -> None:
-        await sessions.delete_session(db, str(session_id), scope=caller.scope)
+    async def delete_session(self, ctx: NamedDependency[RequestContext], session_id: FromPath[UUID]) -> None:
+        await sessions.delete_session(ctx.db, str(session_id), scope=ctx.scope)
 
 
 def _file_stem(name: str | None, session_id: str) -> str:

@@ -17,7 +17,7 @@ from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, UnsetType
 
 from chatstore.api.access_log import note_session_id
-from chatstore.api.callers import Caller
+from chatstore.api.dependencies import RequestContext
 from chatstore.api.limits import check_text
 from chatstore.api.openapi import error_response
 from chatstore.api.ui_message_stream import ReplyFacts, to_ui_message_stream, to_ui_messages
@@ -162,25 +162,22 @@ class UIChatController(Controller):
     async def chat(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        replies: NamedDependency[Replies],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         data: JSONBody[UIChatRequest],
     ) -> Response[Any]:
         session_id = _session_id(data.id)
         note_session_id(request, session_id)  # for the access log: the body is read once, here
         if data.trigger == "regenerate-message":
-            turn = await self._regenerate(db, replies, session_id, data, caller.scope)
+            turn = await self._regenerate(ctx.db, ctx.replies, session_id, data, ctx.scope)
         else:
-            message = _new_user_message(data, settings)
-            turn = await self._submit(db, replies, session_id, data, message, caller.scope)
+            message = _new_user_message(data, ctx.settings)
+            turn = await self._submit(ctx.db, ctx.replies, session_id, data, message, ctx.scope)
             if turn.is_retry:
-                events = await replies.follow(turn.reply_id, None, turn.started, scope=caller.scope)
+                events = await ctx.replies.follow(turn.reply_id, None, turn.started, scope=ctx.scope)
                 assert events is not None  # without a position there is always a stream
                 return to_ui_message_stream(events, _facts(turn))
-        generation = replies.begin(turn, keep_generating=data.keep_generating)
-        return _stream_new_reply(replies, generation)
+        generation = ctx.replies.begin(turn, keep_generating=data.keep_generating)
+        return _stream_new_reply(ctx.replies, generation)
 
     @staticmethod
     async def _submit(
@@ -239,20 +236,18 @@ class UIChatController(Controller):
     )
     async def resume(
         self,
-        db: NamedDependency[Database],
-        replies: NamedDependency[Replies],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         chat_id: Annotated[UUID, CHAT_ID],
     ) -> Response[Any]:
         session_id = str(chat_id)
         try:
-            branch = (await get_session_detail(db, session_id, scope=caller.scope)).messages
+            branch = (await get_session_detail(ctx.db, session_id, scope=ctx.scope)).messages
         except SessionNotFound:
             return Response(None, status_code=204)
         reply = branch[-1] if branch else None
         if reply is None or reply.role != "assistant" or reply.status != "in_progress":
             return Response(None, status_code=204)
-        events = await replies.follow(reply.id, None, scope=caller.scope)
+        events = await ctx.replies.follow(reply.id, None, scope=ctx.scope)
         assert events is not None  # without a position there is always a stream
         return to_ui_message_stream(events, ReplyFacts(reply.session_id, reply.seq, reply.created_at))
 
@@ -267,13 +262,12 @@ class UIChatController(Controller):
     )
     async def messages(
         self,
-        db: NamedDependency[Database],
-        caller: NamedDependency[Caller],
+        ctx: NamedDependency[RequestContext],
         chat_id: Annotated[UUID, CHAT_ID],
     ) -> list[UIMessage]:
         session_id = str(chat_id)
         try:
-            branch = (await get_session_detail(db, session_id, scope=caller.scope)).messages
+            branch = (await get_session_detail(ctx.db, session_id, scope=ctx.scope)).messages
         except SessionNotFound:
             return []
         return to_ui_messages(branch)
