@@ -89,6 +89,7 @@ from chatstore.core.db import resolve_url
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_message_row, utc_now
 from chatstore.schemas import (
+    BranchMessage,
     ChatRequest,
     MessageIn,
     MessageRead,
@@ -234,7 +235,7 @@ def seed_content(seq: int) -> str:
 class MemoryTurn:
     session_id: str
     message_ids: list[str]
-    reply: MessageRead
+    reply: BranchMessage
 
 
 class MemoryStore:
@@ -242,7 +243,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.sessions: dict[str, SessionRead] = {}
-        self.messages: dict[str, list[MessageRead]] = {}
+        self.messages: dict[str, list[BranchMessage]] = {}
 
     def create_session(self, data: SessionCreate) -> SessionRead:
         now = utc_now()
@@ -256,16 +257,21 @@ class MemoryStore:
         session = msgspec.structs.replace(self.sessions[session_id], message_count=len(messages))
         return SessionDetail(session=session, messages=messages)
 
-    def append(self, session_id: str, role: Role, content: str, status: Status) -> MessageRead:
+    def append(self, session_id: str, role: Role, content: str, status: Status) -> BranchMessage:
+        """A message below the session's last one, as chatstore's GET gives it: with its parent and
+        its siblings (itself alone, on a chain), so that both servers send the same bytes."""
         messages = self._messages_of(session_id)
-        message = MessageRead(
-            id=new_id(),
+        message_id = new_id()
+        message = BranchMessage(
+            id=message_id,
             session_id=session_id,
             seq=len(messages) + 1,
             role=role,
             content=content,
             status=status,
             created_at=utc_now(),
+            parent_id=messages[-1].id if messages else None,
+            sibling_ids=[message_id],
         )
         messages.append(message)
         return message
@@ -275,15 +281,15 @@ class MemoryStore:
         reply = self.append(session_id, "assistant", "", "in_progress")
         return MemoryTurn(session_id, [message.id for message in stored], reply)
 
-    def finish_reply(self, reply: MessageRead, content: str) -> MessageRead:
+    def finish_reply(self, reply: BranchMessage, content: str) -> BranchMessage:
         done = msgspec.structs.replace(reply, content=content, status="complete")
         self.messages[reply.session_id][reply.seq - 1] = done
         return done
 
-    async def history(self, session_id: str, before_seq: int) -> list[MessageRead]:
+    async def history(self, session_id: str, before_seq: int) -> list[BranchMessage]:
         return self._messages_of(session_id)[: before_seq - 1]
 
-    def _messages_of(self, session_id: str) -> list[MessageRead]:
+    def _messages_of(self, session_id: str) -> list[BranchMessage]:
         messages = self.messages.get(session_id)
         if messages is None:
             raise NotFoundException(f"session {session_id!r} not found")
