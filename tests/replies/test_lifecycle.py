@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from chatstore.app import create_app
@@ -235,8 +235,10 @@ def test_a_file_that_is_not_a_database_stops_start_up_instead_of_hanging(tmp_pat
 
 
 def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_path: Path) -> None:
-    """SQLite's writer commits queued writes together, each in a SAVEPOINT: one that raises is rolled
-    back alone and its caller gets its error, while the writes before and after it are stored."""
+    """SQLite's writer commits queued writes together: one that raises is rolled back alone and its
+    caller gets its error, while the writes before and after it are stored. The batch is tried first
+    without savepoints; once a write raises, it is rolled back and run again, each write in a
+    SAVEPOINT of its own."""
 
     async def run() -> tuple[list[Any], list[int], list[Any]]:
         database = await open_database(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
@@ -289,7 +291,58 @@ def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_p
     assert results[2] == 3
     assert isinstance(results[3], LookupError) and str(results[3]) == "refused by the function itself"
     assert stored == [1, 3]
-    assert len(transactions) == 4 and all(t is transactions[0] for t in transactions)  # one batch
+    # One batch: the first try stopped at the write that raised, then all four ran in one transaction.
+    first_try, again = transactions[:2], transactions[2:]
+    assert len(again) == 4 and all(t is again[0] for t in again)
+    assert all(t is first_try[0] for t in first_try) and first_try[0] is not again[0]
+
+
+def test_a_batch_where_no_write_raises_commits_once_without_savepoints(tmp_path: Path) -> None:
+    """The common case costs one transaction and no SAVEPOINT, however many writes share it."""
+
+    async def run() -> tuple[list[Any], list[int], list[str]]:
+        database = await open_database(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
+        release = threading.Event()
+        statements: list[str] = []
+
+        def insert(n: int) -> Any:
+            def write(connection: Connection) -> int:
+                connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
+                return n
+
+            return write
+
+        def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        try:
+            await database.write(
+                lambda connection: connection.exec_driver_sql("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+            )
+            holding = asyncio.ensure_future(database.write(lambda _: release.wait(10)))
+            await asyncio.sleep(0.05)  # the writer is busy: the next five queue into one batch
+            engine = database._writer._engine  # type: ignore[attr-defined]
+            event.listen(engine, "before_cursor_execute", note)
+            queued = [asyncio.ensure_future(database.write(insert(n))) for n in range(1, 6)]
+            await asyncio.sleep(0.05)
+            release.set()
+            await holding
+            results = await asyncio.gather(*queued)
+            event.remove(engine, "before_cursor_execute", note)
+            stored = await database.read(
+                lambda connection: [
+                    n for (n,) in connection.execute(text("SELECT n FROM numbers ORDER BY n"))
+                ]
+            )
+        finally:
+            release.set()
+            await database.close()
+        return results, stored, statements
+
+    results, stored, statements = anyio.run(run)
+    assert results == [1, 2, 3, 4, 5] == stored
+    assert sum("INSERT" in statement for statement in statements) == 5  # each write ran once
+    assert not [statement for statement in statements if "SAVEPOINT" in statement.upper()]
 
 
 def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_path: Path) -> None:
