@@ -12,6 +12,8 @@ import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import Engine
+from sqlalchemy import event as sql_events
 
 from chatstore.schemas import MessageIn
 from chatstore.services.owners import EVERY_SESSION
@@ -103,6 +105,35 @@ def test_a_streaming_reply_shows_its_progress_to_readers(make_app: AppFactory, d
     assert max(len(chunks) for _, chunks in in_database) >= 3, "several progress writes, each a chunk"
     assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == full
     assert stored_chunks(db, reply_id) == []
+
+
+@pytest.mark.parametrize("progress_written", [False, True])
+def test_the_final_write_drops_chunks_only_of_a_reply_that_had_progress_writes(
+    make_app: AppFactory, db: DatabaseView, progress_written: bool
+) -> None:
+    """A reply that ended before any progress write has no chunks: its final write issues no
+    statement for them. One that had some drops them all."""
+    if progress_written:
+        app, _ = slow_app(make_app, delay_s=0.03)
+    else:
+        app = make_app(ScriptedResponder(PIECES, delay_s=0), progress_interval_ms=60_000)
+    chunk_deletes: list[str] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM REPLY_CHUNKS"):
+            chunk_deletes.append(statement)
+
+    sql_events.listen(Engine, "before_cursor_execute", note)
+    try:
+        with TestClient(app) as client:
+            session_id = client.post("/api/sessions").json()["id"]
+            events = parse_sse(client.post("/api/chat", json=body(session_id, "go")).text)
+    finally:
+        sql_events.remove(Engine, "before_cursor_execute", note)
+    reply_id = events[0].data["assistant_message_id"]
+    assert db.scalar("SELECT content FROM messages WHERE id = :id", id=reply_id) == "".join(PIECES)
+    assert stored_chunks(db, reply_id) == []
+    assert len(chunk_deletes) == (1 if progress_written else 0)
 
 
 def test_re_attaching_from_random_positions_gives_exactly_the_rest(

@@ -61,6 +61,8 @@ class Generation:
         self.length = 0
         # How much of the text its progress writes have stored: the next chunk starts there.
         self.flushed_length = 0
+        # Whether a progress write was ever asked to store a chunk: else the final write drops none.
+        self.chunks_asked = False
         # Followers waiting for the next piece (or the end): woken once each, then forgotten.
         self._waiters: list[asyncio.Future[None]] = []
         self._stop_reason: FinishReason = "server_stopped"
@@ -163,7 +165,13 @@ class Generation:
         try:
             # Shielded: a write in flight when its caller is cancelled (at shutdown) still ends.
             stored = await asyncio.shield(
-                finish_reply(self._db, self.turn.reply_id, self._stored_content(), *self._final)
+                finish_reply(
+                    self._db,
+                    self.turn.reply_id,
+                    self._stored_content(),
+                    *self._final,
+                    chunks_asked=lambda: self.chunks_asked,
+                )
             )
         except DatabaseUnavailable:
             self.failed_writes += 1

@@ -249,6 +249,9 @@ class Replies:
             if g.turn.reply_id in flushed_to
         }
         ids = [g.turn.reply_id for g in active]
+        for generation in active:
+            # Before the write is queued: a final write that follows it must drop what it stores.
+            generation.chunks_asked = generation.chunks_asked or generation.turn.reply_id in chunks
 
         def write(connection: Connection) -> dict[str, bool]:
             return write_progress(connection, chunks, ids)

@@ -11,6 +11,7 @@ died; another process's ``WorkerLease`` sweeps). Each of them folds the chunks i
 deletes them in the same transaction.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -117,13 +118,25 @@ async def is_session_stored(db: Database, session_id: str) -> bool:
 
 
 async def finish_reply(
-    db: Database, reply_id: str, content: str, status: Status, reason: FinishReason, error: str | None
+    db: Database,
+    reply_id: str,
+    content: str,
+    status: Status,
+    reason: FinishReason,
+    error: str | None,
+    *,
+    chunks_asked: Callable[[], bool] = lambda: True,
 ) -> MessageRead | None:
     """Store the reply's content (its whole text: the chunks of its progress are dropped) and final
-    state; None if it is gone (its session was deleted)."""
+    state; None if it is gone (its session was deleted).
+
+    ``chunks_asked``: whether a progress write was ever asked to store a chunk of this reply (only
+    the process generating it writes them). Without one there is no chunk to drop, and no statement
+    for it. It is asked once the reply's row is locked by the final UPDATE: a progress write asked
+    later finds the reply ended and stores nothing."""
 
     def store(connection: Connection) -> MessageRead | None:
-        return store_final_state(connection, reply_id, content, status, reason, error)
+        return store_final_state(connection, reply_id, content, status, reason, error, chunks_asked)
 
     return await db.write(store)
 
@@ -135,12 +148,14 @@ def store_final_state(
     status: Status,
     reason: FinishReason,
     error: str | None,
+    chunks_asked: Callable[[], bool],
 ) -> MessageRead | None:
     """``finish_reply``'s transaction."""
     values = {"reply_id": reply_id, "content": content, "status": status, "finish_reason": reason}
     row = connection.execute(_FINISH_REPLY, {**values, "error": error, "updated_at": utc_now()}).first()
-    # A new statement: on PostgreSQL it sees a chunk that a progress write holding the row committed.
-    connection.execute(_DROP_CHUNKS, {"reply_id": reply_id})
+    if chunks_asked():
+        # A new statement: on PostgreSQL it sees a chunk that a progress write holding the row committed.
+        connection.execute(_DROP_CHUNKS, {"reply_id": reply_id})
     return None if row is None else to_message(row)
 
 
