@@ -1,8 +1,8 @@
 """The database: engines, connection set-up, and how SQL runs without blocking the loop.
 
 All SQL is written as plain SQLAlchemy Core functions ``fn(connection) -> result``, handed to
-``Database.read`` or ``Database.write``, which run each in one transaction without blocking the
-event loop:
+``Database.read`` or ``Database.write``, which run each without blocking the event loop (a write in
+one transaction):
 
 - SQLite's driver blocks, so the functions run in worker threads: one thread hop per transaction,
   not per statement. SQLite has a single writer however many connections ask, so every write of
@@ -10,8 +10,8 @@ event loop:
   (group commit); one that raises fails alone (the others run again, each in a SAVEPOINT); each
   caller still gets its own durable commit before its ``await`` returns.
   Reads use a small pool of connections, which WAL lets run beside the writer.
-- PostgreSQL runs them on asyncpg through SQLAlchemy's ``run_sync``, each in its own transaction
-  on a pool, with no thread at all.
+- PostgreSQL runs them on asyncpg through SQLAlchemy's ``run_sync``, on a pool, with no thread at
+  all: a write in its own transaction, a read without BEGIN and COMMIT (read committed either way).
 
 When the database cannot run a transaction (unreachable, out of connections, a full disk, a file
 deleted under the process), ``read`` and ``write`` raise ``DatabaseUnavailable`` instead of the
@@ -204,7 +204,8 @@ class Database(ABC):
         self._outage = _Outage()
 
     async def read(self, fn: Work[T]) -> T:
-        """Run ``fn`` in a read transaction (one consistent snapshot)."""
+        """Run ``fn`` to read: on SQLite in one transaction (one snapshot for all its statements);
+        on PostgreSQL each statement sees what was committed before it started (read committed)."""
         try:
             result = await self._read(fn)
         except Exception as exc:
@@ -591,6 +592,10 @@ class PostgresDatabase(Database):
         url, server_settings = _server_settings_from_options(url)
         self._engine = self._create_engine(url, server_settings, settings, settings.db_pool_size)
         self._priority = self._create_engine(url, server_settings, settings, self.priority_pool_size)
+        # Reads share the pool and run without BEGIN and COMMIT, each statement its own transaction:
+        # what a read committed transaction gives (every statement sees what was committed before
+        # it started), for one round trip per statement instead of three for a one-statement read.
+        self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @staticmethod
     def _create_engine(
@@ -615,7 +620,7 @@ class PostgresDatabase(Database):
         return engine
 
     async def _read(self, fn: Work[T]) -> T:
-        async with self._engine.begin() as connection:
+        async with self._reader.connect() as connection:
             return await connection.run_sync(fn)
 
     async def _write(self, fn: Work[T], priority: bool) -> T:
