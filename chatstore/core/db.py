@@ -30,6 +30,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -296,21 +297,50 @@ class SQLiteDatabase(Database):
         _configure_sqlite(writer, busy_timeout_ms, begin="BEGIN IMMEDIATE", sets_wal=True)
         self._file = _DatabaseFile(str(url.database))
         self._writer = _GroupCommitWriter(writer, connected=self._file.remember, check=self._file.check)
-        self._read_limiter = anyio.CapacityLimiter(settings.db_pool_size)
+        # One thread per connection of the reader pool, and one slot per thread: a read that holds a
+        # slot finds a thread and a connection free at once.
+        self._read_threads = ThreadPoolExecutor(
+            max_workers=settings.db_pool_size, thread_name_prefix="chatstore-sqlite-reader"
+        )
+        self._read_slots = asyncio.Semaphore(settings.db_pool_size)
         self._pool_timeout_s = settings.db_pool_timeout_s
 
     async def _read(self, fn: Work[T]) -> T:
-        # Waiting for a connection is bounded as on PostgreSQL: a starved pool answers "busy".
-        borrower = object()  # one token per read, whichever task asks
+        await self._take_read_slot()
+        slot_freed_by_thread = False
         try:
-            with anyio.fail_after(self._pool_timeout_s):
-                await self._read_limiter.acquire_on_behalf_of(borrower)
+            read = self._read_threads.submit(self._read_in_thread, fn)
+            try:
+                return await asyncio.wrap_future(read)
+            except asyncio.CancelledError:
+                # A cancelled read returns at once, not when its thread is done: waiting would not survive
+                # anyio's cancel scopes, which cancel the task again on every turn of the loop. The thread
+                # frees the slot once it has given the connection back, and close() waits for it.
+                read.add_done_callback(self._read_slot_freer(asyncio.get_running_loop()))
+                slot_freed_by_thread = True
+                raise
+        finally:
+            if not slot_freed_by_thread:
+                self._read_slots.release()
+
+    def _read_slot_freer(self, loop: asyncio.AbstractEventLoop) -> Callable[[Future[Any]], None]:
+        def free_slot(_: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop has no reads left to let in
+                loop.call_soon_threadsafe(self._read_slots.release)
+
+        return free_slot
+
+    async def _take_read_slot(self) -> None:
+        # Waiting for a connection is bounded as on PostgreSQL: a starved pool answers "busy".
+        # A free slot is taken without a timer: only a read that must wait arms one.
+        if not self._read_slots.locked():
+            await self._read_slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self._pool_timeout_s):
+                await self._read_slots.acquire()
         except TimeoutError:
             raise DatabaseUnavailable("busy", retry_after_s=1) from None
-        try:
-            return await anyio.to_thread.run_sync(self._read_in_thread, fn)
-        finally:
-            self._read_limiter.release_on_behalf_of(borrower)
 
     def _read_in_thread(self, fn: Work[T]) -> T:
         self._file.check()
@@ -321,7 +351,12 @@ class SQLiteDatabase(Database):
         return await self._writer.submit(fn, priority=priority)
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._writer.stop)
+        await anyio.to_thread.run_sync(self._close_in_thread)
+
+    def _close_in_thread(self) -> None:
+        self._writer.stop()
+        # The reads still running, cancelled ones too, give their connections back before the engine goes.
+        self._read_threads.shutdown(wait=True)
         self._reader.dispose()
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import Connection, create_engine, text
@@ -183,3 +184,107 @@ async def test_a_read_that_finds_no_free_connection_in_time_is_unavailable_on_sq
         await database.close()
     assert refused.value.reason == "busy"
     assert 0.15 < waited < 2
+
+
+@pytest.mark.anyio
+async def test_at_most_pool_size_reads_run_at_once_each_in_a_worker_thread_on_sqlite(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", db_pool_size=3, db_pool_timeout_s=10)
+    database = await open_database(settings)
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    threads: set[str] = set()
+
+    def overlapping(connection: Connection) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            threads.add(threading.current_thread().name)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return connection.execute(text("SELECT 1")).scalar_one()
+
+    try:
+        results = await asyncio.gather(*(database.read(overlapping) for _ in range(12)))
+    finally:
+        await database.close()
+    assert results == [1] * 12
+    assert most == 3
+    assert threading.current_thread().name not in threads and len(threads) <= 3, threads
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cancelled_by", ["task.cancel", "anyio cancel scope"])
+async def test_a_cancelled_read_returns_at_once_and_holds_its_slot_until_its_thread_is_done_on_sqlite(
+    tmp_path: Path, cancelled_by: str
+) -> None:
+    """Cancelled, a read raises at once; its thread runs on with the connection, so its slot is not
+    free until the thread is done, and is free again after."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'app.db'}", db_pool_size=1, db_pool_timeout_s=0.2
+    )
+    database = await open_database(settings)
+    began, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def held(connection: Connection) -> None:
+        began.set()
+        release.wait(10)
+        connection.execute(text("SELECT 1"))
+        finished.set()
+
+    async def cancelled_read() -> None:
+        if cancelled_by == "task.cancel":
+            reading = asyncio.ensure_future(database.read(held))
+            while not began.is_set():
+                await asyncio.sleep(0.01)
+            reading.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reading
+        else:
+            with anyio.move_on_after(0.1) as scope:
+                await database.read(held)
+            assert scope.cancelled_caught
+
+    try:
+        with anyio.fail_after(2):
+            await cancelled_read()
+        assert began.is_set() and not finished.is_set()
+        with pytest.raises(DatabaseUnavailable) as refused:
+            await database.read(lambda connection: connection.execute(text("SELECT 1")).scalar())
+        release.set()
+        with anyio.fail_after(2):
+            while not finished.is_set():
+                await asyncio.sleep(0.01)
+        assert await database.read(lambda connection: connection.execute(text("SELECT 2")).scalar()) == 2
+    finally:
+        release.set()
+        await database.close()
+    assert refused.value.reason == "busy"
+    assert refused.value.__cause__ is None  # refused a slot, not a connection by the engine's pool
+
+
+@pytest.mark.anyio
+async def test_closing_waits_for_the_reads_still_running_on_sqlite(tmp_path: Path) -> None:
+    database = await open_database(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
+    began, release = threading.Event(), threading.Event()
+
+    def held(connection: Connection) -> int:
+        began.set()
+        release.wait(10)
+        return connection.execute(text("SELECT 1")).scalar_one()
+
+    try:
+        reading = asyncio.ensure_future(database.read(held))
+        while not began.is_set():
+            await asyncio.sleep(0.01)
+        reading.cancel()
+        closing = asyncio.ensure_future(database.close())
+        await asyncio.sleep(0.1)
+        assert not closing.done()
+    finally:
+        release.set()
+    await closing
+    with pytest.raises(asyncio.CancelledError):
+        await reading
