@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -234,43 +235,28 @@ def test_a_file_that_is_not_a_database_stops_start_up_instead_of_hanging(tmp_pat
     assert caught.group_contains(DatabaseError, match="not a database")
 
 
-def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_path: Path) -> None:
-    """SQLite's writer commits queued writes together: one that raises is rolled back alone and its
-    caller gets its error, while the writes before and after it are stored. The batch is tried first
-    without savepoints; once a write raises, it is rolled back and run again, each write in a
-    SAVEPOINT of its own."""
+def one_batch_of_writes(
+    database_url: str, writes: list[Callable[[Connection], Any]]
+) -> tuple[list[Any], list[int], list[str]]:
+    """Run ``writes`` as one batch of SQLite's writer (queued while it is busy) on a table of
+    ``numbers``; their results (or errors), the numbers stored, and every statement the writer ran."""
+    statements: list[str] = []
 
-    async def run() -> tuple[list[Any], list[int], list[Any]]:
-        database = await open_database(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
+    def note(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    async def run() -> tuple[list[Any], list[int]]:
+        database = await open_database(Settings(database_url=database_url))
+        engine = database._writer._engine  # type: ignore[attr-defined]
+        event.listen(engine, "before_cursor_execute", note)
         release = threading.Event()
-        transactions: list[Any] = []  # kept alive, so that distinct ones cannot share an id
-
-        def insert(*numbers: int, then: Exception | None = None) -> Any:
-            def write(connection: Connection) -> int:
-                transactions.append(connection.get_transaction())
-                for n in numbers:
-                    connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
-                if then is not None:
-                    raise then
-                return numbers[0]
-
-            return write
-
         try:
             await database.write(
                 lambda connection: connection.exec_driver_sql("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
             )
             holding = asyncio.ensure_future(database.write(lambda _: release.wait(10)))
-            await asyncio.sleep(0.05)  # the writer is busy: the next four queue into one batch
-            queued = [
-                asyncio.ensure_future(database.write(fn))
-                for fn in (
-                    insert(1),
-                    insert(2, 1),  # 2 goes in, then 1 again: the primary key refuses it
-                    insert(3),
-                    insert(4, then=LookupError("refused by the function itself")),
-                )
-            ]
+            await asyncio.sleep(0.05)  # the writer is busy: the writes queue into one batch
+            queued = [asyncio.ensure_future(database.write(write)) for write in writes]
             await asyncio.sleep(0.05)
             release.set()
             await holding
@@ -283,9 +269,39 @@ def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_p
         finally:
             release.set()
             await database.close()
-        return results, stored, transactions
+        return results, stored
 
-    results, stored, transactions = anyio.run(run)
+    results, stored = anyio.run(run)
+    return results, stored, statements
+
+
+def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_path: Path) -> None:
+    """SQLite's writer commits queued writes together: one that raises is rolled back alone and its
+    caller gets its error, while the writes before and after it are stored. The batch is tried first
+    without savepoints; once a write raises, it is rolled back and run again, each write in a
+    SAVEPOINT of its own."""
+    transactions: list[Any] = []  # kept alive, so that distinct ones cannot share an id
+
+    def insert(*numbers: int, then: Exception | None = None) -> Callable[[Connection], int]:
+        def write(connection: Connection) -> int:
+            transactions.append(connection.get_transaction())
+            for n in numbers:
+                connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
+            if then is not None:
+                raise then
+            return numbers[0]
+
+        return write
+
+    results, stored, statements = one_batch_of_writes(
+        f"sqlite:///{tmp_path / 'app.db'}",
+        [
+            insert(1),
+            insert(2, 1),  # 2 goes in, then 1 again: the primary key refuses it
+            insert(3),
+            insert(4, then=LookupError("refused by the function itself")),
+        ],
+    )
     assert results[0] == 1
     assert isinstance(results[1], IntegrityError)
     assert results[2] == 3
@@ -295,51 +311,22 @@ def test_a_write_that_raises_fails_alone_and_the_rest_of_its_batch_commits(tmp_p
     first_try, again = transactions[:2], transactions[2:]
     assert len(again) == 4 and all(t is again[0] for t in again)
     assert all(t is first_try[0] for t in first_try) and first_try[0] is not again[0]
+    assert sum(statement.startswith("SAVEPOINT") for statement in statements) == 4
 
 
 def test_a_batch_where_no_write_raises_commits_once_without_savepoints(tmp_path: Path) -> None:
     """The common case costs one transaction and no SAVEPOINT, however many writes share it."""
 
-    async def run() -> tuple[list[Any], list[int], list[str]]:
-        database = await open_database(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}"))
-        release = threading.Event()
-        statements: list[str] = []
+    def insert(n: int) -> Callable[[Connection], int]:
+        def write(connection: Connection) -> int:
+            connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
+            return n
 
-        def insert(n: int) -> Any:
-            def write(connection: Connection) -> int:
-                connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
-                return n
+        return write
 
-            return write
-
-        def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            statements.append(statement)
-
-        try:
-            await database.write(
-                lambda connection: connection.exec_driver_sql("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
-            )
-            holding = asyncio.ensure_future(database.write(lambda _: release.wait(10)))
-            await asyncio.sleep(0.05)  # the writer is busy: the next five queue into one batch
-            engine = database._writer._engine  # type: ignore[attr-defined]
-            event.listen(engine, "before_cursor_execute", note)
-            queued = [asyncio.ensure_future(database.write(insert(n))) for n in range(1, 6)]
-            await asyncio.sleep(0.05)
-            release.set()
-            await holding
-            results = await asyncio.gather(*queued)
-            event.remove(engine, "before_cursor_execute", note)
-            stored = await database.read(
-                lambda connection: [
-                    n for (n,) in connection.execute(text("SELECT n FROM numbers ORDER BY n"))
-                ]
-            )
-        finally:
-            release.set()
-            await database.close()
-        return results, stored, statements
-
-    results, stored, statements = anyio.run(run)
+    results, stored, statements = one_batch_of_writes(
+        f"sqlite:///{tmp_path / 'app.db'}", [insert(n) for n in range(1, 6)]
+    )
     assert results == [1, 2, 3, 4, 5] == stored
     assert sum("INSERT" in statement for statement in statements) == 5  # each write ran once
     assert not [statement for statement in statements if "SAVEPOINT" in statement.upper()]
