@@ -581,11 +581,12 @@ class _GroupCommitWriter:
             try:
                 results = [job.fn(connection) for job in batch]
             except Exception as exc:
-                if _fails_the_batch(exc):
-                    raise
-                transaction.rollback()
+                refusal = exc
             else:
                 return [(result, None) for result in results]
+            if (failure := _batch_failure(refusal)) is not None:
+                raise failure
+            transaction.rollback()
         # A job refused: its changes went with the others'. The batch again, each job in a SAVEPOINT.
         with connection.begin():
             return [self._run_job(connection, job) for job in batch]
@@ -599,19 +600,21 @@ class _GroupCommitWriter:
                 return job.fn(connection), None
         except Exception as exc:
             error = exc
-        if _fails_the_batch(error):
-            raise error
+        if (failure := _batch_failure(error)) is not None:
+            raise failure
         if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
             raise error
         return None, error
 
 
-def _fails_the_batch(error: BaseException) -> bool:
-    """A full disk or a lost file fails the batch, not the job. SQLite may then have rolled the whole
-    transaction back itself, and the rollback to a savepoint failed in turn (``__context__``)."""
-    return any(
-        failure is not None and unavailability(failure) is not None for failure in (error, error.__context__)
-    )
+def _batch_failure(error: BaseException) -> BaseException | None:
+    """The full disk or lost file behind ``error``, if there is one: it fails the batch, not the job.
+    SQLite may then have rolled the whole transaction back itself, and the rollback to a savepoint
+    failed in turn (``error``, with the full disk as its ``__context__``)."""
+    for failure in (error, error.__context__):
+        if failure is not None and unavailability(failure) is not None:
+            return failure
+    return None
 
 
 class PostgresDatabase(Database):
