@@ -371,3 +371,26 @@ def test_writes_fail_together_when_another_process_holds_the_lock_too_long(tmp_p
             isinstance(r.__cause__, OperationalError) and "locked" in str(r.__cause__) for r in results
         )
         assert client.post("/api/sessions").status_code == 201
+
+
+def test_a_write_that_finds_the_database_unavailable_fails_its_whole_batch(tmp_path: Path) -> None:
+    """A full disk or a lost file is the database's state, not one write's refusal: every write of
+    the batch fails with it at once, nothing is stored, and the batch is not run again."""
+
+    def insert(n: int) -> Callable[[Connection], int]:
+        def write(connection: Connection) -> int:
+            connection.execute(text("INSERT INTO numbers (n) VALUES (:n)"), {"n": n})
+            return n
+
+        return write
+
+    def unavailable(_connection: Connection) -> None:
+        raise DatabaseUnavailable("unreachable")
+
+    results, stored, statements = one_batch_of_writes(
+        f"sqlite:///{tmp_path / 'app.db'}", [insert(1), unavailable, insert(3)]
+    )
+    assert all(isinstance(r, DatabaseUnavailable) and r.reason == "unreachable" for r in results), results
+    assert stored == []
+    assert sum("INSERT" in statement for statement in statements) == 1  # tried once, not again
+    assert not [statement for statement in statements if "SAVEPOINT" in statement.upper()]
