@@ -1582,7 +1582,8 @@ def test_sidebar_groups_chats_by_day_and_shows_unnamed_ones_by_their_first_messa
     chat_page: Callable[..., ChatPage],
 ) -> None:
     chat = chat_page()
-    now = datetime.now(UTC)
+    # The page's clock stands at today's noon, so a run near midnight sees the same days.
+    now = datetime.now().astimezone().replace(hour=12, minute=0, second=0, microsecond=0)
     long_ago = now - timedelta(days=60)
     for name, when in [
         ("Today's", now - timedelta(minutes=5)),
@@ -1593,6 +1594,7 @@ def test_sidebar_groups_chats_by_day_and_shows_unnamed_ones_by_their_first_messa
         imported_session(chat, name, when, ["Hi", "Hello"])
     imported_session(chat, None, long_ago, ["Where do penguins live?\nAnd why?", "Mostly south."])
 
+    chat.page.clock.set_fixed_time(now)
     chat.page.reload()
 
     expect(chat.page.locator(".session-day")).to_have_text(
