@@ -31,6 +31,7 @@ from chatstore.api.request_limits import RequestLimits
 from chatstore.api.search import SearchController
 from chatstore.api.web import web_router
 from chatstore.core.db import open_database
+from chatstore.core.logs import write_out_queued_logs
 from chatstore.core.settings import Settings
 from chatstore.services.replies import Replies
 from chatstore.services.responders import MockResponder, Responder
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, responder: Responder | None 
             if own_responder is not None:
                 await own_responder.aclose()
             await db.close()
+            write_out_queued_logs()  # the process may end right after, without atexit hooks
 
     # The API, behind the keys and tokens when there are any; the page, its files and /healthz stay
     # open. The guard resolves every API request's caller, in open mode too.
