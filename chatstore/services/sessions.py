@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatstore.core.db import Database
+from chatstore.core.driver import DriverStatement
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import new_id, new_session_row, utc_now
 from chatstore.schemas import (
@@ -58,7 +59,9 @@ SessionOrder = Literal["created", "activity"]
 Direction = Literal["forward", "backward"]
 
 
-_INSERT_SESSION = insert(sessions_table)
+# Run on the driver, as the turns' writes are (see ``chatstore.core.driver``); rows of
+# ``new_session_row``, which gives every column.
+_INSERT_SESSION = DriverStatement(insert(sessions_table), column_keys=sessions_table.c.keys())
 
 
 async def create_session(db: Database, data: SessionCreate, *, scope: OwnerScope) -> SessionRead:
@@ -72,9 +75,7 @@ async def create_session(db: Database, data: SessionCreate, *, scope: OwnerScope
     )
 
     def insert_session(connection: Connection) -> None:
-        # The row as parameters of a statement built once: ``.values(row)`` would build a new
-        # statement, with a bound parameter per column, for every session.
-        connection.execute(_INSERT_SESSION, row)
+        _INSERT_SESSION.run(connection, row)
 
     await db.write(insert_session)
     return session

@@ -19,12 +19,13 @@ from sqlalchemy import ColumnElement, Connection, Insert, Select, bindparam, del
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore.core.db import Database
+from chatstore.core.driver import DriverStatement
 from chatstore.models import messages_table, reply_chunks_table, sessions_table
 from chatstore.models.tables import new_message_row, utc_now
 from chatstore.schemas import MessageRead
 from chatstore.services.branches import ancestors
 from chatstore.services.errors import ReplyNotFound
-from chatstore.services.rows import MESSAGE_COLUMNS, ChunksInOrder, to_message
+from chatstore.services.rows import MESSAGE_COLUMNS, ChunksInOrder, driver_times, to_message, to_messages
 from chatstore.vocabulary import FinishReason, Status
 
 __all__ = [
@@ -47,7 +48,8 @@ FOLD_BATCH = 500
 # Built once: these run for every reply (a follower polls the first), and building a statement
 # anew costs SQLAlchemy more than running it from its cache.
 _SELECT_MESSAGE = select(*MESSAGE_COLUMNS).where(messages_table.c.id == bindparam("message_id"))
-_FINISH_REPLY = (
+# Run on the driver: it ends every reply (see ``chatstore.core.driver``).
+_FINISH_REPLY = DriverStatement(
     update(messages_table)
     .where(messages_table.c.id == bindparam("reply_id"))
     .values(
@@ -152,11 +154,11 @@ def store_final_state(
 ) -> MessageRead | None:
     """``finish_reply``'s transaction."""
     values = {"reply_id": reply_id, "content": content, "status": status, "finish_reason": reason}
-    row = connection.execute(_FINISH_REPLY, {**values, "error": error, "updated_at": utc_now()}).first()
+    row = _FINISH_REPLY.run(connection, {**values, "error": error, "updated_at": utc_now()})
     if chunks_asked():
         # A new statement: on PostgreSQL it sees a chunk that a progress write holding the row committed.
         connection.execute(_DROP_CHUNKS, {"reply_id": reply_id})
-    return None if row is None else to_message(row)
+    return None if row is None else to_messages([row], driver_times(connection))[0]
 
 
 async def session_exists(db: Database, session_id: str) -> bool:

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy import Connection, Text, bindparam, cast, insert, select, update
 
 from chatstore.core.db import Database
+from chatstore.core.driver import DriverStatement
 from chatstore.models import messages_table, sessions_table
 from chatstore.models.tables import is_id, new_message_row, utc_now
 from chatstore.schemas import MessageIn, MessageRead, ReplyStarted
@@ -75,9 +76,8 @@ class Seqs(NamedTuple):
     metadata_json: str
 
 
-# Built once: SQLAlchemy takes several times longer to build a statement anew than to run it
-# from its cache, and these run in every turn.
-_TAKE_SEQS = (
+# Run on the driver: these run in every turn (see ``chatstore.core.driver``).
+_TAKE_SEQS = DriverStatement(
     update(sessions_table)
     .where(sessions_table.c.id == bindparam("session_id"))
     .values(
@@ -97,12 +97,13 @@ _TAKE_SEQS = (
         cast(sessions_table.c.metadata, Text).label("metadata_json"),
     )
 )
-_MAKE_CURRENT = (
+_MAKE_CURRENT = DriverStatement(
     update(sessions_table)
     .where(sessions_table.c.id == bindparam("session_id"))
     .values(current_message_id=bindparam("message_id"))
 )
-_INSERT_MESSAGES = insert(messages_table)
+# Rows of ``new_message_row``, which gives every column.
+_INSERT_MESSAGES = DriverStatement(insert(messages_table), column_keys=messages_table.c.keys())
 
 
 def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: datetime) -> Seqs:
@@ -114,16 +115,14 @@ def assign_seqs(connection: Connection, session_id: str, count: int, newest_at: 
     ``sessions.last_seq`` takes the session row's write lock, so two processes appending to one
     session never get the same numbers; the messages get ``last - count + 1`` … ``last``.
     """
-    row = connection.execute(
-        _TAKE_SEQS, {"session_id": session_id, "count": count, "newest_at": newest_at}
-    ).first()
+    row = _TAKE_SEQS.run(connection, {"session_id": session_id, "count": count, "newest_at": newest_at})
     if row is None:
         raise SessionNotFound(session_id)
-    return Seqs(row.last_seq, row.current_message_id, row.current_depth, row.metadata_json)
+    return Seqs(*row)
 
 
 def _make_current(connection: Connection, session_id: str, message_id: str) -> None:
-    connection.execute(_MAKE_CURRENT, {"session_id": session_id, "message_id": message_id})
+    _MAKE_CURRENT.run(connection, {"session_id": session_id, "message_id": message_id})
 
 
 async def start_turn(
@@ -211,7 +210,7 @@ async def start_turn(
             depth += 1
             seq += 1
         reply = new_reply_row(session_id, parent, depth, reply_seq, worker_id, now)
-        connection.execute(_INSERT_MESSAGES, [*rows, reply])
+        _INSERT_MESSAGES.run_many(connection, [*rows, reply])
         _make_current(connection, session_id, str(reply["id"]))
         return Turn(
             session_id,
@@ -265,7 +264,7 @@ async def start_regeneration(
                 raise InvalidInput("message_id", NOT_A_REPLY)
             question_id, depth = replaced.parent_id, replaced.depth
         reply = new_reply_row(session_id, question_id, depth, reply_seq, worker_id, now)
-        connection.execute(insert(messages_table).values(**reply))
+        _INSERT_MESSAGES.run(connection, reply)
         _make_current(connection, session_id, str(reply["id"]))
         return Turn(
             session_id, [], str(reply["id"]), question_id, reply_seq, now, session_metadata_json=metadata_json
